@@ -1,0 +1,72 @@
+//! Diagnostics for people (miette, with the source line) and for programs (JSON).
+
+use gantry_workflow::{Diagnostic, LineIndex, Severity};
+use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, MietteDiagnostic, NamedSource};
+use serde_json::{json, Value};
+
+/// One diagnostic as the CLI's and the API's JSON: 1-based line and column.
+pub(crate) fn diagnostic_json(d: &Diagnostic, lines: &LineIndex<'_>) -> Value {
+    let start = lines.line_col(d.span.start);
+    let end = lines.line_col(d.span.end);
+    let mut v = json!({
+        "severity": d.severity.as_str(),
+        "code": d.code.as_str(),
+        "message": d.message,
+        "line": start.line,
+        "column": start.column,
+        "endLine": end.line,
+        "endColumn": end.column,
+    });
+    if let Some(h) = &d.help {
+        v["help"] = json!(h);
+    }
+    v
+}
+
+/// Renders diagnostics of one file, miette-style, with the source line under each.
+pub(crate) fn diagnostics_text(file: &str, src: &str, diags: &[Diagnostic], color: bool) -> String {
+    let theme = if color {
+        GraphicalTheme::unicode()
+    } else {
+        GraphicalTheme::unicode_nocolor()
+    };
+    let handler = GraphicalReportHandler::new_themed(theme)
+        .with_width(100)
+        .with_context_lines(1);
+    let lines = LineIndex::new(src);
+    let mut out = String::new();
+    for d in diags {
+        let at = lines.line_col(d.span.start);
+        let mut md = MietteDiagnostic::new(format!(
+            "{file}:{}:{}: {} [{}]",
+            at.line, at.column, d.message, d.code
+        ))
+        .with_severity(match d.severity {
+            Severity::Error => miette::Severity::Error,
+            Severity::Warning => miette::Severity::Warning,
+        })
+        .with_label(LabeledSpan::new_primary_with_span(
+            None,
+            (d.span.start as usize, (d.span.end - d.span.start) as usize),
+        ));
+        for (span, label) in &d.related {
+            md = md.and_label(LabeledSpan::new_with_span(
+                Some(label.clone()),
+                (span.start as usize, (span.end - span.start) as usize),
+            ));
+        }
+        if let Some(h) = &d.help {
+            md = md.with_help(h.clone());
+        }
+        let report =
+            miette::Report::new(md).with_source_code(NamedSource::new(file, src.to_owned()));
+        if handler.render_report(&mut out, report.as_ref()).is_err() {
+            out.push_str(&format!(
+                "{file}:{}:{}: {}\n",
+                at.line, at.column, d.message
+            ));
+        }
+        out.push('\n');
+    }
+    out
+}
