@@ -6,6 +6,8 @@
 //! It knows nothing of workflows; an upgrade of the parser crate touches this file only.
 //! The tree is built with an explicit stack, so deep nesting cannot overflow the call stack.
 
+use std::borrow::Cow;
+
 use saphyr_parser::{Event, Parser, ScalarStyle, ScanError};
 
 use crate::diagnostic::{Code, Diagnostic, Span};
@@ -201,20 +203,9 @@ pub(crate) fn load(src: &str, diags: &mut Vec<Diagnostic>) -> Option<Node> {
             }
             Event::Scalar(value, style, anchor, tag) => {
                 nodes += 1;
-                match scalar(&value, style, tag.as_deref(), span) {
-                    Ok(node) => Some((node, anchor)),
-                    Err(d) => {
-                        diags.push(d);
-                        Some((
-                            Node {
-                                span,
-                                tag: None,
-                                kind: NodeKind::Str(value.into_owned()),
-                            },
-                            anchor,
-                        ))
-                    }
-                }
+                let (node, problem) = scalar(value, style, tag.as_deref(), span);
+                diags.extend(problem);
+                Some((node, anchor))
             }
             Event::SequenceStart(anchor, tag) => {
                 nodes += 1;
@@ -391,113 +382,120 @@ fn collection_tag(
 }
 
 fn scalar(
-    value: &str,
+    value: Cow<'_, str>,
     style: ScalarStyle,
     tag: Option<&saphyr_parser::Tag>,
     span: Span,
-) -> Result<Node, Diagnostic> {
+) -> (Node, Option<Diagnostic>) {
     let node = |kind| Node {
         span,
         tag: None,
         kind,
     };
-    if let Some(tag) = tag {
-        let name = tag_name(tag);
-        if tag.handle != "tag:yaml.org,2002:" {
-            // Local tags (`!Parameter p`) keep their scalar as a string argument.
-            return Ok(Node {
+    let Some(tag) = tag else {
+        let kind = match style {
+            ScalarStyle::Plain => plain(&value),
+            _ => None,
+        };
+        return (
+            node(kind.unwrap_or_else(|| NodeKind::Str(value.into_owned()))),
+            None,
+        );
+    };
+    let name = tag_name(tag);
+    if tag.handle != "tag:yaml.org,2002:" {
+        // Local tags (`!Parameter p`) keep their scalar as a string argument.
+        return (
+            Node {
                 span,
                 tag: Some(Tag { name }),
-                kind: NodeKind::Str(value.to_owned()),
-            });
+                kind: NodeKind::Str(value.into_owned()),
+            },
+            None,
+        );
+    }
+    let resolved = plain(&value);
+    let kind = match (tag.suffix.as_str(), resolved) {
+        ("str", _) => return (node(NodeKind::Str(value.into_owned())), None),
+        ("binary", _) => {
+            return (
+                Node {
+                    span,
+                    tag: Some(Tag { name }),
+                    kind: NodeKind::Str(value.split_whitespace().collect()),
+                },
+                None,
+            )
         }
-        let bad = |what: &str| {
-            Diagnostic::error(
+        ("null", Some(NodeKind::Null)) => Ok(NodeKind::Null),
+        ("bool", Some(NodeKind::Bool(b))) => Ok(NodeKind::Bool(b)),
+        ("int", Some(NodeKind::Int(i))) => Ok(NodeKind::Int(i)),
+        ("float", Some(NodeKind::Int(i))) => Ok(NodeKind::Float(i as f64)),
+        ("float", Some(NodeKind::Float(f))) => Ok(NodeKind::Float(f)),
+        ("null" | "bool" | "int" | "float", _) => {
+            let what = match tag.suffix.as_str() {
+                "null" => "null",
+                "bool" => "a boolean",
+                "int" => "an integer",
+                _ => "a number",
+            };
+            Err(Diagnostic::error(
                 Code::InvalidType,
                 format!("`{value}` is not {what} (tag `{name}`)"),
                 span,
-            )
-        };
-        return match tag.suffix.as_str() {
-            "str" => Ok(node(NodeKind::Str(value.to_owned()))),
-            "binary" => Ok(Node {
-                span,
-                tag: Some(Tag { name }),
-                kind: NodeKind::Str(value.split_whitespace().collect()),
-            }),
-            "null" => match plain(value) {
-                NodeKind::Null => Ok(node(NodeKind::Null)),
-                _ => Err(bad("null")),
-            },
-            "bool" => match plain(value) {
-                NodeKind::Bool(b) => Ok(node(NodeKind::Bool(b))),
-                _ => Err(bad("a boolean")),
-            },
-            "int" => match plain(value) {
-                NodeKind::Int(i) => Ok(node(NodeKind::Int(i))),
-                _ => Err(bad("an integer")),
-            },
-            "float" => match plain(value) {
-                NodeKind::Int(i) => Ok(node(NodeKind::Float(i as f64))),
-                NodeKind::Float(f) => Ok(node(NodeKind::Float(f))),
-                _ => Err(bad("a number")),
-            },
-            _ => Err(Diagnostic::error(
-                Code::UnknownTag,
-                format!("the tag `{name}` cannot be used on a scalar"),
-                span,
-            )),
-        };
-    }
-    if style == ScalarStyle::Plain {
-        Ok(node(plain(value)))
-    } else {
-        Ok(node(NodeKind::Str(value.to_owned())))
+            ))
+        }
+        _ => Err(Diagnostic::error(
+            Code::UnknownTag,
+            format!("the tag `{name}` cannot be used on a scalar"),
+            span,
+        )),
+    };
+    match kind {
+        Ok(kind) => (node(kind), None),
+        Err(d) => (node(NodeKind::Str(value.into_owned())), Some(d)),
     }
 }
 
-/// YAML 1.2 core schema resolution of an untagged plain scalar.
-fn plain(v: &str) -> NodeKind {
+/// YAML 1.2 core schema resolution of an untagged plain scalar; `None` for a string.
+fn plain(v: &str) -> Option<NodeKind> {
     match v {
-        "" | "~" | "null" | "Null" | "NULL" => return NodeKind::Null,
-        "true" | "True" | "TRUE" => return NodeKind::Bool(true),
-        "false" | "False" | "FALSE" => return NodeKind::Bool(false),
+        "" | "~" | "null" | "Null" | "NULL" => return Some(NodeKind::Null),
+        "true" | "True" | "TRUE" => return Some(NodeKind::Bool(true)),
+        "false" | "False" | "FALSE" => return Some(NodeKind::Bool(false)),
         ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => {
-            return NodeKind::Float(f64::INFINITY)
+            return Some(NodeKind::Float(f64::INFINITY))
         }
-        "-.inf" | "-.Inf" | "-.INF" => return NodeKind::Float(f64::NEG_INFINITY),
-        ".nan" | ".NaN" | ".NAN" => return NodeKind::Float(f64::NAN),
+        "-.inf" | "-.Inf" | "-.INF" => return Some(NodeKind::Float(f64::NEG_INFINITY)),
+        ".nan" | ".NaN" | ".NAN" => return Some(NodeKind::Float(f64::NAN)),
         _ => {}
     }
-    let bytes = v.as_bytes();
-    let Some(&first) = bytes.first() else {
-        return NodeKind::Null;
-    };
+    let first = *v.as_bytes().first()?;
     if !(first.is_ascii_digit() || matches!(first, b'-' | b'+' | b'.')) {
-        return NodeKind::Str(v.to_owned());
+        return None;
     }
     if let Some(hex) = v.strip_prefix("0x") {
         if let Ok(i) = i64::from_str_radix(hex, 16) {
-            return NodeKind::Int(i);
+            return Some(NodeKind::Int(i));
         }
     }
     if let Some(oct) = v.strip_prefix("0o") {
         if let Ok(i) = i64::from_str_radix(oct, 8) {
-            return NodeKind::Int(i);
+            return Some(NodeKind::Int(i));
         }
     }
     let digits = v.strip_prefix(['-', '+']).unwrap_or(v);
     if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
         if let Ok(i) = v.parse::<i64>() {
-            return NodeKind::Int(i);
+            return Some(NodeKind::Int(i));
         }
     }
     if is_float(digits) {
         if let Ok(f) = v.parse::<f64>() {
-            return NodeKind::Float(f);
+            return Some(NodeKind::Float(f));
         }
     }
-    NodeKind::Str(v.to_owned())
+    None
 }
 
 /// `(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?`
@@ -527,7 +525,38 @@ fn is_merge_key(key: &Node) -> bool {
 
 /// Applies `<<` merge keys (explicit keys win, earlier merged maps win over later ones) and
 /// reports duplicate keys.
+/// True when every key is a distinct scalar and none is `<<`: the common case, checked without
+/// allocating for small mappings.
+fn plain_and_distinct(entries: &[(Node, Node)]) -> bool {
+    fn key(n: &Node) -> Option<Cow<'_, str>> {
+        match &n.kind {
+            NodeKind::Str(s) if n.tag.is_none() && s == "<<" => None,
+            NodeKind::Str(s) => Some(Cow::Borrowed(s.as_str())),
+            NodeKind::Seq(_) | NodeKind::Map(_) => None,
+            _ => n.scalar_text().map(Cow::Owned),
+        }
+    }
+    if entries.len() <= 16 {
+        let mut keys: Vec<Cow<'_, str>> = Vec::with_capacity(entries.len());
+        for (k, _) in entries {
+            let Some(k) = key(k) else { return false };
+            if keys.contains(&k) {
+                return false;
+            }
+            keys.push(k);
+        }
+        return true;
+    }
+    let mut seen = std::collections::HashSet::with_capacity(entries.len());
+    entries
+        .iter()
+        .all(|(k, _)| key(k).is_some_and(|k| seen.insert(k)))
+}
+
 fn merge_and_dedup(entries: Vec<(Node, Node)>, diags: &mut Vec<Diagnostic>) -> Vec<(Node, Node)> {
+    if plain_and_distinct(&entries) {
+        return entries;
+    }
     let has_merge = entries.iter().any(|(k, _)| is_merge_key(k));
     let mut out: Vec<(Node, Node)> = Vec::with_capacity(entries.len());
     let mut merged: Vec<(Node, Node)> = Vec::new();
@@ -606,16 +635,16 @@ mod tests {
 
     #[test]
     fn core_schema_scalars() {
-        assert_eq!(plain("12"), NodeKind::Int(12));
-        assert_eq!(plain("-3"), NodeKind::Int(-3));
-        assert_eq!(plain("1.5"), NodeKind::Float(1.5));
-        assert_eq!(plain("1e3"), NodeKind::Float(1000.0));
-        assert_eq!(plain("~"), NodeKind::Null);
-        assert_eq!(plain("yes"), NodeKind::Str("yes".into()));
-        assert_eq!(plain("1.2.3"), NodeKind::Str("1.2.3".into()));
-        assert_eq!(plain("0x1f"), NodeKind::Int(31));
-        assert_eq!(plain("-"), NodeKind::Str("-".into()));
-        assert_eq!(plain("."), NodeKind::Str(".".into()));
+        assert_eq!(plain("12"), Some(NodeKind::Int(12)));
+        assert_eq!(plain("-3"), Some(NodeKind::Int(-3)));
+        assert_eq!(plain("1.5"), Some(NodeKind::Float(1.5)));
+        assert_eq!(plain("1e3"), Some(NodeKind::Float(1000.0)));
+        assert_eq!(plain("~"), Some(NodeKind::Null));
+        assert_eq!(plain("yes"), None);
+        assert_eq!(plain("1.2.3"), None);
+        assert_eq!(plain("0x1f"), Some(NodeKind::Int(31)));
+        assert_eq!(plain("-"), None);
+        assert_eq!(plain("."), None);
     }
 
     #[test]

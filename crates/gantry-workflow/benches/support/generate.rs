@@ -50,7 +50,7 @@ pub(crate) fn workflow(steps: usize) -> String {
             let _ = writeln!(
                 s,
                 "    previous: ${{outputs.step-{}.result}}",
-                (i / 10) * 10
+                if i % 10 == 0 { i - 1 } else { (i / 10) * 10 }
             );
         }
         let _ = writeln!(
@@ -59,7 +59,7 @@ pub(crate) fn workflow(steps: usize) -> String {
         );
         let _ = writeln!(
             s,
-            "    config: ${{merge({{'replicas': {}}}, {{'zone': parameters.param{p}}})}}",
+            "    config: \"${{merge({{'replicas': {}}}, {{'zone': parameters.param{p}}})}}\"",
             i % 4 + 1
         );
         s.push_str(

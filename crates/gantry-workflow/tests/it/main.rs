@@ -1,6 +1,9 @@
 //! Integration tests of the workflow language, one binary with a module per feature.
 
 mod corpus;
+mod coverage;
+mod evaluation;
+mod generated;
 mod properties;
 
 use std::path::{Path, PathBuf};

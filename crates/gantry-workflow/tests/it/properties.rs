@@ -84,3 +84,32 @@ fn alias_bomb_is_bounded() {
         .iter()
         .any(|d| d.code == gantry_workflow::Code::YamlAliasLimit));
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 500, ..ProptestConfig::default() })]
+
+    /// Whatever the parser accepted, the evaluator handles without panicking, with or without data.
+    #[test]
+    fn evaluating_parsed_values_never_panics(src in yamlish()) {
+        use gantry_workflow::expr::{evaluate, evaluate_when, Data};
+        let parsed = parse(&src);
+        let mut data = Data::default();
+        data.parameters.insert("p".into(), serde_json::json!({"a": [1, "x", null]}));
+        data.event = Some(serde_json::json!({"b": true}));
+        for step in &parsed.workflow.steps {
+            if let Some(spec) = step.container().and_then(|c| c.spec.as_ref()) {
+                let _ = evaluate(&spec.to_json(), &data);
+                let _ = evaluate(&spec.to_json(), &Data::default());
+            }
+            if let Some(w) = &step.when {
+                let _ = evaluate_when(&w.to_json(), &data);
+            }
+        }
+    }
+
+    #[test]
+    fn arbitrary_templates_never_panic(s in "\\$\\{[ -~]{0,40}\\}[ -~]{0,10}") {
+        use gantry_workflow::expr::{evaluate, Data};
+        let _ = evaluate(&serde_json::Value::String(s), &Data::default());
+    }
+}
