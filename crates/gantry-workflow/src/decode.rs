@@ -37,29 +37,67 @@ const CONTAINER_KEYS: &[&str] = &[
     "command",
     "args",
 ];
-const STEP_KEYS: &[&str] = &["name", "description", "type", "dependsOn", "when"];
+const STEP_AND_CONTAINER_KEYS: &[&str] = &[
+    "name",
+    "description",
+    "type",
+    "dependsOn",
+    "when",
+    "image",
+    "spec",
+    "env",
+    "input",
+    "inputFile",
+    "command",
+    "args",
+];
+const WEBHOOK_KEYS: &[&str] = &[
+    "type",
+    "image",
+    "spec",
+    "env",
+    "input",
+    "inputFile",
+    "command",
+    "args",
+];
 const TRIGGER_KEYS: &[&str] = &["name", "source", "binding", "when"];
 const BINDING_KEYS: &[&str] = &["parameters", "key"];
 const PARAMETER_TYPES: &[&str] = &["string", "number", "integer", "boolean", "array", "object"];
 
-/// The entries of a mapping node, with unknown keys warned about.
-struct Fields<'n> {
-    entries: Vec<(&'n str, &'n Node, &'n Node)>,
+/// The entries of a mapping node, owned: values are taken out as they are decoded, so strings
+/// move into the model instead of being copied.
+struct Fields {
+    /// Key, key span, value (`None` once taken).
+    entries: Vec<(String, Span, Option<Node>)>,
 }
 
-impl<'n> Fields<'n> {
-    fn get(&self, key: &str) -> Option<&'n Node> {
+impl Fields {
+    fn get(&self, key: &str) -> Option<&Node> {
         self.entries
             .iter()
-            .find(|(k, _, _)| *k == key)
-            .map(|(_, _, v)| *v)
+            .find(|(k, _, _)| k == key)
+            .and_then(|(_, _, v)| v.as_ref())
+    }
+
+    fn take(&mut self, key: &str) -> Option<Node> {
+        self.entries
+            .iter_mut()
+            .find(|(k, _, _)| k == key)
+            .and_then(|(_, _, v)| v.take())
     }
 
     fn key_span(&self, key: &str) -> Option<Span> {
         self.entries
             .iter()
-            .find(|(k, _, _)| *k == key)
-            .map(|(_, k, _)| k.span)
+            .find(|(k, _, _)| k == key)
+            .map(|(_, span, _)| *span)
+    }
+
+    fn into_entries(self) -> impl Iterator<Item = (String, Span, Node)> {
+        self.entries
+            .into_iter()
+            .filter_map(|(k, span, v)| v.map(|v| (k, span, v)))
     }
 }
 
@@ -86,43 +124,52 @@ impl<'s> Decoder<'s> {
     }
 
     /// Reads a mapping, warning about keys outside `known` (`None` accepts any key).
-    fn fields<'n>(
-        &mut self,
-        node: &'n Node,
-        what: &str,
-        known: Option<&[&str]>,
-    ) -> Option<Fields<'n>> {
-        let NodeKind::Map(entries) = &node.kind else {
-            self.type_error(what, "a mapping", node);
+    fn fields(&mut self, node: Node, what: &str, known: Option<&[&str]>) -> Option<Fields> {
+        if !matches!(node.kind, NodeKind::Map(_)) {
+            self.type_error(what, "a mapping", &node);
+            return None;
+        }
+        let NodeKind::Map(entries) = node.kind else {
             return None;
         };
-        let mut out = Vec::with_capacity(entries.len());
-        for (k, v) in entries {
-            let Some(key) = k.as_str() else {
-                self.error(
-                    Code::InvalidType,
-                    format!("keys of {what} must be strings"),
-                    k.span,
-                );
-                continue;
-            };
-            if let Some(known) = known {
-                if !known.contains(&key) {
-                    let mut d = Diagnostic::warning(
-                        Code::UnknownKey,
-                        format!("unknown key `{key}` in {what}; it is ignored"),
+        let out = entries
+            .into_iter()
+            .filter_map(|(k, v)| match k.kind {
+                NodeKind::Str(key) => Some((key, k.span, Some(v))),
+                _ => {
+                    self.error(
+                        Code::InvalidType,
+                        format!("keys of {what} must be strings"),
                         k.span,
                     );
-                    if let Some(h) = suggest(key, known.iter().copied()) {
-                        d = d.with_help(h);
-                    }
-                    self.diags.push(d);
-                    continue;
+                    None
                 }
-            }
-            out.push((key, k, v));
+            })
+            .collect();
+        let mut f = Fields { entries: out };
+        if let Some(known) = known {
+            self.keep_known(&mut f, what, known);
         }
-        Some(Fields { entries: out })
+        Some(f)
+    }
+
+    /// Warns about and drops the keys of `f` outside `known`.
+    fn keep_known(&mut self, f: &mut Fields, what: &str, known: &[&str]) {
+        f.entries.retain(|(key, span, _)| {
+            if known.contains(&key.as_str()) {
+                return true;
+            }
+            let mut d = Diagnostic::warning(
+                Code::UnknownKey,
+                format!("unknown key `{key}` in {what}; it is ignored"),
+                *span,
+            );
+            if let Some(h) = suggest(key, known.iter().copied()) {
+                d = d.with_help(h);
+            }
+            self.diags.push(d);
+            false
+        });
     }
 
     fn string(&mut self, node: &Node, what: &str) -> Option<Spanned<String>> {
@@ -147,7 +194,7 @@ impl<'s> Decoder<'s> {
         }
     }
 
-    fn opt_string(&mut self, f: &Fields<'_>, key: &str, what: &str) -> Option<Spanned<String>> {
+    fn opt_string(&mut self, f: &Fields, key: &str, what: &str) -> Option<Spanned<String>> {
         let node = f.get(key)?;
         if matches!(node.kind, NodeKind::Null) && node.tag.is_none() {
             return None;
@@ -177,7 +224,7 @@ impl<'s> Decoder<'s> {
         }
     }
 
-    pub(crate) fn workflow(&mut self, root: Option<&Node>, len: usize) -> Workflow {
+    pub(crate) fn workflow(&mut self, root: Option<Node>, len: usize) -> Workflow {
         let mut wf = Workflow::default();
         let Some(root) = root else {
             return wf;
@@ -190,7 +237,8 @@ impl<'s> Decoder<'s> {
             );
             return wf;
         }
-        let Some(f) = self.fields(root, "the workflow", Some(TOP_KEYS)) else {
+        let root_span = root.span;
+        let Some(mut f) = self.fields(root, "the workflow", Some(TOP_KEYS)) else {
             return wf;
         };
         wf.api_version = self.opt_string(&f, "apiVersion", "`apiVersion`");
@@ -226,20 +274,20 @@ impl<'s> Decoder<'s> {
         if let Some(t) = f.get("tags") {
             wf.tags = self.string_list(t, "`tags`");
         }
-        wf.locals = f.get("locals").map(|n| self.value(n));
-        if let Some(p) = f.get("parameters") {
+        wf.locals = f.take("locals").map(|n| self.value(n));
+        if let Some(p) = f.take("parameters") {
             wf.parameters = self.parameters(p);
         }
-        if let Some(t) = f.get("triggers") {
+        if let Some(t) = f.take("triggers") {
             wf.triggers = self.list(t, "`triggers`", Self::trigger);
         }
-        match f.get("steps") {
+        match f.take("steps") {
             Some(s) => wf.steps = self.list(s, "`steps`", Self::step),
             None => {
                 self.error(
                     Code::MissingField,
                     "the workflow has no `steps`",
-                    Span::new(root.span.start, root.span.start),
+                    Span::new(root_span.start, root_span.start),
                 );
             }
         }
@@ -248,42 +296,42 @@ impl<'s> Decoder<'s> {
 
     fn list<T>(
         &mut self,
-        node: &Node,
+        node: Node,
         what: &str,
-        item: fn(&mut Self, &Node, usize) -> Option<T>,
+        item: fn(&mut Self, Node, usize) -> Option<T>,
     ) -> Vec<T> {
-        match &node.kind {
+        match node.kind {
             NodeKind::Seq(items) => items
-                .iter()
+                .into_iter()
                 .enumerate()
                 .filter_map(|(i, n)| item(self, n, i))
                 .collect(),
             NodeKind::Null => Vec::new(),
             _ => {
-                self.type_error(what, "a list", node);
+                self.type_error(what, "a list", &node);
                 Vec::new()
             }
         }
     }
 
-    fn parameters(&mut self, node: &Node) -> Vec<Parameter> {
+    fn parameters(&mut self, node: Node) -> Vec<Parameter> {
         let Some(f) = self.fields(node, "`parameters`", None) else {
             return Vec::new();
         };
         let mut out = Vec::with_capacity(f.entries.len());
-        for (name, key, value) in f.entries {
+        for (name, key_span, value) in f.into_entries() {
+            let what = format!("parameter `{name}`");
             let mut p = Parameter {
-                name: Spanned::new(name.to_owned(), key.span),
+                name: Spanned::new(name, key_span),
                 description: None,
                 default: None,
                 type_: None,
-                span: Span::new(key.span.start, value.span.end.max(key.span.end)),
+                span: Span::new(key_span.start, value.span.end.max(key_span.end)),
             };
             if !matches!(value.kind, NodeKind::Null) {
-                let what = format!("parameter `{name}`");
-                if let Some(pf) = self.fields(value, &what, Some(PARAMETER_KEYS)) {
+                if let Some(mut pf) = self.fields(value, &what, Some(PARAMETER_KEYS)) {
                     p.description = self.opt_string(&pf, "description", "`description`");
-                    p.default = pf.get("default").map(|n| self.value(n));
+                    p.default = pf.take("default").map(|n| self.value(n));
                     p.type_ = self.opt_string(&pf, "type", "`type`");
                 }
             }
@@ -335,13 +383,13 @@ impl<'s> Decoder<'s> {
         }
     }
 
-    fn name_of(&mut self, f: &Fields<'_>, node: &Node, what: &str) -> Option<Spanned<String>> {
+    fn name_of(&mut self, f: &Fields, span: Span, what: &str) -> Option<Spanned<String>> {
         match f.get("name") {
             None => {
                 self.error(
                     Code::MissingField,
                     format!("{what} has no `name`"),
-                    Span::new(node.span.start, node.span.start),
+                    Span::new(span.start, span.start),
                 );
                 None
             }
@@ -356,21 +404,21 @@ impl<'s> Decoder<'s> {
         }
     }
 
-    fn step(&mut self, node: &Node, index: usize) -> Option<Step> {
+    fn step(&mut self, node: Node, index: usize) -> Option<Step> {
         let what = format!("step {}", index + 1);
-        let known: Vec<&str> = STEP_KEYS.iter().chain(CONTAINER_KEYS).copied().collect();
-        let f = self.fields(node, &what, Some(&known))?;
-        let name = self.name_of(&f, node, &what);
+        let span = node.span;
+        let mut f = self.fields(node, &what, Some(STEP_AND_CONTAINER_KEYS))?;
+        let name = self.name_of(&f, span, &what);
         let description = self.opt_string(&f, "description", "`description`");
         let step_type = self.opt_string(&f, "type", "`type`");
         let depends_on = f
             .get("dependsOn")
             .map(|d| self.strings(d, "`dependsOn`"))
             .unwrap_or_default();
-        let when = f.get("when").map(|w| self.when(w));
+        let when = f.take("when").map(|w| self.when(w));
         let kind = match step_type.as_ref().map(|t| t.value.as_str()) {
             None | Some("container") => {
-                let c = self.container(&f);
+                let c = self.container(&mut f);
                 if c.image.is_none() {
                     let mut d = Diagnostic::error(
                         Code::MissingField,
@@ -379,7 +427,7 @@ impl<'s> Decoder<'s> {
                             name.as_ref()
                                 .map_or(what.clone(), |n| format!("step `{}`", n.value))
                         ),
-                        name.as_ref().map_or(node.span, |n| n.span),
+                        name.as_ref().map_or(span, |n| n.span),
                     );
                     if step_type.is_none() && c.spec.is_none() && c.input.is_empty() {
                         d = d.with_help("add `image:`, or `type: approval` for an approval step");
@@ -401,17 +449,17 @@ impl<'s> Decoder<'s> {
                 StepKind::Approval
             }
             Some(other) => {
-                let span = step_type.as_ref().map_or(node.span, |t| t.span);
+                let at = step_type.as_ref().map_or(span, |t| t.span);
                 let mut d = Diagnostic::error(
                     Code::UnknownStepType,
                     format!("unknown step type `{other}`; expected `container` or `approval`"),
-                    span,
+                    at,
                 );
                 if let Some(h) = suggest(other, ["container", "approval"]) {
                     d = d.with_help(h);
                 }
                 self.diags.push(d);
-                StepKind::Container(Box::new(self.container(&f)))
+                StepKind::Container(Box::new(self.container(&mut f)))
             }
         };
         Some(Step {
@@ -420,23 +468,29 @@ impl<'s> Decoder<'s> {
             kind,
             depends_on,
             when,
-            span: node.span,
+            span,
         })
     }
 
-    fn container(&mut self, f: &Fields<'_>) -> Container {
+    fn container(&mut self, f: &mut Fields) -> Container {
         let mut c = Container {
             image: self.opt_string(f, "image", "`image`"),
             ..Container::default()
         };
-        if let Some(s) = f.get("spec") {
+        if let Some(s) = f.take("spec") {
+            let (found, at) = (s.type_name(), s.span);
             let v = self.value(s);
             if !is_mapping_or_expression(&v) {
-                self.type_error("`spec`", "a mapping or an expression", s);
+                self.error(
+                    Code::InvalidType,
+                    format!("`spec` must be a mapping or an expression, found {found}"),
+                    at,
+                );
             }
             c.spec = Some(v);
         }
-        if let Some(e) = f.get("env") {
+        if let Some(e) = f.take("env") {
+            let (found, at) = (e.type_name(), e.span);
             let v = self.value(e);
             match &v.kind {
                 ValueKind::Object(entries) => {
@@ -451,7 +505,13 @@ impl<'s> Decoder<'s> {
                     }
                 }
                 _ if is_mapping_or_expression(&v) => {}
-                _ => self.type_error("`env`", "a mapping or an expression", e),
+                _ => {
+                    self.error(
+                        Code::InvalidType,
+                        format!("`env` must be a mapping or an expression, found {found}"),
+                        at,
+                    );
+                }
             }
             c.env = Some(v);
         }
@@ -484,70 +544,75 @@ impl<'s> Decoder<'s> {
         c
     }
 
-    fn when(&mut self, node: &Node) -> When {
-        match (&node.kind, &node.tag) {
-            (NodeKind::Seq(items), None) => When {
-                conditions: items.iter().map(|i| self.value(i)).collect(),
+    fn when(&mut self, node: Node) -> When {
+        match node {
+            Node {
+                kind: NodeKind::Seq(items),
+                tag: None,
+                span,
+            } => When {
+                conditions: items.into_iter().map(|i| self.value(i)).collect(),
                 is_list: true,
-                span: node.span,
+                span,
             },
-            _ => When {
-                conditions: vec![self.value(node)],
-                is_list: false,
-                span: node.span,
-            },
+            node => {
+                let span = node.span;
+                When {
+                    conditions: vec![self.value(node)],
+                    is_list: false,
+                    span,
+                }
+            }
         }
     }
 
-    fn trigger(&mut self, node: &Node, index: usize) -> Option<Trigger> {
+    fn trigger(&mut self, node: Node, index: usize) -> Option<Trigger> {
         let what = format!("trigger {}", index + 1);
-        let f = self.fields(node, &what, Some(TRIGGER_KEYS))?;
-        let name = self.name_of(&f, node, &what);
-        let source = match f.get("source") {
+        let span = node.span;
+        let mut f = self.fields(node, &what, Some(TRIGGER_KEYS))?;
+        let name = self.name_of(&f, span, &what);
+        let source = match f.take("source") {
             None => {
                 self.error(
                     Code::MissingField,
                     format!("{what} has no `source`"),
-                    Span::new(node.span.start, node.span.start),
+                    Span::new(span.start, span.start),
                 );
                 None
             }
             Some(s) => self.trigger_source(s),
         };
-        let binding = f.get("binding").and_then(|b| self.binding(b));
-        let when = f.get("when").map(|w| self.when(w));
+        let binding = f.take("binding").and_then(|b| self.binding(b));
+        let when = f.take("when").map(|w| self.when(w));
         Some(Trigger {
             name: name?,
             source: source?,
             binding,
             when,
-            span: node.span,
+            span,
         })
     }
 
-    fn trigger_source(&mut self, node: &Node) -> Option<TriggerSource> {
-        let NodeKind::Map(_) = &node.kind else {
-            self.type_error("`source`", "a mapping", node);
-            return None;
-        };
-        let peek = self.fields(node, "`source`", None)?;
-        let Some(type_node) = peek.get("type") else {
+    fn trigger_source(&mut self, node: Node) -> Option<TriggerSource> {
+        let span = node.span;
+        let mut f = self.fields(node, "`source`", None)?;
+        let Some(type_node) = f.get("type") else {
             self.error(
                 Code::MissingField,
                 "`source` has no `type` (schedule, push or webhook)",
-                node.span,
+                span,
             );
             return None;
         };
         let ty = self.string(type_node, "`source.type`")?;
         match ty.value.as_str() {
             "schedule" => {
-                let f = self.fields(node, "a schedule source", Some(&["type", "schedule"]))?;
+                self.keep_known(&mut f, "a schedule source", &["type", "schedule"]);
                 let Some(s) = f.get("schedule") else {
                     self.error(
                         Code::MissingField,
                         "a schedule source needs `schedule` (a 5-field cron expression)",
-                        node.span,
+                        span,
                     );
                     return None;
                 };
@@ -555,13 +620,13 @@ impl<'s> Decoder<'s> {
                 let parsed = match cron::Schedule::parse(&schedule.value) {
                     Ok(p) => Some(p),
                     Err(e) => {
-                        let span = crate::check::locate(
+                        let at = crate::check::locate(
                             self.src,
                             schedule.span,
                             &schedule.value,
                             e.range.clone(),
                         );
-                        let mut d = Diagnostic::error(Code::InvalidCron, e.message, span);
+                        let mut d = Diagnostic::error(Code::InvalidCron, e.message, at);
                         if let Some(h) = e.help {
                             d = d.with_help(h);
                         }
@@ -572,12 +637,13 @@ impl<'s> Decoder<'s> {
                 Some(TriggerSource::Schedule { schedule, parsed })
             }
             "push" => {
-                let f = self.fields(node, "a push source", Some(&["type", "schema"]))?;
+                self.keep_known(&mut f, "a push source", &["type", "schema"]);
                 let mut schema = Vec::new();
-                if let Some(s) = f.get("schema") {
+                if let Some(s) = f.take("schema") {
                     if let Some(sf) = self.fields(s, "`schema`", None) {
-                        for (field, key, spec) in sf.entries {
+                        for (field, key_span, spec) in sf.into_entries() {
                             let what = format!("schema field `{field}`");
+                            let spec_span = spec.span;
                             let Some(spec_f) = self.fields(spec, &what, Some(&["type"])) else {
                                 continue;
                             };
@@ -586,7 +652,7 @@ impl<'s> Decoder<'s> {
                                 self.error(
                                     Code::MissingField,
                                     format!("{what} has no `type`"),
-                                    spec.span,
+                                    spec_span,
                                 );
                                 continue;
                             };
@@ -604,22 +670,21 @@ impl<'s> Decoder<'s> {
                                     t.span,
                                 );
                             }
-                            schema.push((Spanned::new(field.to_owned(), key.span), t));
+                            schema.push((Spanned::new(field, key_span), t));
                         }
                     }
                 }
                 Some(TriggerSource::Push { schema })
             }
             "webhook" => {
-                let known: Vec<&str> = CONTAINER_KEYS.iter().chain(&["type"]).copied().collect();
-                let f = self.fields(node, "a webhook source", Some(&known))?;
-                let c = self.container(&f);
+                self.keep_known(&mut f, "a webhook source", WEBHOOK_KEYS);
+                let c = self.container(&mut f);
                 if c.image.is_none() {
                     self.diags.push(
                         Diagnostic::error(
                             Code::MissingField,
                             "a webhook source needs an `image` that handles the request",
-                            node.span,
+                            span,
                         )
                         .with_help("for a plain JSON pass-through use a push trigger"),
                     );
@@ -643,93 +708,91 @@ impl<'s> Decoder<'s> {
         }
     }
 
-    fn binding(&mut self, node: &Node) -> Option<Binding> {
+    fn binding(&mut self, node: Node) -> Option<Binding> {
         if matches!(node.kind, NodeKind::Null) {
             return None;
         }
-        let f = self.fields(node, "`binding`", Some(BINDING_KEYS))?;
+        let mut f = self.fields(node, "`binding`", Some(BINDING_KEYS))?;
         let mut b = Binding::default();
-        if let Some(p) = f.get("parameters") {
+        if let Some(p) = f.take("parameters") {
             if let Some(pf) = self.fields(p, "`binding.parameters`", None) {
-                for (name, key, value) in pf.entries {
-                    b.parameters
-                        .push((Spanned::new(name.to_owned(), key.span), self.value(value)));
+                for (name, key_span, value) in pf.into_entries() {
+                    let value = self.value(value);
+                    b.parameters.push((Spanned::new(name, key_span), value));
                 }
             }
         }
-        b.key = f.get("key").map(|k| self.value(k));
+        b.key = f.take("key").map(|k| self.value(k));
         Some(b)
     }
 
-    /// Any YAML node → canonical value, rewriting tags (relay-reference §1.5).
-    pub(crate) fn value(&mut self, node: &Node) -> Value {
-        if let Some(tag) = &node.tag {
+    /// Any YAML node → canonical value, rewriting tags (relay-reference §1.5). Consumes the node
+    /// so strings move instead of being copied.
+    pub(crate) fn value(&mut self, mut node: Node) -> Value {
+        if let Some(tag) = node.tag.take() {
             return self.tagged(node, &tag.name);
         }
-        let kind = match &node.kind {
+        let span = node.span;
+        let kind = match node.kind {
             NodeKind::Null => ValueKind::Null,
-            NodeKind::Bool(b) => ValueKind::Bool(*b),
-            NodeKind::Int(i) => ValueKind::Number((*i).into()),
-            NodeKind::Float(f) => match serde_json::Number::from_f64(*f) {
+            NodeKind::Bool(b) => ValueKind::Bool(b),
+            NodeKind::Int(i) => ValueKind::Number(i.into()),
+            NodeKind::Float(f) => match serde_json::Number::from_f64(f) {
                 Some(n) => ValueKind::Number(n),
                 None => {
                     self.error(
                         Code::InvalidValue,
                         "infinity and NaN cannot be represented in JSON",
-                        node.span,
+                        span,
                     );
                     ValueKind::Null
                 }
             },
-            NodeKind::Str(s) => ValueKind::String(s.clone()),
-            NodeKind::Seq(items) => ValueKind::Array(items.iter().map(|i| self.value(i)).collect()),
-            NodeKind::Map(entries) => ValueKind::Object(
-                entries
-                    .iter()
-                    .map(|(k, v)| {
-                        let key = k.scalar_text().unwrap_or_default();
-                        (Spanned::new(key, k.span), self.value(v))
-                    })
-                    .collect(),
-            ),
+            NodeKind::Str(s) => ValueKind::String(s),
+            NodeKind::Seq(items) => {
+                ValueKind::Array(items.into_iter().map(|i| self.value(i)).collect())
+            }
+            NodeKind::Map(entries) => ValueKind::Object(self.keyword_entries(entries)),
         };
-        Value::new(kind, node.span)
+        Value::new(kind, span)
     }
 
-    fn tagged(&mut self, node: &Node, tag: &str) -> Value {
+    fn keyword_entries(&mut self, entries: Vec<(Node, Node)>) -> Vec<(Spanned<String>, Value)> {
+        entries
+            .into_iter()
+            .map(|(k, v)| {
+                let key_span = k.span;
+                (Spanned::new(k.into_key_text(), key_span), self.value(v))
+            })
+            .collect()
+    }
+
+    /// A node whose tag was taken off: `tag` says what to make of it.
+    fn tagged(&mut self, node: Node, tag: &str) -> Value {
         let span = node.span;
         if tag == "!!binary" {
-            return Value::new(
-                ValueKind::Binary(node.as_str().unwrap_or_default().to_owned()),
-                span,
-            );
+            let data = match node.kind {
+                NodeKind::Str(s) => s,
+                _ => String::new(),
+            };
+            return Value::new(ValueKind::Binary(data), span);
         }
         if let Some(name) = tag.strip_prefix("!Fn.") {
             let name = Spanned::new(
                 name.to_owned(),
                 Span::new(span.start, span.start + tag.len() as u32),
             );
-            let args = match &node.kind {
+            let args = match node.kind {
                 NodeKind::Seq(items) => {
-                    Args::Positional(items.iter().map(|i| self.value(i)).collect())
+                    Args::Positional(items.into_iter().map(|i| self.value(i)).collect())
                 }
-                NodeKind::Map(entries) => Args::Keyword(
-                    entries
-                        .iter()
-                        .map(|(k, v)| {
-                            (
-                                Spanned::new(k.scalar_text().unwrap_or_default(), k.span),
-                                self.value(v),
-                            )
-                        })
-                        .collect(),
-                ),
+                NodeKind::Map(entries) => Args::Keyword(self.keyword_entries(entries)),
                 NodeKind::Str(s) if s.is_empty() => Args::Positional(Vec::new()),
-                _ => {
-                    let mut scalar = node.clone();
-                    scalar.tag = None;
-                    Args::Positional(vec![self.value(&scalar)])
-                }
+                kind => Args::Positional(vec![self.value(Node {
+                    span,
+                    tag: None,
+                    kind,
+                })]),
             };
             return Value::new(ValueKind::Call { name, args }, span);
         }
@@ -753,9 +816,7 @@ impl<'s> Decoder<'s> {
                 d = d.with_help(h);
             }
             self.diags.push(d);
-            let mut plain = node.clone();
-            plain.tag = None;
-            return self.value(&plain);
+            return self.value(node);
         };
         let names = kind.fields();
         let usage = match kind {
@@ -776,7 +837,7 @@ impl<'s> Decoder<'s> {
             ),
         };
         let mut fields: Vec<(&'static str, Value)> = Vec::with_capacity(names.len());
-        match &node.kind {
+        match node.kind {
             NodeKind::Seq(items) => {
                 if items.len() != names.len() {
                     self.error(
@@ -796,7 +857,8 @@ impl<'s> Decoder<'s> {
             }
             NodeKind::Map(entries) => {
                 for (k, v) in entries {
-                    let key = k.scalar_text().unwrap_or_default();
+                    let key_span = k.span;
+                    let key = k.into_key_text();
                     let key = if kind == ReferenceKind::Output && key == "taskName" {
                         "from".to_owned()
                     } else {
@@ -808,7 +870,7 @@ impl<'s> Decoder<'s> {
                             let mut d = Diagnostic::error(
                                 Code::TagArgument,
                                 format!("`{tag}` has no field `{key}`; use {usage}"),
-                                k.span,
+                                key_span,
                             );
                             if let Some(h) = suggest(&key, names.iter().copied()) {
                                 d = d.with_help(h);
@@ -828,10 +890,12 @@ impl<'s> Decoder<'s> {
                 }
                 fields.sort_by_key(|(n, _)| names.iter().position(|x| x == n));
             }
-            _ if names.len() == 1 => {
-                let mut scalar = node.clone();
-                scalar.tag = None;
-                let v = self.value(&scalar);
+            kind if names.len() == 1 => {
+                let v = self.value(Node {
+                    span,
+                    tag: None,
+                    kind,
+                });
                 if matches!(v.kind, ValueKind::Null) || v.as_str() == Some("") {
                     self.error(
                         Code::TagArgument,

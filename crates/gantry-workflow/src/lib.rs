@@ -56,8 +56,7 @@ pub fn parse(src: &str) -> Parsed {
         ));
     }
     let mut decoder = decode::Decoder::new(src);
-    let workflow = decoder.workflow(root.as_ref(), src.len());
-    drop(root);
+    let workflow = decoder.workflow(root, src.len());
     diagnostics.append(&mut decoder.diags);
     let mut checker = check::Checker::new(src, &workflow);
     checker.run();

@@ -45,13 +45,6 @@ pub(crate) enum NodeKind {
 }
 
 impl Node {
-    pub(crate) fn as_str(&self) -> Option<&str> {
-        match &self.kind {
-            NodeKind::Str(s) => Some(s),
-            _ => None,
-        }
-    }
-
     /// The text of a scalar key (`true`, `1` and `x` all have one); `None` for collections.
     pub(crate) fn scalar_text(&self) -> Option<String> {
         match &self.kind {
@@ -61,6 +54,14 @@ impl Node {
             NodeKind::Float(f) => Some(f.to_string()),
             NodeKind::Str(s) => Some(s.clone()),
             NodeKind::Seq(_) | NodeKind::Map(_) => None,
+        }
+    }
+
+    /// The text of a mapping key, moved out when it is a string.
+    pub(crate) fn into_key_text(self) -> String {
+        match self.kind {
+            NodeKind::Str(s) => s,
+            _ => self.scalar_text().unwrap_or_default(),
         }
     }
 
@@ -124,20 +125,14 @@ impl<'a> Offsets<'a> {
     }
 }
 
-enum Frame {
-    Seq {
-        start: Span,
-        tag: Option<Tag>,
-        anchor: usize,
-        items: Vec<Node>,
-    },
-    Map {
-        start: Span,
-        tag: Option<Tag>,
-        anchor: usize,
-        entries: Vec<(Node, Node)>,
-        pending_key: Option<Node>,
-    },
+/// An open sequence or mapping. Its children wait on one shared stack from `first` on, so each
+/// collection is allocated once, at its exact size, when it closes.
+struct Frame {
+    is_map: bool,
+    start: Span,
+    tag: Option<Tag>,
+    anchor: usize,
+    first: usize,
 }
 
 /// Loads the first document of `src`. Problems go to `diags`; `None` when nothing usable was read.
@@ -145,6 +140,7 @@ pub(crate) fn load(src: &str, diags: &mut Vec<Diagnostic>) -> Option<Node> {
     let offsets = Offsets::new(src);
     let mut parser = Parser::new_from_str(src);
     let mut stack: Vec<Frame> = Vec::new();
+    let mut children: Vec<Node> = Vec::new();
     let mut anchors: Vec<Option<Node>> = Vec::new();
     let mut root: Option<Node> = None;
     let mut nodes = 0usize;
@@ -213,11 +209,12 @@ pub(crate) fn load(src: &str, diags: &mut Vec<Diagnostic>) -> Option<Node> {
                     diags.push(depth_error(span));
                     return None;
                 }
-                stack.push(Frame::Seq {
+                stack.push(Frame {
+                    is_map: false,
                     start: span,
                     tag: collection_tag(tag.as_deref(), "seq", span, diags),
                     anchor,
-                    items: Vec::new(),
+                    first: children.len(),
                 });
                 None
             }
@@ -227,22 +224,24 @@ pub(crate) fn load(src: &str, diags: &mut Vec<Diagnostic>) -> Option<Node> {
                     diags.push(depth_error(span));
                     return None;
                 }
-                stack.push(Frame::Map {
+                stack.push(Frame {
+                    is_map: true,
                     start: span,
                     tag: collection_tag(tag.as_deref(), "map", span, diags),
                     anchor,
-                    entries: Vec::new(),
-                    pending_key: None,
+                    first: children.len(),
                 });
                 None
             }
             Event::SequenceEnd => match stack.pop() {
-                Some(Frame::Seq {
+                Some(Frame {
+                    is_map: false,
                     start,
                     tag,
                     anchor,
-                    items,
+                    first,
                 }) => {
+                    let items: Vec<Node> = children.drain(first..).collect();
                     let end = items
                         .last()
                         .map_or(start.end, |n| n.span.end.max(start.end));
@@ -265,13 +264,19 @@ pub(crate) fn load(src: &str, diags: &mut Vec<Diagnostic>) -> Option<Node> {
                 }
             },
             Event::MappingEnd => match stack.pop() {
-                Some(Frame::Map {
+                Some(Frame {
+                    is_map: true,
                     start,
                     tag,
                     anchor,
-                    entries,
-                    ..
+                    first,
                 }) => {
+                    let mut entries = Vec::with_capacity((children.len() - first) / 2);
+                    let mut drained = children.drain(first..);
+                    while let (Some(k), Some(v)) = (drained.next(), drained.next()) {
+                        entries.push((k, v));
+                    }
+                    drop(drained);
                     let end = entries
                         .last()
                         .map_or(start.end, |(_, v)| v.span.end.max(start.end));
@@ -312,17 +317,10 @@ pub(crate) fn load(src: &str, diags: &mut Vec<Diagnostic>) -> Option<Node> {
             }
             anchors[anchor] = Some(node.clone());
         }
-        match stack.last_mut() {
-            None => root = Some(node),
-            Some(Frame::Seq { items, .. }) => items.push(node),
-            Some(Frame::Map {
-                entries,
-                pending_key,
-                ..
-            }) => match pending_key.take() {
-                None => *pending_key = Some(node),
-                Some(key) => entries.push((key, node)),
-            },
+        if stack.is_empty() {
+            root = Some(node);
+        } else {
+            children.push(node);
         }
     }
     root
@@ -537,13 +535,14 @@ fn plain_and_distinct(entries: &[(Node, Node)]) -> bool {
         }
     }
     if entries.len() <= 16 {
-        let mut keys: Vec<Cow<'_, str>> = Vec::with_capacity(entries.len());
-        for (k, _) in entries {
+        for (i, (k, _)) in entries.iter().enumerate() {
             let Some(k) = key(k) else { return false };
-            if keys.contains(&k) {
+            if entries[..i]
+                .iter()
+                .any(|(other, _)| key(other).as_ref() == Some(&k))
+            {
                 return false;
             }
-            keys.push(k);
         }
         return true;
     }

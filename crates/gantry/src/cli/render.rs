@@ -31,7 +31,7 @@ pub(crate) fn diagnostics_text(file: &str, src: &str, diags: &[Diagnostic], colo
         GraphicalTheme::unicode_nocolor()
     };
     let handler = GraphicalReportHandler::new_themed(theme)
-        .with_width(100)
+        .with_width(usize::MAX / 2)
         .with_context_lines(1);
     let lines = LineIndex::new(src);
     let mut out = String::new();
