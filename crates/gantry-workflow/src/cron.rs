@@ -184,7 +184,7 @@ fn descriptor_kind(descriptor: &str, offset: usize, len: usize) -> Result<Schedu
     }
     if let Some(d) = descriptor.strip_prefix("every ") {
         let d = d.trim();
-        return match parse_duration(d) {
+        return match crate::duration::parse(d).map(|d| d.as_secs()) {
             Some(secs) if secs > 0 => Ok(ScheduleKind::Every(secs)),
             _ => Err(CronError {
                 message: format!("`{d}` is not a duration"),
@@ -201,35 +201,6 @@ fn descriptor_kind(descriptor: &str, offset: usize, len: usize) -> Result<Schedu
                 .into(),
         ),
     })
-}
-
-/// Go-style durations: `1h30m`, `90s`, `2h`, `1.5h`.
-fn parse_duration(s: &str) -> Option<u64> {
-    let mut total = 0f64;
-    let mut rest = s;
-    if rest.is_empty() {
-        return None;
-    }
-    while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        let n: f64 = rest[..num_len].parse().ok()?;
-        rest = &rest[num_len..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let factor = match &rest[..unit_len] {
-            "h" => 3600.0,
-            "m" => 60.0,
-            "s" => 1.0,
-            "ms" => 0.001,
-            _ => return None,
-        };
-        rest = &rest[unit_len..];
-        total += n * factor;
-    }
-    (total.is_finite() && total < 1e12).then_some(total.round() as u64)
 }
 
 fn parse_field(part: &str, start: usize, spec: &FieldSpec) -> Result<u64, CronError> {

@@ -23,6 +23,7 @@ const TOP_KEYS: &[&str] = &[
     "source",
     "tags",
     "locals",
+    "timeout",
     "parameters",
     "triggers",
     "steps",
@@ -43,6 +44,7 @@ const STEP_AND_CONTAINER_KEYS: &[&str] = &[
     "type",
     "dependsOn",
     "when",
+    "timeout",
     "image",
     "spec",
     "env",
@@ -194,6 +196,26 @@ impl<'s> Decoder<'s> {
         }
     }
 
+    /// A Gantry duration: `90s`, `15m`, `1h30m`, or a number of seconds.
+    fn duration(&mut self, node: &Node, what: &str) -> Option<Spanned<std::time::Duration>> {
+        let text = match &node.kind {
+            NodeKind::Str(s) if node.tag.is_none() => s.clone(),
+            NodeKind::Int(i) if *i > 0 => i.to_string(),
+            _ => String::new(),
+        };
+        match crate::duration::parse(&text).filter(|d| !d.is_zero()) {
+            Some(d) => Some(Spanned::new(d, node.span)),
+            None => {
+                self.error(
+                    Code::InvalidValue,
+                    format!("{what} must be a duration such as `90s`, `15m` or `1h30m`"),
+                    node.span,
+                );
+                None
+            }
+        }
+    }
+
     fn opt_string(&mut self, f: &Fields, key: &str, what: &str) -> Option<Spanned<String>> {
         let node = f.get(key)?;
         if matches!(node.kind, NodeKind::Null) && node.tag.is_none() {
@@ -275,6 +297,7 @@ impl<'s> Decoder<'s> {
             wf.tags = self.string_list(t, "`tags`");
         }
         wf.locals = f.take("locals").map(|n| self.value(n));
+        wf.timeout = f.get("timeout").and_then(|t| self.duration(t, "`timeout`"));
         if let Some(p) = f.take("parameters") {
             wf.parameters = self.parameters(p);
         }
@@ -416,6 +439,7 @@ impl<'s> Decoder<'s> {
             .map(|d| self.strings(d, "`dependsOn`"))
             .unwrap_or_default();
         let when = f.take("when").map(|w| self.when(w));
+        let timeout = f.get("timeout").and_then(|t| self.duration(t, "`timeout`"));
         let kind = match step_type.as_ref().map(|t| t.value.as_str()) {
             None | Some("container") => {
                 let c = self.container(&mut f);
@@ -468,6 +492,7 @@ impl<'s> Decoder<'s> {
             kind,
             depends_on,
             when,
+            timeout,
             span,
         })
     }

@@ -14,6 +14,7 @@ mod check;
 pub mod cron;
 mod decode;
 pub mod diagnostic;
+pub mod duration;
 pub mod expr;
 pub mod model;
 pub mod plan;

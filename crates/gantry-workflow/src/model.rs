@@ -40,6 +40,8 @@ pub struct Workflow {
     pub tags: Vec<Spanned<String>>,
     /// Free-form; a home for YAML anchors. Ignored by the engine.
     pub locals: Option<Value>,
+    /// Gantry extension: the longest a run may take.
+    pub timeout: Option<Spanned<std::time::Duration>>,
     pub parameters: Vec<Parameter>,
     pub triggers: Vec<Trigger>,
     pub steps: Vec<Step>,
@@ -77,6 +79,9 @@ impl Workflow {
                     .map(|t| Json::String(t.value.clone()))
                     .collect(),
             );
+        }
+        if let Some(t) = &self.timeout {
+            m.insert("timeout".into(), duration_json(t.value));
         }
         if !self.parameters.is_empty() {
             let params = self
@@ -133,6 +138,8 @@ pub struct Step {
     pub kind: StepKind,
     pub depends_on: Vec<Spanned<String>>,
     pub when: Option<When>,
+    /// Gantry extension: the longest the step may run, or for an approval, wait for an answer.
+    pub timeout: Option<Spanned<std::time::Duration>>,
     pub span: Span,
 }
 
@@ -174,8 +181,15 @@ impl Step {
         if let Some(w) = &self.when {
             m.insert("when".into(), w.to_json());
         }
+        if let Some(t) = &self.timeout {
+            m.insert("timeout".into(), duration_json(t.value));
+        }
         Json::Object(m)
     }
+}
+
+fn duration_json(d: std::time::Duration) -> Json {
+    Json::String(format!("{}ms", d.as_millis()))
 }
 
 /// The fields shared by container steps and webhook trigger containers.

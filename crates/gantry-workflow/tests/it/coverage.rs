@@ -53,6 +53,8 @@ fn valid_corpus_covers_the_language() {
             ("source", wf.source.is_some()),
             ("tags", !wf.tags.is_empty()),
             ("locals", wf.locals.is_some()),
+            ("timeout", wf.timeout.is_some()),
+            ("step.timeout", wf.steps.iter().any(|s| s.timeout.is_some())),
             (
                 "parameter.type",
                 wf.parameters.iter().any(|p| p.type_.is_some()),
@@ -163,6 +165,8 @@ fn valid_corpus_covers_the_language() {
         "source",
         "tags",
         "locals",
+        "timeout",
+        "step.timeout",
         "parameter.type",
         "parameter.default",
         "step.description",
