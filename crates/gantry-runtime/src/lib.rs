@@ -1,0 +1,1 @@
+//! Step execution backends behind `gantry_engine::runtime::StepRuntime`.
