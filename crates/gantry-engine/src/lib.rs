@@ -8,6 +8,7 @@
 //! HTTP or container crate: those live behind these traits.
 
 pub mod clock;
+pub mod metadata;
 pub mod runtime;
 pub mod secrets;
 pub mod sink;

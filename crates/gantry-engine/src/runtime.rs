@@ -36,7 +36,10 @@ pub enum Program {
     Script(String),
     /// `inputFile`: a path relative to `base_dir` (the workflow file's folder) or an http(s)
     /// URL, fetched with a size limit; its content becomes the script, so its shebang decides.
-    InputFile { reference: String, base_dir: PathBuf },
+    InputFile {
+        reference: String,
+        base_dir: PathBuf,
+    },
     /// `command` and `args`; with no command, the image's own entrypoint (Docker only).
     Command {
         command: Option<String>,
