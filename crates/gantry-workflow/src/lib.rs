@@ -79,3 +79,15 @@ pub fn parse(src: &str) -> Parsed {
         edges,
     }
 }
+
+/// Reads a YAML or JSON data file (parameters, secrets, connections for local runs) into JSON.
+/// Tags are not allowed here; problems come back as diagnostics with spans.
+pub fn parse_data(src: &str) -> Result<serde_json::Value, Vec<Diagnostic>> {
+    let mut diagnostics = Vec::new();
+    let root = yaml::load(src, &mut diagnostics);
+    let value = root.map(|n| yaml::to_json(n, &mut diagnostics));
+    if diagnostics.iter().any(Diagnostic::is_error) {
+        return Err(diagnostics);
+    }
+    Ok(value.unwrap_or(serde_json::Value::Null))
+}

@@ -326,6 +326,32 @@ pub(crate) fn load(src: &str, diags: &mut Vec<Diagnostic>) -> Option<Node> {
     root
 }
 
+/// A tree as plain JSON data: tags are reported, mapping keys become strings.
+pub(crate) fn to_json(node: Node, diags: &mut Vec<Diagnostic>) -> serde_json::Value {
+    use serde_json::Value;
+    if let Some(tag) = &node.tag {
+        diags.push(Diagnostic::error(
+            Code::UnknownTag,
+            format!("tags such as `{}` are not allowed in a data file", tag.name),
+            node.span,
+        ));
+    }
+    match node.kind {
+        NodeKind::Null => Value::Null,
+        NodeKind::Bool(b) => Value::Bool(b),
+        NodeKind::Int(i) => Value::from(i),
+        NodeKind::Float(f) => serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number),
+        NodeKind::Str(s) => Value::String(s),
+        NodeKind::Seq(items) => items.into_iter().map(|i| to_json(i, diags)).collect(),
+        NodeKind::Map(entries) => Value::Object(
+            entries
+                .into_iter()
+                .map(|(k, v)| (k.into_key_text(), to_json(v, diags)))
+                .collect(),
+        ),
+    }
+}
+
 fn depth_error(span: Span) -> Diagnostic {
     Diagnostic::error(
         Code::YamlDepthLimit,

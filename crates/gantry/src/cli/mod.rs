@@ -1,6 +1,8 @@
 //! Command-line definitions (clap) and dispatch. Help text and shell completions come from here.
 
+mod metadata;
 mod render;
+mod run;
 mod workflow;
 
 use std::io::IsTerminal;
@@ -31,6 +33,13 @@ enum Color {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run a workflow file on this machine.
+    ///
+    /// Steps run in Docker containers (or as local processes with `--runtime process`) with the
+    /// same engine the server uses; Relay's metadata API is served to them for the run.
+    /// Prints each state change and every log line as it comes, then a summary.
+    /// Exits 0 only when the run succeeded. Ctrl-C cancels the run and removes its containers.
+    Run(RunCommand),
     /// Check and inspect workflow files.
     #[command(subcommand)]
     Workflow(WorkflowCommand),
@@ -71,6 +80,51 @@ enum WorkflowCommand {
     },
 }
 
+#[derive(Debug, clap::Args)]
+struct RunCommand {
+    /// The workflow file.
+    #[arg(value_name = "FILE")]
+    file: PathBuf,
+    /// A parameter value, `name=value` (repeatable). Values are strings, as in Relay.
+    #[arg(long = "param", short = 'p', value_name = "NAME=VALUE")]
+    params: Vec<String>,
+    /// Parameters from a YAML or JSON mapping (values of any type); `--param` wins.
+    #[arg(long, value_name = "FILE")]
+    params_file: Option<PathBuf>,
+    /// Secrets from a YAML or JSON mapping of name to string.
+    #[arg(long, value_name = "FILE")]
+    secrets_file: Option<PathBuf>,
+    /// Connections from a YAML or JSON mapping: type → name → fields (or `type/name` → fields).
+    #[arg(long, value_name = "FILE")]
+    connections_file: Option<PathBuf>,
+    /// Where steps run.
+    #[arg(long, value_enum, default_value_t = run::RuntimeKind::Docker)]
+    runtime: run::RuntimeKind,
+    /// Approve every approval step without asking.
+    #[arg(long, conflicts_with = "deny")]
+    approve: bool,
+    /// Deny every approval step without asking.
+    #[arg(long)]
+    deny: bool,
+    /// How many steps may run at once (0: no limit).
+    #[arg(long, default_value_t = 4, value_name = "N")]
+    max_parallel: usize,
+    /// The longest a step may run when it sets no `timeout` (e.g. `30m`).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    step_timeout: Option<std::time::Duration>,
+    /// Output format: `json` prints the run record on standard output at the end.
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    format: Format,
+    /// Keep the run's work folder (step specs and outputs) instead of removing it.
+    #[arg(long)]
+    keep_work_dir: bool,
+}
+
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    gantry_workflow::duration::parse(s)
+        .ok_or_else(|| format!("`{s}` is not a duration such as `90s`, `15m` or `1h30m`"))
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Format {
     Human,
@@ -84,6 +138,21 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Color::Auto => std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
     };
     match cli.command {
+        Command::Run(r) => run::run(run::RunArgs {
+            file: r.file,
+            params: r.params,
+            params_file: r.params_file,
+            secrets_file: r.secrets_file,
+            connections_file: r.connections_file,
+            runtime: r.runtime,
+            approve: r.approve,
+            deny: r.deny,
+            max_parallel: r.max_parallel,
+            step_timeout: r.step_timeout,
+            json: r.format == Format::Json,
+            color,
+            keep_work_dir: r.keep_work_dir,
+        }),
         Command::Workflow(WorkflowCommand::Validate { files, format }) => {
             workflow::validate(&files, format == Format::Json, color)
         }

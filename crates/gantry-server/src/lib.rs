@@ -1,0 +1,17 @@
+//! Gantry's HTTP edge.
+//!
+//! Today this crate holds the metadata API ([`metadata`]), the HTTP service that step and
+//! trigger containers call to read their `spec`, set outputs, emit events and so on, with
+//! Relay's paths, envelopes and status codes so that Relay's own clients (PyPI's `relay-sdk`,
+//! the `ni` CLI) work unchanged. The REST API, webhook ingest and agent endpoints will join it.
+//!
+//! This crate owns the wire format: request parsing, response envelopes, status codes and the
+//! error table. It must not hold engine logic: every decision about a run is delegated to
+//! [`gantry_engine::metadata::MetadataBackend`]. Serde types live here and are converted by
+//! hand from domain types, so the API cannot change by accident.
+//!
+//! Concurrency: handlers run on the caller's tokio runtime and share only an
+//! `Arc<dyn MetadataBackend>`; the backend's synchronous methods are called inline, so they
+//! must not block for long.
+
+pub mod metadata;

@@ -1,0 +1,10 @@
+//! Integration tests of the metadata API: the router called in-process with
+//! `tower::ServiceExt::oneshot` against [`backend::MapBackend`], plus one test that runs PyPI's
+//! real `relay-sdk` against the router on a socket.
+
+mod auth;
+mod backend;
+mod client;
+mod endpoints;
+mod relay_sdk;
+mod spec;
