@@ -1,4 +1,6 @@
-//! End-to-end tests of the `gantry` binary: exit codes, human and JSON output.
+//! End-to-end tests of the `gantry` binary: exit codes, human and JSON output, real runs.
+
+mod run;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
