@@ -203,7 +203,7 @@ impl RunSink for Printer {
                     let _ = self.approvals.send(step.clone());
                 }
                 let reason = reason.map(|r| format!("  ({r})")).unwrap_or_default();
-                let state_text = self.paint(&format!("{:<10}", state.as_str()), state.as_str());
+                let state_text = self.paint(state.as_str(), state.as_str());
                 self.write(&format!(
                     "{}  {:<w$}  {state_text}{reason}",
                     clock_time(&at),
@@ -336,9 +336,10 @@ async fn run_async(args: RunArgs) -> anyhow::Result<ExitCode> {
         metadata_port: Some(metadata.port()),
     });
     let server = metadata.serve(Arc::new(handle.clone()));
+    let count = workflow.steps.len();
     printer.write(&format!(
-        "run {run_id} of {workflow_name}: {} steps, {} runtime",
-        workflow.steps.len(),
+        "run {run_id} of {workflow_name}: {count} step{}, {} runtime",
+        if count == 1 { "" } else { "s" },
         runtime.name()
     ));
     let driving = tokio::spawn(driver.run());
@@ -530,12 +531,12 @@ fn summary(r: &RunRecord, color: bool) -> String {
     for step in &r.steps {
         let status = paint(format!("{:<10}", step.state.as_str()), step.state.as_str());
         let detail = step.reason.clone().unwrap_or_default();
-        let _ = writeln!(
-            s,
+        let line = format!(
             "{:<width$}  {status}  {:>8}  {detail}",
             step.name,
             duration_text(step.started_at, step.ended_at)
         );
+        let _ = writeln!(s, "{}", line.trim_end());
     }
     let reason = r
         .reason

@@ -110,6 +110,30 @@ steps:
 }
 
 #[test]
+fn a_container_reads_its_spec_from_the_metadata_api() {
+    let (_dir, file) = write_workflow(
+        "metadata",
+        r#"
+steps:
+- name: ask
+  image: IMAGE
+  spec:
+    name: gantry
+  input:
+  - wget -q -O - "$METADATA_API_URL/spec?q=name"; echo
+"#,
+    );
+    let ran = gantry_run(&file, &[]);
+    assert_eq!(ran.code, Some(0), "{}", ran.stderr);
+    assert!(
+        ran.stderr
+            .contains(r#"ask │ {"value":"gantry","unresolvable":{},"complete":true}"#),
+        "{}",
+        ran.stderr
+    );
+}
+
+#[test]
 fn parallel_branches_overlap() {
     let (_dir, file) = write_workflow(
         "parallel",
