@@ -6,6 +6,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::ops::Range;
+use std::rc::Rc;
 
 use crate::diagnostic::{suggest, Code, Diagnostic, Span};
 use crate::expr;
@@ -68,8 +69,16 @@ enum Place<'a> {
     Trigger,
 }
 
+/// What the checks need from one template text, computed once per distinct text: workflows
+/// repeat the same `${parameters.x}` many times.
+struct TemplateFacts {
+    calls: Vec<expr::CallSite>,
+    references: Vec<expr::PathRef>,
+}
+
 pub(crate) struct Checker<'a> {
     src: &'a str,
+    templates: HashMap<&'a str, Rc<Result<TemplateFacts, expr::ParseError>>>,
     wf: &'a Workflow,
     steps: HashMap<&'a str, usize>,
     parameters: HashSet<&'a str>,
@@ -81,6 +90,7 @@ impl<'a> Checker<'a> {
     pub(crate) fn new(src: &'a str, wf: &'a Workflow) -> Self {
         Checker {
             src,
+            templates: HashMap::new(),
             wf,
             steps: HashMap::with_capacity(wf.steps.len()),
             parameters: wf.parameters.iter().map(|p| p.name.as_str()).collect(),
@@ -395,9 +405,20 @@ impl<'a> Checker<'a> {
         }
     }
 
-    fn template(&mut self, s: &str, span: Span, place: Place<'_>) {
-        let template = match expr::parse_template(s) {
-            Ok(t) => t,
+    fn template(&mut self, s: &'a str, span: Span, place: Place<'_>) {
+        let facts = match self.templates.get(s) {
+            Some(f) => Rc::clone(f),
+            None => {
+                let facts = Rc::new(expr::parse_template(s).map(|t| TemplateFacts {
+                    calls: expr::calls(&t),
+                    references: expr::references(&t),
+                }));
+                self.templates.insert(s, Rc::clone(&facts));
+                facts
+            }
+        };
+        let facts = match &*facts {
+            Ok(f) => f,
             Err(e) => {
                 let at = locate(self.src, span, s, e.span.clone());
                 self.diags.push(Diagnostic::error(
@@ -408,38 +429,40 @@ impl<'a> Checker<'a> {
                 return;
             }
         };
-        for call in expr::calls(&template) {
-            let at = locate(self.src, span, s, call.span.clone());
+        for call in &facts.calls {
+            let at = || locate(self.src, span, s, call.span.clone());
             if !expr::FUNCTIONS.contains(&call.name.as_str()) {
-                self.unknown_function(&call.name, at);
+                self.unknown_function(&call.name, at());
             } else if let Some(n) = call.positional {
-                self.arity(&call.name, n, at);
+                self.arity(&call.name, n, at());
             }
         }
-        for r in expr::references(&template) {
-            let at = locate(self.src, span, s, r.span.clone());
+        for r in &facts.references {
+            // Located only when needed: most references are fine and need no span.
+            let src = self.src;
+            let at = || locate(src, span, s, r.span.clone());
             let seg = |i: usize| r.segments.get(i).map(String::as_str);
             match seg(0) {
                 Some("parameters") => match place {
-                    Place::Trigger => self.not_available("`parameters`", place, at),
+                    Place::Trigger => self.not_available("`parameters`", place, at()),
                     Place::Step { .. } => {
                         if let Some(p) = seg(1) {
                             if !self.parameters.contains(p) {
-                                self.undeclared_parameter(p, at);
+                                self.undeclared_parameter(p, at());
                             }
                         }
                     }
                 },
                 Some("outputs") => match seg(1) {
-                    Some(step) => self.step_reference(step, place, at, "outputs", "outputs"),
+                    Some(step) => self.step_reference(step, place, at(), "outputs", "outputs"),
                     None if matches!(place, Place::Trigger) => {
-                        self.not_available("`outputs`", place, at)
+                        self.not_available("`outputs`", place, at())
                     }
                     None => {}
                 },
                 Some("steps") => match seg(1) {
                     Some(step) => {
-                        self.step_reference(step, place, at, "steps", "status");
+                        self.step_reference(step, place, at(), "steps", "status");
                         if let Some(prop) = seg(2) {
                             if !STATUS_PROPERTIES.contains(&prop) {
                                 let mut d = Diagnostic::error(
@@ -447,7 +470,7 @@ impl<'a> Checker<'a> {
                                     format!(
                                         "`{prop}` is not a step status; use succeeded, failed or skipped"
                                     ),
-                                    at,
+                                    at(),
                                 );
                                 if let Some(h) = suggest(prop, STATUS_PROPERTIES.iter().copied()) {
                                     d = d.with_help(h);
@@ -457,13 +480,13 @@ impl<'a> Checker<'a> {
                         }
                     }
                     None if matches!(place, Place::Trigger) => {
-                        self.not_available("`steps`", place, at)
+                        self.not_available("`steps`", place, at())
                     }
                     None => {}
                 },
                 Some("event") => {
                     if let Place::Step { .. } = place {
-                        self.not_available("`event`", place, at);
+                        self.not_available("`event`", place, at());
                     }
                 }
                 Some("secrets" | "connections" | "$") | None => {}
@@ -474,7 +497,7 @@ impl<'a> Checker<'a> {
                             "`{other}` is not defined; expressions start from {}",
                             ROOTS.join(", ")
                         ),
-                        at,
+                        at(),
                     );
                     if let Some(h) = suggest(other, ROOTS.iter().copied()) {
                         d = d.with_help(h);
