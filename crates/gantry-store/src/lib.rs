@@ -1,1 +1,194 @@
-//! x
+//! Durable storage for Gantry: workflows and their versions, accepted events, runs with their
+//! step states and outputs, log chunks, the job queue, sealed secrets and connections, API keys.
+//!
+//! What it owns: the `Store` trait, its domain types (`model`), two backends
+//! (`SqliteStore`, `PostgresStore`) with their migrations, and the group-commit `BatchWriter`.
+//! It is the only crate that sees `sqlx`; nothing in its public API is a driver type.
+//!
+//! What it must not do: business rules. It does not decide which status may follow which, whether
+//! an event starts a run, or how a secret is encrypted; it stores what it is told, atomically, and
+//! reports conflicts (a duplicate key, a lost lease) for the caller to act on. It reads no clock:
+//! every time it stores or compares comes from the caller, so tests control time.
+//!
+//! Concurrency model: a `Store` is `Send + Sync` and shared as `Arc<dyn Store>`; every method is
+//! one transaction. Races that matter are settled by the database, not by locks in this process:
+//! unique indexes for event de-duplication and one-run-per-event, row locks with `SKIP LOCKED`
+//! (PostgreSQL) or the single writer connection (SQLite) for queue claims. Many server processes
+//! may share one PostgreSQL database; a SQLite file belongs to one process.
+
+mod batch;
+mod error;
+mod model;
+mod postgres;
+mod sql;
+mod sqlite;
+
+use std::future::Future;
+use std::pin::Pin;
+
+pub use batch::{BatchConfig, BatchStats, BatchWriter};
+pub use error::StoreError;
+pub use model::*;
+pub use postgres::{PostgresOptions, PostgresStore};
+pub use sqlite::SqliteStore;
+
+/// The future every `Store` method returns: boxed so the trait stays object-safe.
+pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
+
+/// Everything Gantry keeps. See the crate documentation for what it must not do.
+///
+/// Lookups of one thing return `StoreError::NotFound` when it is absent.
+pub trait Store: Send + Sync {
+    // ------------------------------------------------------------ workflows
+
+    /// Creates `name` or replaces its current version; returns the new version number (from 1).
+    /// A deleted workflow re-created under the same name continues its numbering, so a run's
+    /// `(workflow, version)` always names one source.
+    fn put_workflow<'a>(&'a self, new: &'a NewWorkflowVersion) -> StoreFuture<'a, i64>;
+    /// The current version of a workflow that is not deleted.
+    fn get_workflow<'a>(&'a self, name: &'a str) -> StoreFuture<'a, WorkflowVersion>;
+    /// Any stored version, also of a deleted workflow (run history needs it).
+    fn get_workflow_version<'a>(
+        &'a self,
+        name: &'a str,
+        version: i64,
+    ) -> StoreFuture<'a, WorkflowVersion>;
+    /// Workflows that are not deleted, by name.
+    fn list_workflows<'a>(&'a self, page: &'a PageRequest)
+        -> StoreFuture<'a, Page<WorkflowSummary>>;
+    /// Every version of a workflow that is not deleted, oldest first.
+    fn list_workflow_versions<'a>(&'a self, name: &'a str)
+        -> StoreFuture<'a, Vec<WorkflowVersion>>;
+    /// Marks a workflow deleted; its versions stay readable through `get_workflow_version`.
+    fn delete_workflow<'a>(
+        &'a self,
+        name: &'a str,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> StoreFuture<'a, ()>;
+
+    // ------------------------------------------------------------ events
+
+    /// Accepts an event durably. An event with the same id, the same idempotency key (per
+    /// workflow) or the same de-duplication key (per workflow and trigger) as a stored one is not
+    /// stored: the first one comes back with `created: false`.
+    fn insert_event<'a>(&'a self, event: &'a NewEvent) -> StoreFuture<'a, EventInsert>;
+    fn get_event<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Event>;
+    /// Accepted events with no run yet, oldest first (recovery after a crash).
+    fn events_without_run(&self, limit: u32) -> StoreFuture<'_, Vec<Event>>;
+
+    // ------------------------------------------------------------ runs
+
+    /// Creates a run in status `queued`. With `RunOrigin::Event`, links the event to it in the
+    /// same transaction; `Conflict` if the event already has a run, `NotFound` if it does not exist.
+    fn create_run<'a>(&'a self, run: &'a NewRun) -> StoreFuture<'a, ()>;
+    fn update_run<'a>(&'a self, id: &'a str, update: &'a RunUpdate) -> StoreFuture<'a, ()>;
+    /// Records a step's new state (creating the step row on first use).
+    fn record_step<'a>(&'a self, run_id: &'a str, change: &'a StepChange) -> StoreFuture<'a, ()>;
+    /// Sets (or replaces) a step output.
+    fn set_output<'a>(&'a self, run_id: &'a str, output: &'a Output) -> StoreFuture<'a, ()>;
+    fn get_run<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Run>;
+    /// Runs matching `filter`, newest first.
+    fn list_runs<'a>(
+        &'a self,
+        filter: &'a RunFilter,
+        page: &'a PageRequest,
+    ) -> StoreFuture<'a, Page<RunSummary>>;
+    /// Every run in `status`, oldest first (at start: the runs a crash left `running`).
+    fn runs_in_status(&self, status: RunStatus) -> StoreFuture<'_, Vec<RunSummary>>;
+
+    // ------------------------------------------------------------ logs
+
+    /// Appends chunks in one transaction. A chunk whose `(run, step, stream, seq)` is stored is skipped.
+    fn append_logs<'a>(&'a self, chunks: &'a [LogChunk]) -> StoreFuture<'a, ()>;
+    /// A step's chunks after `after` (a `StoredLogChunk::position`, or `None` from the start), in order.
+    fn read_step_logs<'a>(
+        &'a self,
+        run_id: &'a str,
+        step: &'a str,
+        after: Option<i64>,
+        limit: u32,
+    ) -> StoreFuture<'a, Vec<StoredLogChunk>>;
+    /// A run's chunks (all steps) after `after`, in order of storage.
+    fn read_run_logs<'a>(
+        &'a self,
+        run_id: &'a str,
+        after: Option<i64>,
+        limit: u32,
+    ) -> StoreFuture<'a, Vec<StoredLogChunk>>;
+
+    // ------------------------------------------------------------ job queue
+
+    fn enqueue<'a>(&'a self, job: &'a NewJob) -> StoreFuture<'a, ()>;
+    /// Atomically leases at most one job that is available, not completed, and not leased
+    /// (or whose lease expired at `lease.now`) to `lease.worker`, oldest `available_at` first.
+    fn claim<'a>(&'a self, lease: &'a Lease) -> StoreFuture<'a, Option<Job>>;
+    /// Extends `worker`'s lease to `now + duration`. `Conflict` if the lease expired or is held by
+    /// another worker, `NotFound` if there is no such job.
+    fn heartbeat<'a>(&'a self, job_id: &'a str, lease: &'a Lease) -> StoreFuture<'a, ()>;
+    /// Completes a job with its result. `Conflict` unless `worker` holds an unexpired lease at `now`
+    /// (so a second completion, or one by a worker that lost its lease, changes nothing).
+    fn complete<'a>(
+        &'a self,
+        job_id: &'a str,
+        worker: &'a str,
+        result: &'a serde_json::Value,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> StoreFuture<'a, ()>;
+    fn get_job<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Job>;
+
+    // ------------------------------------------------------------ secrets and connections
+
+    /// Stores (or replaces) an encrypted value.
+    fn put_sealed<'a>(&'a self, value: &'a SealedValue) -> StoreFuture<'a, ()>;
+    fn get_sealed<'a>(
+        &'a self,
+        kind: SealedKind,
+        scope: &'a str,
+        name: &'a str,
+    ) -> StoreFuture<'a, SealedValue>;
+    /// The names in a scope, sorted.
+    fn list_sealed_names<'a>(
+        &'a self,
+        kind: SealedKind,
+        scope: &'a str,
+    ) -> StoreFuture<'a, Vec<String>>;
+    fn delete_sealed<'a>(
+        &'a self,
+        kind: SealedKind,
+        scope: &'a str,
+        name: &'a str,
+    ) -> StoreFuture<'a, ()>;
+
+    // ------------------------------------------------------------ API keys
+
+    /// `Conflict` if the id or the prefix is taken.
+    fn create_api_key<'a>(&'a self, key: &'a ApiKey) -> StoreFuture<'a, ()>;
+    fn find_api_key<'a>(&'a self, prefix: &'a str) -> StoreFuture<'a, ApiKey>;
+    fn touch_api_key<'a>(
+        &'a self,
+        id: &'a str,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> StoreFuture<'a, ()>;
+    /// All keys, oldest first (revoked ones included).
+    fn list_api_keys(&self) -> StoreFuture<'_, Vec<ApiKey>>;
+    /// Revokes a key; revoking twice keeps the first time.
+    fn revoke_api_key<'a>(
+        &'a self,
+        id: &'a str,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> StoreFuture<'a, ()>;
+
+    // ------------------------------------------------------------ group commit
+
+    /// Writes events and log chunks in one transaction: all of them or none. Returns one
+    /// `EventInsert` per event, in order. Used by `BatchWriter`.
+    fn write_batch<'a>(&'a self, batch: &'a WriteBatch) -> StoreFuture<'a, Vec<EventInsert>>;
+}
+
+/// A new random id: 128 bits as 32 lowercase hex digits.
+pub fn new_id() -> Result<String, StoreError> {
+    let mut bytes = [0u8; 16];
+    getrandom::getrandom(&mut bytes)
+        .map_err(|err| StoreError::Database(format!("no randomness: {err}")))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}

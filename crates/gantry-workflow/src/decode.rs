@@ -38,30 +38,13 @@ const CONTAINER_KEYS: &[&str] = &[
     "command",
     "args",
 ];
-const STEP_AND_CONTAINER_KEYS: &[&str] = &[
+const STEP_KEYS: &[&str] = &[
     "name",
     "description",
     "type",
     "dependsOn",
     "when",
     "timeout",
-    "image",
-    "spec",
-    "env",
-    "input",
-    "inputFile",
-    "command",
-    "args",
-];
-const WEBHOOK_KEYS: &[&str] = &[
-    "type",
-    "image",
-    "spec",
-    "env",
-    "input",
-    "inputFile",
-    "command",
-    "args",
 ];
 const TRIGGER_KEYS: &[&str] = &["name", "source", "binding", "when"];
 const BINDING_KEYS: &[&str] = &["parameters", "key"];
@@ -126,7 +109,7 @@ impl<'s> Decoder<'s> {
     }
 
     /// Reads a mapping, warning about keys outside `known` (`None` accepts any key).
-    fn fields(&mut self, node: Node, what: &str, known: Option<&[&str]>) -> Option<Fields> {
+    fn fields(&mut self, node: Node, what: &str, known: Option<&[&[&str]]>) -> Option<Fields> {
         if !matches!(node.kind, NodeKind::Map(_)) {
             self.type_error(what, "a mapping", &node);
             return None;
@@ -156,9 +139,10 @@ impl<'s> Decoder<'s> {
     }
 
     /// Warns about and drops the keys of `f` outside `known`.
-    fn keep_known(&mut self, f: &mut Fields, what: &str, known: &[&str]) {
+    /// `known` is a list of key lists (a step's own keys and the container keys, say).
+    fn keep_known(&mut self, f: &mut Fields, what: &str, known: &[&[&str]]) {
         f.entries.retain(|(key, span, _)| {
-            if known.contains(&key.as_str()) {
+            if known.iter().any(|keys| keys.contains(&key.as_str())) {
                 return true;
             }
             let mut d = Diagnostic::warning(
@@ -166,7 +150,7 @@ impl<'s> Decoder<'s> {
                 format!("unknown key `{key}` in {what}; it is ignored"),
                 *span,
             );
-            if let Some(h) = suggest(key, known.iter().copied()) {
+            if let Some(h) = suggest(key, known.iter().flat_map(|keys| keys.iter().copied())) {
                 d = d.with_help(h);
             }
             self.diags.push(d);
@@ -260,7 +244,7 @@ impl<'s> Decoder<'s> {
             return wf;
         }
         let root_span = root.span;
-        let Some(mut f) = self.fields(root, "the workflow", Some(TOP_KEYS)) else {
+        let Some(mut f) = self.fields(root, "the workflow", Some(&[TOP_KEYS])) else {
             return wf;
         };
         wf.api_version = self.opt_string(&f, "apiVersion", "`apiVersion`");
@@ -352,7 +336,7 @@ impl<'s> Decoder<'s> {
                 span: Span::new(key_span.start, value.span.end.max(key_span.end)),
             };
             if !matches!(value.kind, NodeKind::Null) {
-                if let Some(mut pf) = self.fields(value, &what, Some(PARAMETER_KEYS)) {
+                if let Some(mut pf) = self.fields(value, &what, Some(&[PARAMETER_KEYS])) {
                     p.description = self.opt_string(&pf, "description", "`description`");
                     p.default = pf.take("default").map(|n| self.value(n));
                     p.type_ = self.opt_string(&pf, "type", "`type`");
@@ -430,7 +414,7 @@ impl<'s> Decoder<'s> {
     fn step(&mut self, node: Node, index: usize) -> Option<Step> {
         let what = format!("step {}", index + 1);
         let span = node.span;
-        let mut f = self.fields(node, &what, Some(STEP_AND_CONTAINER_KEYS))?;
+        let mut f = self.fields(node, &what, Some(&[STEP_KEYS, CONTAINER_KEYS]))?;
         let name = self.name_of(&f, span, &what);
         let description = self.opt_string(&f, "description", "`description`");
         let step_type = self.opt_string(&f, "type", "`type`");
@@ -594,7 +578,7 @@ impl<'s> Decoder<'s> {
     fn trigger(&mut self, node: Node, index: usize) -> Option<Trigger> {
         let what = format!("trigger {}", index + 1);
         let span = node.span;
-        let mut f = self.fields(node, &what, Some(TRIGGER_KEYS))?;
+        let mut f = self.fields(node, &what, Some(&[TRIGGER_KEYS]))?;
         let name = self.name_of(&f, span, &what);
         let source = match f.take("source") {
             None => {
@@ -632,7 +616,7 @@ impl<'s> Decoder<'s> {
         let ty = self.string(type_node, "`source.type`")?;
         match ty.value.as_str() {
             "schedule" => {
-                self.keep_known(&mut f, "a schedule source", &["type", "schedule"]);
+                self.keep_known(&mut f, "a schedule source", &[&["type", "schedule"]]);
                 let Some(s) = f.get("schedule") else {
                     self.error(
                         Code::MissingField,
@@ -662,14 +646,14 @@ impl<'s> Decoder<'s> {
                 Some(TriggerSource::Schedule { schedule, parsed })
             }
             "push" => {
-                self.keep_known(&mut f, "a push source", &["type", "schema"]);
+                self.keep_known(&mut f, "a push source", &[&["type", "schema"]]);
                 let mut schema = Vec::new();
                 if let Some(s) = f.take("schema") {
                     if let Some(sf) = self.fields(s, "`schema`", None) {
                         for (field, key_span, spec) in sf.into_entries() {
                             let what = format!("schema field `{field}`");
                             let spec_span = spec.span;
-                            let Some(spec_f) = self.fields(spec, &what, Some(&["type"])) else {
+                            let Some(spec_f) = self.fields(spec, &what, Some(&[&["type"]])) else {
                                 continue;
                             };
                             let Some(t) = spec_f.get("type").and_then(|t| self.string(t, "`type`"))
@@ -702,7 +686,7 @@ impl<'s> Decoder<'s> {
                 Some(TriggerSource::Push { schema })
             }
             "webhook" => {
-                self.keep_known(&mut f, "a webhook source", WEBHOOK_KEYS);
+                self.keep_known(&mut f, "a webhook source", &[&["type"], CONTAINER_KEYS]);
                 let c = self.container(&mut f);
                 if c.image.is_none() {
                     self.diags.push(
@@ -737,7 +721,7 @@ impl<'s> Decoder<'s> {
         if matches!(node.kind, NodeKind::Null) {
             return None;
         }
-        let mut f = self.fields(node, "`binding`", Some(BINDING_KEYS))?;
+        let mut f = self.fields(node, "`binding`", Some(&[BINDING_KEYS]))?;
         let mut b = Binding::default();
         if let Some(p) = f.take("parameters") {
             if let Some(pf) = self.fields(p, "`binding.parameters`", None) {

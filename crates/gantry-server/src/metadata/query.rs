@@ -19,7 +19,8 @@
 use serde_json::Value;
 
 use gantry_workflow::expr::{
-    self, Data, Evaluation, Expr, ExprKind, Segment as TemplateSegment, Unresolved,
+    self, format_path, Data, Evaluation, Expr, ExprKind, PathSegment, Segment as TemplateSegment,
+    Unresolved,
 };
 
 use super::error::ApiError;
@@ -452,33 +453,16 @@ fn intersect(found: Unresolved, missing: &Unresolved) -> Unresolved {
     }
 }
 
-/// A location in the form the evaluator writes `EvalError::path`: plain keys joined by `.`,
-/// other keys as `['k']`, indexes as `[i]`.
+/// A location in the form the evaluator writes `EvalError::path`, by the evaluator's own rule.
 fn location(loc: &[Loc]) -> String {
-    let mut out = String::new();
-    for step in loc {
-        match step {
-            Loc::Index(i) => out.push_str(&format!("[{i}]")),
-            Loc::Key(k) => {
-                let plain = k
-                    .chars()
-                    .next()
-                    .is_some_and(|c| c.is_alphabetic() || c == '_')
-                    && k.chars()
-                        .all(|c| c.is_alphanumeric() || c == '_' || c == '-');
-                if plain {
-                    if !out.is_empty() {
-                        out.push('.');
-                    }
-                    out.push_str(k);
-                } else {
-                    let escaped = k.replace('\\', "\\\\").replace('\'', "\\'");
-                    out.push_str(&format!("['{escaped}']"));
-                }
-            }
-        }
-    }
-    out
+    let segments: Vec<PathSegment> = loc
+        .iter()
+        .map(|l| match l {
+            Loc::Index(i) => PathSegment::Index(*i),
+            Loc::Key(k) => PathSegment::Key(k.clone()),
+        })
+        .collect();
+    format_path(&segments)
 }
 
 /// Whether the error location `path` is at or below `at`.

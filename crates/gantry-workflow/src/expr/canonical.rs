@@ -61,12 +61,12 @@ pub fn evaluate(canonical: &Value, data: &Data) -> Evaluation {
 /// Errors take precedence over `false`, which takes precedence over missing data.
 pub fn evaluate_when(canonical: &Value, data: &Data) -> WhenOutcome {
     let walker = Walker { data };
-    let conditions: Vec<(Vec<PathSeg>, &Value)> = match canonical {
+    let conditions: Vec<(Vec<PathSegment>, &Value)> = match canonical {
         Value::Null => return WhenOutcome::Satisfied,
         Value::Array(items) => items
             .iter()
             .enumerate()
-            .map(|(i, v)| (vec![PathSeg::Index(i)], v))
+            .map(|(i, v)| (vec![PathSegment::Index(i)], v))
             .collect(),
         other => vec![(Vec::new(), other)],
     };
@@ -112,7 +112,7 @@ struct Accumulator {
 }
 
 impl Accumulator {
-    fn record(&mut self, stop: Stop, path: &[PathSeg]) {
+    fn record(&mut self, stop: Stop, path: &[PathSegment]) {
         match stop {
             Stop::Unresolved(u) => self.unresolved.merge(*u),
             Stop::Error(mut e) => {
@@ -125,18 +125,22 @@ impl Accumulator {
     }
 }
 
-#[derive(Debug, Clone)]
-enum PathSeg {
+/// One step of a location inside an evaluated value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PathSegment {
     Key(String),
     Index(usize),
 }
 
-fn format_path(path: &[PathSeg]) -> String {
+/// A location as [`EvalError::path`](super::EvalError) writes it: keys that are identifiers
+/// joined by `.`, other keys as `['k']`, indexes as `[i]`. Callers that match error paths
+/// against locations of their own build them with this function too.
+pub fn format_path(path: &[PathSegment]) -> String {
     let mut out = String::new();
     for seg in path {
         match seg {
-            PathSeg::Index(i) => out.push_str(&format!("[{i}]")),
-            PathSeg::Key(k) => {
+            PathSegment::Index(i) => out.push_str(&format!("[{i}]")),
+            PathSegment::Key(k) => {
                 let plain = k.chars().next().is_some_and(super::lexer::is_ident_start)
                     && k.chars().all(super::lexer::is_ident_continue);
                 if plain {
@@ -194,7 +198,7 @@ struct Walker<'a> {
 }
 
 impl Walker<'_> {
-    fn too_deep(path: &[PathSeg]) -> Stop {
+    fn too_deep(path: &[PathSegment]) -> Stop {
         Stop::Error(EvalError {
             code: "too_deep",
             message: format!("value nests more than {MAX_VALUE_DEPTH} levels deep"),
@@ -206,7 +210,7 @@ impl Walker<'_> {
     fn lenient(
         &self,
         v: &Value,
-        path: &mut Vec<PathSeg>,
+        path: &mut Vec<PathSegment>,
         depth: usize,
         acc: &mut Accumulator,
     ) -> Value {
@@ -232,7 +236,7 @@ impl Walker<'_> {
             Value::Object(m) => {
                 let mut out = Map::new();
                 for (k, child) in m {
-                    path.push(PathSeg::Key(k.clone()));
+                    path.push(PathSegment::Key(k.clone()));
                     let c = self.lenient(child, path, depth + 1, acc);
                     path.pop();
                     out.insert(k.clone(), c);
@@ -242,7 +246,7 @@ impl Walker<'_> {
             Value::Array(items) => {
                 let mut out = Vec::with_capacity(items.len());
                 for (i, child) in items.iter().enumerate() {
-                    path.push(PathSeg::Index(i));
+                    path.push(PathSegment::Index(i));
                     out.push(self.lenient(child, path, depth + 1, acc));
                     path.pop();
                 }
@@ -254,11 +258,11 @@ impl Walker<'_> {
 
     /// Evaluates completely or not at all; used for function arguments and tag fields, which
     /// need whole values.
-    fn strict(&self, v: &Value, path: &mut Vec<PathSeg>, depth: usize) -> Result<Value, Stop> {
+    fn strict(&self, v: &Value, path: &mut Vec<PathSegment>, depth: usize) -> Result<Value, Stop> {
         if depth > MAX_VALUE_DEPTH {
             return Err(Self::too_deep(path));
         }
-        let located = |stop: Stop, path: &[PathSeg]| match stop {
+        let located = |stop: Stop, path: &[PathSegment]| match stop {
             Stop::Error(mut e) if e.path.is_empty() => {
                 e.path = format_path(path);
                 Stop::Error(e)
@@ -291,7 +295,7 @@ impl Walker<'_> {
                 None => {
                     let mut results = Vec::with_capacity(m.len());
                     for (k, child) in m {
-                        path.push(PathSeg::Key(k.clone()));
+                        path.push(PathSegment::Key(k.clone()));
                         let r = self
                             .strict(child, path, depth + 1)
                             .map_err(|s| located(s, path));
@@ -305,7 +309,7 @@ impl Walker<'_> {
             Value::Array(items) => {
                 let mut results = Vec::with_capacity(items.len());
                 for (i, child) in items.iter().enumerate() {
-                    path.push(PathSeg::Index(i));
+                    path.push(PathSegment::Index(i));
                     let r = self
                         .strict(child, path, depth + 1)
                         .map_err(|s| located(s, path));
@@ -321,10 +325,10 @@ impl Walker<'_> {
     fn function_args(
         &self,
         args: &Value,
-        path: &mut Vec<PathSeg>,
+        path: &mut Vec<PathSegment>,
         depth: usize,
     ) -> Result<CallArgs, Stop> {
-        let child = |seg: PathSeg, v: &Value, path: &mut Vec<PathSeg>| {
+        let child = |seg: PathSegment, v: &Value, path: &mut Vec<PathSegment>| {
             path.push(seg);
             let r = self.strict(v, path, depth + 2);
             path.pop();
@@ -335,12 +339,12 @@ impl Walker<'_> {
                 items
                     .iter()
                     .enumerate()
-                    .map(|(i, v)| child(PathSeg::Index(i), v, path))
+                    .map(|(i, v)| child(PathSegment::Index(i), v, path))
                     .collect(),
             ),
             Value::Object(m) if special(m).is_none() => CallArgs::Keyword(
                 m.iter()
-                    .map(|(k, v)| (k.clone(), child(PathSeg::Key(k.clone()), v, path)))
+                    .map(|(k, v)| (k.clone(), child(PathSegment::Key(k.clone()), v, path)))
                     .collect(),
             ),
             // `!Fn.name x` is one positional argument.
@@ -354,7 +358,7 @@ impl Walker<'_> {
         m: &Map<String, Value>,
         names: &[&str],
         tag: &str,
-        path: &mut Vec<PathSeg>,
+        path: &mut Vec<PathSegment>,
         depth: usize,
     ) -> Result<String, Stop> {
         let Some((name, v)) = names.iter().find_map(|n| m.get(*n).map(|v| (*n, v))) else {
@@ -366,7 +370,7 @@ impl Walker<'_> {
                 ),
             ));
         };
-        path.push(PathSeg::Key(name.to_string()));
+        path.push(PathSegment::Key(name.to_string()));
         let r = self.strict(v, path, depth + 1);
         path.pop();
         match r? {
@@ -385,12 +389,12 @@ impl Walker<'_> {
         &self,
         tag: &str,
         m: &Map<String, Value>,
-        path: &mut Vec<PathSeg>,
+        path: &mut Vec<PathSegment>,
         depth: usize,
     ) -> Result<Value, Stop> {
         let data = self.data;
         let field =
-            |names: &[&str], path: &mut Vec<PathSeg>| self.field(m, names, tag, path, depth);
+            |names: &[&str], path: &mut Vec<PathSegment>| self.field(m, names, tag, path, depth);
         match tag {
             "Parameter" => {
                 let name = field(&["name"], path)?;

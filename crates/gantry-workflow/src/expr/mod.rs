@@ -32,7 +32,7 @@ pub use analysis::{
     calls, expr_function_calls, expr_references, function_calls, references, CallSite, PathRef,
 };
 pub use ast::{Args, BinaryOp, Expr, ExprKind, KeywordArg, Segment, Template, UnaryOp};
-pub use canonical::{evaluate, evaluate_when, Evaluation, WhenOutcome};
+pub use canonical::{evaluate, evaluate_when, format_path, Evaluation, PathSegment, WhenOutcome};
 pub use data::{
     Data, StepStatus, Unresolved, UnresolvedAnswer, UnresolvedConnection, UnresolvedData,
     UnresolvedName, UnresolvedOutput, UnresolvedStatus,

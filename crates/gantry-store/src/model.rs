@@ -1,0 +1,396 @@
+//! The store's domain types: plain data going in and out of `Store` methods.
+//!
+//! Owns the shapes only. No driver type appears here, so callers never see sqlx.
+//! The run and step statuses mirror `gantry-engine`'s `RunState` and `StepState` (plus `queued`,
+//! a run accepted but not started); the server converts between them, the store does not interpret them.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use std::time::Duration;
+
+use crate::StoreError;
+
+/// One page of a list, and the cursor of the next page when there is one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// Opaque; pass it back as `PageRequest::after` to continue. `None` on the last page.
+    pub next: Option<String>,
+}
+
+/// Where a list starts and how long a page is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageRequest {
+    pub after: Option<String>,
+    /// Clamped to `1..=1000`.
+    pub limit: u32,
+}
+
+impl PageRequest {
+    pub fn first(limit: u32) -> Self {
+        PageRequest { after: None, limit }
+    }
+
+    pub fn after(cursor: impl Into<String>, limit: u32) -> Self {
+        PageRequest { after: Some(cursor.into()), limit }
+    }
+
+    pub(crate) fn clamped_limit(&self) -> i64 {
+        i64::from(self.limit.clamp(1, 1000))
+    }
+}
+
+// ---------------------------------------------------------------- workflows
+
+/// A workflow to create or replace under `name`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewWorkflowVersion {
+    pub name: String,
+    /// The source as the user wrote it.
+    pub yaml: String,
+    /// The canonical JSON of the parsed workflow, stored as given (key order kept).
+    pub canonical: String,
+    pub at: DateTime<Utc>,
+}
+
+/// A workflow's current state (without its source).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkflowSummary {
+    pub name: String,
+    pub current_version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// One stored version of a workflow, with its source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkflowVersion {
+    pub name: String,
+    pub version: i64,
+    pub yaml: String,
+    pub canonical: String,
+    pub created_at: DateTime<Utc>,
+}
+
+// ---------------------------------------------------------------- events
+
+/// An event to accept durably.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewEvent {
+    pub id: String,
+    pub workflow: String,
+    /// The trigger's name in the workflow.
+    pub trigger: String,
+    /// De-duplication key (`binding.key` or the event's `key`): unique per workflow and trigger.
+    pub key: Option<String>,
+    /// The `Idempotency-Key` of the delivery: unique per workflow.
+    pub idempotency_key: Option<String>,
+    pub data: Value,
+    pub received_at: DateTime<Utc>,
+}
+
+/// An accepted event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    pub id: String,
+    pub workflow: String,
+    pub trigger: String,
+    pub key: Option<String>,
+    pub idempotency_key: Option<String>,
+    pub data: Value,
+    pub received_at: DateTime<Utc>,
+    /// The run the event started, once one was created for it.
+    pub run_id: Option<String>,
+}
+
+/// What inserting an event did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventInsert {
+    /// The new event, or the first event with the same id, idempotency key or de-duplication key.
+    pub event: Event,
+    /// `false` when `event` is an earlier event this one duplicates.
+    pub created: bool,
+}
+
+// ---------------------------------------------------------------- runs
+
+/// A run's status. `Queued` is the store's own; the rest are the engine's `RunState`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RunStatus {
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+    TimedOut,
+}
+
+impl RunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Queued => "queued",
+            RunStatus::Running => "running",
+            RunStatus::Succeeded => "succeeded",
+            RunStatus::Failed => "failed",
+            RunStatus::Cancelled => "cancelled",
+            RunStatus::TimedOut => "timed_out",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Self, StoreError> {
+        Ok(match s {
+            "queued" => RunStatus::Queued,
+            "running" => RunStatus::Running,
+            "succeeded" => RunStatus::Succeeded,
+            "failed" => RunStatus::Failed,
+            "cancelled" => RunStatus::Cancelled,
+            "timed_out" => RunStatus::TimedOut,
+            other => return Err(StoreError::Database(format!("unknown run status {other:?}"))),
+        })
+    }
+}
+
+/// A step's state: the engine's `StepState`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StepStatus {
+    Pending,
+    Waiting,
+    Running,
+    Succeeded,
+    Failed,
+    Skipped,
+    Cancelled,
+}
+
+impl StepStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepStatus::Pending => "pending",
+            StepStatus::Waiting => "waiting",
+            StepStatus::Running => "running",
+            StepStatus::Succeeded => "succeeded",
+            StepStatus::Failed => "failed",
+            StepStatus::Skipped => "skipped",
+            StepStatus::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Self, StoreError> {
+        Ok(match s {
+            "pending" => StepStatus::Pending,
+            "waiting" => StepStatus::Waiting,
+            "running" => StepStatus::Running,
+            "succeeded" => StepStatus::Succeeded,
+            "failed" => StepStatus::Failed,
+            "skipped" => StepStatus::Skipped,
+            "cancelled" => StepStatus::Cancelled,
+            other => return Err(StoreError::Database(format!("unknown step state {other:?}"))),
+        })
+    }
+}
+
+/// What started a run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunOrigin {
+    /// The API or the CLI.
+    Manual,
+    /// The accepted event with this id. At most one run per event.
+    Event(String),
+}
+
+/// A run to create, in status `queued`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewRun {
+    pub id: String,
+    pub workflow: String,
+    pub workflow_version: i64,
+    pub parameters: Value,
+    pub origin: RunOrigin,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A change to a run's status. `None` fields keep their stored value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunUpdate {
+    pub status: RunStatus,
+    pub reason: Option<String>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub ended_at: Option<DateTime<Utc>>,
+}
+
+/// A step's new state. `None` times and exit code keep their stored value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepChange {
+    pub step: String,
+    pub state: StepStatus,
+    pub reason: Option<String>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub ended_at: Option<DateTime<Utc>>,
+    pub exit_code: Option<i32>,
+    pub at: DateTime<Utc>,
+}
+
+/// A stored step state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepRow {
+    pub step: String,
+    pub state: StepStatus,
+    pub reason: Option<String>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub ended_at: Option<DateTime<Utc>>,
+    pub exit_code: Option<i32>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A step output. The store keeps sensitive values as given; masking is the caller's job.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Output {
+    pub step: String,
+    pub name: String,
+    pub value: Value,
+    pub sensitive: bool,
+}
+
+/// A run without its steps and outputs (what lists return).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunSummary {
+    pub id: String,
+    pub workflow: String,
+    pub workflow_version: i64,
+    pub parameters: Value,
+    pub origin: RunOrigin,
+    pub status: RunStatus,
+    pub reason: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub ended_at: Option<DateTime<Utc>>,
+}
+
+/// A run with its steps (by name) and outputs (by step, then name).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Run {
+    pub summary: RunSummary,
+    pub steps: Vec<StepRow>,
+    pub outputs: Vec<Output>,
+}
+
+/// Which runs to list. `None` matches any.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunFilter {
+    pub workflow: Option<String>,
+    pub status: Option<RunStatus>,
+}
+
+// ---------------------------------------------------------------- logs
+
+/// A chunk of a step's output. `seq` is assigned by the producer, unique per run, step and stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogChunk {
+    pub run_id: String,
+    pub step: String,
+    pub stream: String,
+    pub seq: i64,
+    pub bytes: Vec<u8>,
+    pub at: DateTime<Utc>,
+}
+
+/// A stored chunk and its position, the cursor to read after it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredLogChunk {
+    pub position: i64,
+    pub chunk: LogChunk,
+}
+
+// ---------------------------------------------------------------- queue
+
+/// A job to enqueue.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewJob {
+    pub id: String,
+    pub run_id: String,
+    pub step: String,
+    pub payload: Value,
+    /// Not claimable before this time.
+    pub available_at: DateTime<Utc>,
+}
+
+/// A job and its lease.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Job {
+    pub id: String,
+    pub run_id: String,
+    pub step: String,
+    pub payload: Value,
+    pub available_at: DateTime<Utc>,
+    pub worker: Option<String>,
+    pub lease_until: Option<DateTime<Utc>>,
+    /// How many times it was claimed.
+    pub attempts: i64,
+    pub completed_at: Option<DateTime<Utc>>,
+    pub result: Option<Value>,
+}
+
+/// A claim, heartbeat or completion by `worker` at `now` (the caller's clock, so tests control time).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    pub worker: String,
+    /// How long the lease lasts from `now`.
+    pub duration: Duration,
+    pub now: DateTime<Utc>,
+}
+
+// ---------------------------------------------------------------- secrets
+
+/// What a sealed value is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SealedKind {
+    Secret,
+    Connection,
+}
+
+impl SealedKind {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            SealedKind::Secret => "secret",
+            SealedKind::Connection => "connection",
+        }
+    }
+}
+
+/// An encrypted secret or connection. The store never sees its plaintext.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedValue {
+    pub kind: SealedKind,
+    /// What owns it, e.g. a workflow name.
+    pub scope: String,
+    pub name: String,
+    pub key_id: String,
+    pub nonce: Vec<u8>,
+    pub ciphertext: Vec<u8>,
+    pub updated_at: DateTime<Utc>,
+}
+
+// ---------------------------------------------------------------- API keys
+
+/// A stored API key: its hash, never the key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKey {
+    pub id: String,
+    /// The non-secret start of the key, used to find the row.
+    pub prefix: String,
+    pub hash: Vec<u8>,
+    pub principal: String,
+    pub created_at: DateTime<Utc>,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+// ---------------------------------------------------------------- batches
+
+/// Writes committed together in one transaction (see `BatchWriter`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct WriteBatch {
+    pub events: Vec<NewEvent>,
+    pub logs: Vec<LogChunk>,
+}
