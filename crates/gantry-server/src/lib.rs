@@ -3,7 +3,8 @@
 //! Today this crate holds the metadata API ([`metadata`]), the HTTP service that step and
 //! trigger containers call to read their `spec`, set outputs, emit events and so on, with
 //! Relay's paths, envelopes and status codes so that Relay's own clients (PyPI's `relay-sdk`,
-//! the `ni` CLI) work unchanged. The REST API, webhook ingest and agent endpoints will join it.
+//! the `ni` CLI) work unchanged. [`vault`] seals secret values at rest and [`apikey`] makes and
+//! checks API keys. The REST API, webhook ingest and agent endpoints will join them.
 //!
 //! This crate owns the wire format: request parsing, response envelopes, status codes and the
 //! error table. It must not hold engine logic: every decision about a run is delegated to
@@ -14,4 +15,6 @@
 //! `Arc<dyn MetadataBackend>`; the backend's synchronous methods are called inline, so they
 //! must not block for long.
 
+pub mod apikey;
 pub mod metadata;
+pub mod vault;

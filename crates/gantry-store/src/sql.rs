@@ -1,0 +1,1035 @@
+//! The SQL shared by both backends, written once.
+//!
+//! Owns every query except connection setup and the queue claim, which differ per backend.
+//! `sql_store!` expands the `Store` implementation for a backend type that has `writer` and
+//! `reader` pools; both backends accept `$n` placeholders, `ON CONFLICT`, `RETURNING` and partial
+//! indexes, and the schemas give every column the same Rust type on both (times as `i64`
+//! microseconds, JSON as text, booleans, bytes), so one body serves both.
+//!
+//! What it must not do: decide anything beyond what the SQL states. Every method is one
+//! transaction (or one statement), so a call either happens entirely or not at all.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use std::time::Duration;
+
+use crate::StoreError;
+
+pub(crate) fn us(t: DateTime<Utc>) -> i64 {
+    t.timestamp_micros()
+}
+
+pub(crate) fn opt_us(t: Option<DateTime<Utc>>) -> Option<i64> {
+    t.map(us)
+}
+
+pub(crate) fn time(us: i64) -> Result<DateTime<Utc>, StoreError> {
+    DateTime::from_timestamp_micros(us)
+        .ok_or_else(|| StoreError::Database(format!("stored time out of range: {us}")))
+}
+
+pub(crate) fn opt_time(us: Option<i64>) -> Result<Option<DateTime<Utc>>, StoreError> {
+    us.map(time).transpose()
+}
+
+pub(crate) fn duration_us(d: Duration) -> Result<i64, StoreError> {
+    i64::try_from(d.as_micros())
+        .map_err(|_| StoreError::Conflict("lease duration too long".to_owned()))
+}
+
+pub(crate) fn json_text(value: &Value) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|err| StoreError::Database(format!("JSON: {err}")))
+}
+
+pub(crate) fn json_value(text: &str) -> Result<Value, StoreError> {
+    serde_json::from_str(text).map_err(|err| StoreError::Database(format!("stored JSON: {err}")))
+}
+
+/// The cursor of a run list: the last item's creation time and id.
+pub(crate) fn run_cursor(created_us: i64, id: &str) -> String {
+    format!("{created_us}:{id}")
+}
+
+pub(crate) fn parse_run_cursor(cursor: &str) -> Result<(i64, String), StoreError> {
+    let (time, id) = cursor.split_once(':').ok_or(StoreError::InvalidCursor)?;
+    let time = time.parse().map_err(|_| StoreError::InvalidCursor)?;
+    Ok((time, id.to_owned()))
+}
+
+pub(crate) fn log_limit(limit: u32) -> i64 {
+    i64::from(limit.clamp(1, 10_000))
+}
+
+pub(crate) const WORKFLOW_VERSION_COLS: &str = "name, version, yaml, canonical, created_at";
+pub(crate) const EVENT_COLS: &str =
+    "id, workflow, trigger_name, dedup_key, idempotency_key, data, received_at, run_id";
+pub(crate) const RUN_COLS: &str = "id, workflow, workflow_version, parameters, event_id, status, \
+     reason, created_at, started_at, ended_at";
+pub(crate) const LOG_COLS: &str = "id, run_id, step, stream, seq, bytes, at";
+pub(crate) const JOB_COLS: &str = "id, run_id, step, payload, available_at, worker, lease_until, \
+     attempts, completed_at, result";
+pub(crate) const API_KEY_COLS: &str =
+    "id, prefix, hash, principal, created_at, last_used_at, expires_at, revoked_at";
+
+/// Expands `impl Store for $store` over the driver `$db` whose rows are `$row`;
+/// `$claim` is the backend's claim statement (see `Store::claim`) with
+/// `$1` worker, `$2` lease end, `$3` now.
+macro_rules! sql_store {
+    ($store:ty, $db:ty, $row:ty, $claim:expr) => {
+        use sqlx::Row as _;
+        use $crate::model::*;
+        use $crate::sql::*;
+        use $crate::{Store, StoreError, StoreFuture};
+
+        type Tx = sqlx::Transaction<'static, $db>;
+
+        fn get<'r, T>(row: &'r $row, col: &str) -> Result<T, StoreError>
+        where
+            T: sqlx::Decode<'r, $db> + sqlx::Type<$db>,
+        {
+            row.try_get(col).map_err(StoreError::from)
+        }
+
+        fn workflow_version_from(row: &$row) -> Result<WorkflowVersion, StoreError> {
+            Ok(WorkflowVersion {
+                name: get(row, "name")?,
+                version: get(row, "version")?,
+                yaml: get(row, "yaml")?,
+                canonical: get(row, "canonical")?,
+                created_at: time(get(row, "created_at")?)?,
+            })
+        }
+
+        fn event_from(row: &$row) -> Result<Event, StoreError> {
+            Ok(Event {
+                id: get(row, "id")?,
+                workflow: get(row, "workflow")?,
+                trigger: get(row, "trigger_name")?,
+                key: get(row, "dedup_key")?,
+                idempotency_key: get(row, "idempotency_key")?,
+                data: json_value(&get::<String>(row, "data")?)?,
+                received_at: time(get(row, "received_at")?)?,
+                run_id: get(row, "run_id")?,
+            })
+        }
+
+        fn run_from(row: &$row) -> Result<RunSummary, StoreError> {
+            let event: Option<String> = get(row, "event_id")?;
+            Ok(RunSummary {
+                id: get(row, "id")?,
+                workflow: get(row, "workflow")?,
+                workflow_version: get(row, "workflow_version")?,
+                parameters: json_value(&get::<String>(row, "parameters")?)?,
+                origin: match event {
+                    Some(id) => RunOrigin::Event(id),
+                    None => RunOrigin::Manual,
+                },
+                status: RunStatus::parse(&get::<String>(row, "status")?)?,
+                reason: get(row, "reason")?,
+                created_at: time(get(row, "created_at")?)?,
+                started_at: opt_time(get(row, "started_at")?)?,
+                ended_at: opt_time(get(row, "ended_at")?)?,
+            })
+        }
+
+        fn step_from(row: &$row) -> Result<StepRow, StoreError> {
+            let exit_code: Option<i64> = get(row, "exit_code")?;
+            Ok(StepRow {
+                step: get(row, "step")?,
+                state: StepStatus::parse(&get::<String>(row, "state")?)?,
+                reason: get(row, "reason")?,
+                started_at: opt_time(get(row, "started_at")?)?,
+                ended_at: opt_time(get(row, "ended_at")?)?,
+                exit_code: exit_code
+                    .map(|c| {
+                        i32::try_from(c).map_err(|_| {
+                            StoreError::Database(format!("stored exit code out of range: {c}"))
+                        })
+                    })
+                    .transpose()?,
+                updated_at: time(get(row, "updated_at")?)?,
+            })
+        }
+
+        fn output_from(row: &$row) -> Result<Output, StoreError> {
+            Ok(Output {
+                step: get(row, "step")?,
+                name: get(row, "name")?,
+                value: json_value(&get::<String>(row, "value")?)?,
+                sensitive: get(row, "sensitive")?,
+            })
+        }
+
+        fn log_from(row: &$row) -> Result<StoredLogChunk, StoreError> {
+            Ok(StoredLogChunk {
+                position: get(row, "id")?,
+                chunk: LogChunk {
+                    run_id: get(row, "run_id")?,
+                    step: get(row, "step")?,
+                    stream: get(row, "stream")?,
+                    seq: get(row, "seq")?,
+                    bytes: get(row, "bytes")?,
+                    at: time(get(row, "at")?)?,
+                },
+            })
+        }
+
+        fn job_from(row: &$row) -> Result<Job, StoreError> {
+            let result: Option<String> = get(row, "result")?;
+            Ok(Job {
+                id: get(row, "id")?,
+                run_id: get(row, "run_id")?,
+                step: get(row, "step")?,
+                payload: json_value(&get::<String>(row, "payload")?)?,
+                available_at: time(get(row, "available_at")?)?,
+                worker: get(row, "worker")?,
+                lease_until: opt_time(get(row, "lease_until")?)?,
+                attempts: get(row, "attempts")?,
+                completed_at: opt_time(get(row, "completed_at")?)?,
+                result: result.as_deref().map(json_value).transpose()?,
+            })
+        }
+
+        fn sealed_from(row: &$row, kind: SealedKind) -> Result<SealedValue, StoreError> {
+            Ok(SealedValue {
+                kind,
+                scope: get(row, "scope")?,
+                name: get(row, "name")?,
+                key_id: get(row, "key_id")?,
+                nonce: get(row, "nonce")?,
+                ciphertext: get(row, "ciphertext")?,
+                updated_at: time(get(row, "updated_at")?)?,
+            })
+        }
+
+        fn api_key_from(row: &$row) -> Result<ApiKey, StoreError> {
+            Ok(ApiKey {
+                id: get(row, "id")?,
+                prefix: get(row, "prefix")?,
+                hash: get(row, "hash")?,
+                principal: get(row, "principal")?,
+                created_at: time(get(row, "created_at")?)?,
+                last_used_at: opt_time(get(row, "last_used_at")?)?,
+                expires_at: opt_time(get(row, "expires_at")?)?,
+                revoked_at: opt_time(get(row, "revoked_at")?)?,
+            })
+        }
+
+        fn not_found(what: &str, id: &str) -> StoreError {
+            StoreError::NotFound(format!("{what} {id:?}"))
+        }
+
+        async fn insert_event_tx(tx: &mut Tx, e: &NewEvent) -> Result<EventInsert, StoreError> {
+            let data = json_text(&e.data)?;
+            let done = sqlx::query(
+                "INSERT INTO events \
+                 (id, workflow, trigger_name, dedup_key, idempotency_key, data, received_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+            )
+            .bind(&e.id)
+            .bind(&e.workflow)
+            .bind(&e.trigger)
+            .bind(&e.key)
+            .bind(&e.idempotency_key)
+            .bind(&data)
+            .bind(us(e.received_at))
+            .execute(&mut **tx)
+            .await?;
+            if done.rows_affected() == 1 {
+                let event = Event {
+                    id: e.id.clone(),
+                    workflow: e.workflow.clone(),
+                    trigger: e.trigger.clone(),
+                    key: e.key.clone(),
+                    idempotency_key: e.idempotency_key.clone(),
+                    data: e.data.clone(),
+                    received_at: e.received_at,
+                    run_id: None,
+                };
+                return Ok(EventInsert { event, created: true });
+            }
+            // The conflicting row is committed (or ours): a unique index makes the insert wait
+            // for a concurrent inserter of the same key, so this read finds it.
+            let sql = format!(
+                "SELECT {EVENT_COLS} FROM events \
+                 WHERE (workflow = $1 AND idempotency_key = $2) \
+                    OR (workflow = $1 AND trigger_name = $3 AND dedup_key = $4) \
+                    OR id = $5 \
+                 ORDER BY CASE WHEN idempotency_key = $2 THEN 0 WHEN id = $5 THEN 1 ELSE 2 END \
+                 LIMIT 1"
+            );
+            let row = sqlx::query(&sql)
+                .bind(&e.workflow)
+                .bind(&e.idempotency_key)
+                .bind(&e.trigger)
+                .bind(&e.key)
+                .bind(&e.id)
+                .fetch_optional(&mut **tx)
+                .await?;
+            match row {
+                Some(row) => Ok(EventInsert { event: event_from(&row)?, created: false }),
+                None => Err(StoreError::Conflict(format!("event {:?} conflicts", e.id))),
+            }
+        }
+
+        async fn append_logs_tx(tx: &mut Tx, chunks: &[LogChunk]) -> Result<(), StoreError> {
+            for c in chunks {
+                sqlx::query(
+                    "INSERT INTO log_chunks (run_id, step, stream, seq, bytes, at) \
+                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+                )
+                .bind(&c.run_id)
+                .bind(&c.step)
+                .bind(&c.stream)
+                .bind(c.seq)
+                .bind(&c.bytes)
+                .bind(us(c.at))
+                .execute(&mut **tx)
+                .await?;
+            }
+            Ok(())
+        }
+
+        impl $store {
+            async fn lease_refusal(&self, job_id: &str) -> StoreError {
+                let found = sqlx::query("SELECT id FROM jobs WHERE id = $1")
+                    .bind(job_id)
+                    .fetch_optional(&self.reader)
+                    .await;
+                match found {
+                    Ok(Some(_)) => {
+                        StoreError::Conflict(format!("job {job_id:?}: lease not held"))
+                    }
+                    Ok(None) => not_found("job", job_id),
+                    Err(err) => err.into(),
+                }
+            }
+        }
+
+        impl Store for $store {
+            fn put_workflow<'a>(&'a self, new: &'a NewWorkflowVersion) -> StoreFuture<'a, i64> {
+                Box::pin(async move {
+                    let mut tx = self.writer.begin().await?;
+                    let at = us(new.at);
+                    let version: i64 = sqlx::query_scalar(
+                        "INSERT INTO workflows (name, current_version, created_at, updated_at) \
+                         VALUES ($1, 1, $2, $2) \
+                         ON CONFLICT (name) DO UPDATE SET \
+                           current_version = workflows.current_version + 1, \
+                           created_at = CASE WHEN workflows.deleted_at IS NULL \
+                             THEN workflows.created_at ELSE excluded.created_at END, \
+                           updated_at = excluded.updated_at, deleted_at = NULL \
+                         RETURNING current_version",
+                    )
+                    .bind(&new.name)
+                    .bind(at)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    sqlx::query(
+                        "INSERT INTO workflow_versions (name, version, yaml, canonical, created_at) \
+                         VALUES ($1, $2, $3, $4, $5)",
+                    )
+                    .bind(&new.name)
+                    .bind(version)
+                    .bind(&new.yaml)
+                    .bind(&new.canonical)
+                    .bind(at)
+                    .execute(&mut *tx)
+                    .await?;
+                    tx.commit().await?;
+                    Ok(version)
+                })
+            }
+
+            fn get_workflow<'a>(&'a self, name: &'a str) -> StoreFuture<'a, WorkflowVersion> {
+                Box::pin(async move {
+                    let row = sqlx::query(
+                        "SELECT v.name, v.version, v.yaml, v.canonical, v.created_at \
+                         FROM workflows w JOIN workflow_versions v \
+                           ON v.name = w.name AND v.version = w.current_version \
+                         WHERE w.name = $1 AND w.deleted_at IS NULL",
+                    )
+                    .bind(name)
+                    .fetch_optional(&self.reader)
+                    .await?
+                    .ok_or_else(|| not_found("workflow", name))?;
+                    workflow_version_from(&row)
+                })
+            }
+
+            fn get_workflow_version<'a>(
+                &'a self,
+                name: &'a str,
+                version: i64,
+            ) -> StoreFuture<'a, WorkflowVersion> {
+                Box::pin(async move {
+                    let sql = format!(
+                        "SELECT {WORKFLOW_VERSION_COLS} FROM workflow_versions \
+                         WHERE name = $1 AND version = $2"
+                    );
+                    let row = sqlx::query(&sql)
+                        .bind(name)
+                        .bind(version)
+                        .fetch_optional(&self.reader)
+                        .await?
+                        .ok_or_else(|| not_found("workflow version", &format!("{name}@{version}")))?;
+                    workflow_version_from(&row)
+                })
+            }
+
+            fn list_workflows<'a>(
+                &'a self,
+                page: &'a PageRequest,
+            ) -> StoreFuture<'a, Page<WorkflowSummary>> {
+                Box::pin(async move {
+                    let limit = page.clamped_limit();
+                    let rows = sqlx::query(
+                        "SELECT name, current_version, created_at, updated_at FROM workflows \
+                         WHERE deleted_at IS NULL AND ($1 IS NULL OR name > $1) \
+                         ORDER BY name LIMIT $2",
+                    )
+                    .bind(&page.after)
+                    .bind(limit + 1)
+                    .fetch_all(&self.reader)
+                    .await?;
+                    let mut items = rows
+                        .iter()
+                        .map(|row| {
+                            Ok(WorkflowSummary {
+                                name: get(row, "name")?,
+                                current_version: get(row, "current_version")?,
+                                created_at: time(get(row, "created_at")?)?,
+                                updated_at: time(get(row, "updated_at")?)?,
+                            })
+                        })
+                        .collect::<Result<Vec<_>, StoreError>>()?;
+                    let next = if items.len() as i64 > limit {
+                        items.truncate(items.len() - 1);
+                        items.last().map(|w| w.name.clone())
+                    } else {
+                        None
+                    };
+                    Ok(Page { items, next })
+                })
+            }
+
+            fn list_workflow_versions<'a>(
+                &'a self,
+                name: &'a str,
+            ) -> StoreFuture<'a, Vec<WorkflowVersion>> {
+                Box::pin(async move {
+                    let rows = sqlx::query(
+                        "SELECT v.name, v.version, v.yaml, v.canonical, v.created_at \
+                         FROM workflows w JOIN workflow_versions v ON v.name = w.name \
+                         WHERE w.name = $1 AND w.deleted_at IS NULL ORDER BY v.version",
+                    )
+                    .bind(name)
+                    .fetch_all(&self.reader)
+                    .await?;
+                    if rows.is_empty() {
+                        return Err(not_found("workflow", name));
+                    }
+                    rows.iter().map(workflow_version_from).collect()
+                })
+            }
+
+            fn delete_workflow<'a>(
+                &'a self,
+                name: &'a str,
+                at: chrono::DateTime<chrono::Utc>,
+            ) -> StoreFuture<'a, ()> {
+                Box::pin(async move {
+                    let done = sqlx::query(
+                        "UPDATE workflows SET deleted_at = $2 WHERE name = $1 AND deleted_at IS NULL",
+                    )
+                    .bind(name)
+                    .bind(us(at))
+                    .execute(&self.writer)
+                    .await?;
+                    if done.rows_affected() == 0 {
+                        return Err(not_found("workflow", name));
+                    }
+                    Ok(())
+                })
+            }
+
+            fn insert_event<'a>(&'a self, event: &'a NewEvent) -> StoreFuture<'a, EventInsert> {
+                Box::pin(async move {
+                    let mut tx = self.writer.begin().await?;
+                    let inserted = insert_event_tx(&mut tx, event).await?;
+                    tx.commit().await?;
+                    Ok(inserted)
+                })
+            }
+
+            fn get_event<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Event> {
+                Box::pin(async move {
+                    let sql = format!("SELECT {EVENT_COLS} FROM events WHERE id = $1");
+                    let row = sqlx::query(&sql)
+                        .bind(id)
+                        .fetch_optional(&self.reader)
+                        .await?
+                        .ok_or_else(|| not_found("event", id))?;
+                    event_from(&row)
+                })
+            }
+
+            fn events_without_run(&self, limit: u32) -> StoreFuture<'_, Vec<Event>> {
+                Box::pin(async move {
+                    let sql = format!(
+                        "SELECT {EVENT_COLS} FROM events WHERE run_id IS NULL \
+                         ORDER BY received_at, id LIMIT $1"
+                    );
+                    let rows = sqlx::query(&sql)
+                        .bind(log_limit(limit))
+                        .fetch_all(&self.reader)
+                        .await?;
+                    rows.iter().map(event_from).collect()
+                })
+            }
+
+            fn create_run<'a>(&'a self, run: &'a NewRun) -> StoreFuture<'a, ()> {
+                Box::pin(async move {
+                    let event_id = match &run.origin {
+                        RunOrigin::Manual => None,
+                        RunOrigin::Event(id) => Some(id.as_str()),
+                    };
+                    let mut tx = self.writer.begin().await?;
+                    if let Some(event_id) = event_id {
+                        let linked = sqlx::query(
+                            "UPDATE events SET run_id = $1 WHERE id = $2 AND run_id IS NULL",
+                        )
+                        .bind(&run.id)
+                        .bind(event_id)
+                        .execute(&mut *tx)
+                        .await?;
+                        if linked.rows_affected() == 0 {
+                            let exists = sqlx::query("SELECT id FROM events WHERE id = $1")
+                                .bind(event_id)
+                                .fetch_optional(&mut *tx)
+                                .await?;
+                            return Err(match exists {
+                                Some(_) => StoreError::Conflict(format!(
+                                    "event {event_id:?} already has a run"
+                                )),
+                                None => not_found("event", event_id),
+                            });
+                        }
+                    }
+                    sqlx::query(
+                        "INSERT INTO runs (id, workflow, workflow_version, parameters, event_id, \
+                         status, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    )
+                    .bind(&run.id)
+                    .bind(&run.workflow)
+                    .bind(run.workflow_version)
+                    .bind(json_text(&run.parameters)?)
+                    .bind(event_id)
+                    .bind(RunStatus::Queued.as_str())
+                    .bind(us(run.created_at))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|err| match StoreError::from(err) {
+                        StoreError::Conflict(_) => {
+                            StoreError::Conflict(format!("run {:?} exists", run.id))
+                        }
+                        other => other,
+                    })?;
+                    tx.commit().await?;
+                    Ok(())
+                })
+            }
+
+            fn update_run<'a>(&'a self, id: &'a str, update: &'a RunUpdate) -> StoreFuture<'a, ()> {
+                Box::pin(async move {
+                    let done = sqlx::query(
+                        "UPDATE runs SET status = $1, reason = COALESCE($2, reason), \
+                         started_at = COALESCE($3, started_at), ended_at = COALESCE($4, ended_at) \
+                         WHERE id = $5",
+                    )
+                    .bind(update.status.as_str())
+                    .bind(&update.reason)
+                    .bind(opt_us(update.started_at))
+                    .bind(opt_us(update.ended_at))
+                    .bind(id)
+                    .execute(&self.writer)
+                    .await?;
+                    if done.rows_affected() == 0 {
+                        return Err(not_found("run", id));
+                    }
+                    Ok(())
+                })
+            }
+
+            fn record_step<'a>(
+                &'a self,
+                run_id: &'a str,
+                change: &'a StepChange,
+            ) -> StoreFuture<'a, ()> {
+                Box::pin(async move {
+                    sqlx::query(
+                        "INSERT INTO run_steps \
+                         (run_id, step, state, reason, started_at, ended_at, exit_code, updated_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                         ON CONFLICT (run_id, step) DO UPDATE SET \
+                           state = excluded.state, reason = excluded.reason, \
+                           started_at = COALESCE(excluded.started_at, run_steps.started_at), \
+                           ended_at = COALESCE(excluded.ended_at, run_steps.ended_at), \
+                           exit_code = COALESCE(excluded.exit_code, run_steps.exit_code), \
+                           updated_at = excluded.updated_at",
+                    )
+                    .bind(run_id)
+                    .bind(&change.step)
+                    .bind(change.state.as_str())
+                    .bind(&change.reason)
+                    .bind(opt_us(change.started_at))
+                    .bind(opt_us(change.ended_at))
+                    .bind(change.exit_code.map(i64::from))
+                    .bind(us(change.at))
+                    .execute(&self.writer)
+                    .await
+                    .map_err(|err| match StoreError::from(err) {
+                        StoreError::NotFound(_) => not_found("run", run_id),
+                        other => other,
+                    })?;
+                    Ok(())
+                })
+            }
+
+            fn set_output<'a>(&'a self, run_id: &'a str, output: &'a Output) -> StoreFuture<'a, ()> {
+                Box::pin(async move {
+                    sqlx::query(
+                        "INSERT INTO run_outputs (run_id, step, name, value, sensitive) \
+                         VALUES ($1, $2, $3, $4, $5) \
+                         ON CONFLICT (run_id, step, name) DO UPDATE SET \
+                           value = excluded.value, sensitive = excluded.sensitive",
+                    )
+                    .bind(run_id)
+                    .bind(&output.step)
+                    .bind(&output.name)
+                    .bind(json_text(&output.value)?)
+                    .bind(output.sensitive)
+                    .execute(&self.writer)
+                    .await
+                    .map_err(|err| match StoreError::from(err) {
+                        StoreError::NotFound(_) => not_found("run", run_id),
+                        other => other,
+                    })?;
+                    Ok(())
+                })
+            }
+
+            fn get_run<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Run> {
+                Box::pin(async move {
+                    // One read transaction, so steps and outputs belong to the same moment.
+                    let mut tx = self.reader.begin().await?;
+                    let sql = format!("SELECT {RUN_COLS} FROM runs WHERE id = $1");
+                    let row = sqlx::query(&sql)
+                        .bind(id)
+                        .fetch_optional(&mut *tx)
+                        .await?
+                        .ok_or_else(|| not_found("run", id))?;
+                    let summary = run_from(&row)?;
+                    let steps = sqlx::query(
+                        "SELECT step, state, reason, started_at, ended_at, exit_code, updated_at \
+                         FROM run_steps WHERE run_id = $1 ORDER BY step",
+                    )
+                    .bind(id)
+                    .fetch_all(&mut *tx)
+                    .await?
+                    .iter()
+                    .map(step_from)
+                    .collect::<Result<Vec<_>, _>>()?;
+                    let outputs = sqlx::query(
+                        "SELECT step, name, value, sensitive FROM run_outputs \
+                         WHERE run_id = $1 ORDER BY step, name",
+                    )
+                    .bind(id)
+                    .fetch_all(&mut *tx)
+                    .await?
+                    .iter()
+                    .map(output_from)
+                    .collect::<Result<Vec<_>, _>>()?;
+                    tx.commit().await?;
+                    Ok(Run { summary, steps, outputs })
+                })
+            }
+
+            fn list_runs<'a>(
+                &'a self,
+                filter: &'a RunFilter,
+                page: &'a PageRequest,
+            ) -> StoreFuture<'a, Page<RunSummary>> {
+                Box::pin(async move {
+                    let limit = page.clamped_limit();
+                    let (before_time, before_id) = match &page.after {
+                        Some(cursor) => {
+                            let (t, id) = parse_run_cursor(cursor)?;
+                            (Some(t), Some(id))
+                        }
+                        None => (None, None),
+                    };
+                    let sql = format!(
+                        "SELECT {RUN_COLS} FROM runs \
+                         WHERE ($1 IS NULL OR workflow = $1) AND ($2 IS NULL OR status = $2) \
+                           AND ($3 IS NULL OR created_at < $3 OR (created_at = $3 AND id < $4)) \
+                         ORDER BY created_at DESC, id DESC LIMIT $5"
+                    );
+                    let rows = sqlx::query(&sql)
+                        .bind(&filter.workflow)
+                        .bind(filter.status.map(RunStatus::as_str))
+                        .bind(before_time)
+                        .bind(before_id)
+                        .bind(limit + 1)
+                        .fetch_all(&self.reader)
+                        .await?;
+                    let mut items = rows.iter().map(run_from).collect::<Result<Vec<_>, _>>()?;
+                    let next = if items.len() as i64 > limit {
+                        items.truncate(items.len() - 1);
+                        items.last().map(|r| run_cursor(us(r.created_at), &r.id))
+                    } else {
+                        None
+                    };
+                    Ok(Page { items, next })
+                })
+            }
+
+            fn runs_in_status(&self, status: RunStatus) -> StoreFuture<'_, Vec<RunSummary>> {
+                Box::pin(async move {
+                    let sql = format!(
+                        "SELECT {RUN_COLS} FROM runs WHERE status = $1 ORDER BY created_at, id"
+                    );
+                    let rows = sqlx::query(&sql)
+                        .bind(status.as_str())
+                        .fetch_all(&self.reader)
+                        .await?;
+                    rows.iter().map(run_from).collect()
+                })
+            }
+
+            fn append_logs<'a>(&'a self, chunks: &'a [LogChunk]) -> StoreFuture<'a, ()> {
+                Box::pin(async move {
+                    let mut tx = self.writer.begin().await?;
+                    append_logs_tx(&mut tx, chunks).await?;
+                    tx.commit().await?;
+                    Ok(())
+                })
+            }
+
+            fn read_step_logs<'a>(
+                &'a self,
+                run_id: &'a str,
+                step: &'a str,
+                after: Option<i64>,
+                limit: u32,
+            ) -> StoreFuture<'a, Vec<StoredLogChunk>> {
+                Box::pin(async move {
+                    let sql = format!(
+                        "SELECT {LOG_COLS} FROM log_chunks \
+                         WHERE run_id = $1 AND step = $2 AND id > $3 ORDER BY id LIMIT $4"
+                    );
+                    let rows = sqlx::query(&sql)
+                        .bind(run_id)
+                        .bind(step)
+                        .bind(after.unwrap_or(0))
+                        .bind(log_limit(limit))
+                        .fetch_all(&self.reader)
+                        .await?;
+                    rows.iter().map(log_from).collect()
+                })
+            }
+
+            fn read_run_logs<'a>(
+                &'a self,
+                run_id: &'a str,
+                after: Option<i64>,
+                limit: u32,
+            ) -> StoreFuture<'a, Vec<StoredLogChunk>> {
+                Box::pin(async move {
+                    let sql = format!(
+                        "SELECT {LOG_COLS} FROM log_chunks \
+                         WHERE run_id = $1 AND id > $2 ORDER BY id LIMIT $3"
+                    );
+                    let rows = sqlx::query(&sql)
+                        .bind(run_id)
+                        .bind(after.unwrap_or(0))
+                        .bind(log_limit(limit))
+                        .fetch_all(&self.reader)
+                        .await?;
+                    rows.iter().map(log_from).collect()
+                })
+            }
+
+            fn enqueue<'a>(&'a self, job: &'a NewJob) -> StoreFuture<'a, ()> {
+                Box::pin(async move {
+                    sqlx::query(
+                        "INSERT INTO jobs (id, run_id, step, payload, available_at, created_at) \
+                         VALUES ($1, $2, $3, $4, $5, $5)",
+                    )
+                    .bind(&job.id)
+                    .bind(&job.run_id)
+                    .bind(&job.step)
+                    .bind(json_text(&job.payload)?)
+                    .bind(us(job.available_at))
+                    .execute(&self.writer)
+                    .await?;
+                    Ok(())
+                })
+            }
+
+            fn claim<'a>(&'a self, lease: &'a Lease) -> StoreFuture<'a, Option<Job>> {
+                Box::pin(async move {
+                    let now = us(lease.now);
+                    let until = now.saturating_add(duration_us(lease.duration)?);
+                    let row = sqlx::query($claim)
+                        .bind(&lease.worker)
+                        .bind(until)
+                        .bind(now)
+                        .fetch_optional(&self.writer)
+                        .await?;
+                    row.as_ref().map(job_from).transpose()
+                })
+            }
+
+            fn heartbeat<'a>(&'a self, job_id: &'a str, lease: &'a Lease) -> StoreFuture<'a, ()> {
+                Box::pin(async move {
+                    let now = us(lease.now);
+                    let until = now.saturating_add(duration_us(lease.duration)?);
+                    let done = sqlx::query(
+                        "UPDATE jobs SET lease_until = $1 WHERE id = $2 AND worker = $3 \
+                         AND completed_at IS NULL AND lease_until > $4",
+                    )
+                    .bind(until)
+                    .bind(job_id)
+                    .bind(&lease.worker)
+                    .bind(now)
+                    .execute(&self.writer)
+                    .await?;
+                    if done.rows_affected() == 0 {
+                        return Err(self.lease_refusal(job_id).await);
+                    }
+                    Ok(())
+                })
+            }
+
+            fn complete<'a>(
+                &'a self,
+                job_id: &'a str,
+                worker: &'a str,
+                result: &'a serde_json::Value,
+                now: chrono::DateTime<chrono::Utc>,
+            ) -> StoreFuture<'a, ()> {
+                Box::pin(async move {
+                    let done = sqlx::query(
+                        "UPDATE jobs SET completed_at = $1, result = $2, lease_until = NULL \
+                         WHERE id = $3 AND worker = $4 AND completed_at IS NULL \
+                         AND lease_until > $1",
+                    )
+                    .bind(us(now))
+                    .bind(json_text(result)?)
+                    .bind(job_id)
+                    .bind(worker)
+                    .execute(&self.writer)
+                    .await?;
+                    if done.rows_affected() == 0 {
+                        return Err(self.lease_refusal(job_id).await);
+                    }
+                    Ok(())
+                })
+            }
+
+            fn get_job<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Job> {
+                Box::pin(async move {
+                    let sql = format!("SELECT {JOB_COLS} FROM jobs WHERE id = $1");
+                    let row = sqlx::query(&sql)
+                        .bind(id)
+                        .fetch_optional(&self.reader)
+                        .await?
+                        .ok_or_else(|| not_found("job", id))?;
+                    job_from(&row)
+                })
+            }
+
+            fn put_sealed<'a>(&'a self, value: &'a SealedValue) -> StoreFuture<'a, ()> {
+                Box::pin(async move {
+                    sqlx::query(
+                        "INSERT INTO sealed_values \
+                         (kind, scope, name, key_id, nonce, ciphertext, updated_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                         ON CONFLICT (kind, scope, name) DO UPDATE SET key_id = excluded.key_id, \
+                           nonce = excluded.nonce, ciphertext = excluded.ciphertext, \
+                           updated_at = excluded.updated_at",
+                    )
+                    .bind(value.kind.as_str())
+                    .bind(&value.scope)
+                    .bind(&value.name)
+                    .bind(&value.key_id)
+                    .bind(&value.nonce)
+                    .bind(&value.ciphertext)
+                    .bind(us(value.updated_at))
+                    .execute(&self.writer)
+                    .await?;
+                    Ok(())
+                })
+            }
+
+            fn get_sealed<'a>(
+                &'a self,
+                kind: SealedKind,
+                scope: &'a str,
+                name: &'a str,
+            ) -> StoreFuture<'a, SealedValue> {
+                Box::pin(async move {
+                    let row = sqlx::query(
+                        "SELECT scope, name, key_id, nonce, ciphertext, updated_at \
+                         FROM sealed_values WHERE kind = $1 AND scope = $2 AND name = $3",
+                    )
+                    .bind(kind.as_str())
+                    .bind(scope)
+                    .bind(name)
+                    .fetch_optional(&self.reader)
+                    .await?
+                    .ok_or_else(|| not_found(kind.as_str(), &format!("{scope}/{name}")))?;
+                    sealed_from(&row, kind)
+                })
+            }
+
+            fn list_sealed_names<'a>(
+                &'a self,
+                kind: SealedKind,
+                scope: &'a str,
+            ) -> StoreFuture<'a, Vec<String>> {
+                Box::pin(async move {
+                    let names = sqlx::query_scalar(
+                        "SELECT name FROM sealed_values WHERE kind = $1 AND scope = $2 ORDER BY name",
+                    )
+                    .bind(kind.as_str())
+                    .bind(scope)
+                    .fetch_all(&self.reader)
+                    .await?;
+                    Ok(names)
+                })
+            }
+
+            fn delete_sealed<'a>(
+                &'a self,
+                kind: SealedKind,
+                scope: &'a str,
+                name: &'a str,
+            ) -> StoreFuture<'a, ()> {
+                Box::pin(async move {
+                    let done = sqlx::query(
+                        "DELETE FROM sealed_values WHERE kind = $1 AND scope = $2 AND name = $3",
+                    )
+                    .bind(kind.as_str())
+                    .bind(scope)
+                    .bind(name)
+                    .execute(&self.writer)
+                    .await?;
+                    if done.rows_affected() == 0 {
+                        return Err(not_found(kind.as_str(), &format!("{scope}/{name}")));
+                    }
+                    Ok(())
+                })
+            }
+
+            fn create_api_key<'a>(&'a self, key: &'a ApiKey) -> StoreFuture<'a, ()> {
+                Box::pin(async move {
+                    sqlx::query(
+                        "INSERT INTO api_keys (id, prefix, hash, principal, created_at, \
+                         last_used_at, expires_at, revoked_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                    )
+                    .bind(&key.id)
+                    .bind(&key.prefix)
+                    .bind(&key.hash)
+                    .bind(&key.principal)
+                    .bind(us(key.created_at))
+                    .bind(opt_us(key.last_used_at))
+                    .bind(opt_us(key.expires_at))
+                    .bind(opt_us(key.revoked_at))
+                    .execute(&self.writer)
+                    .await?;
+                    Ok(())
+                })
+            }
+
+            fn find_api_key<'a>(&'a self, prefix: &'a str) -> StoreFuture<'a, ApiKey> {
+                Box::pin(async move {
+                    let sql = format!("SELECT {API_KEY_COLS} FROM api_keys WHERE prefix = $1");
+                    let row = sqlx::query(&sql)
+                        .bind(prefix)
+                        .fetch_optional(&self.reader)
+                        .await?
+                        .ok_or_else(|| not_found("API key with prefix", prefix))?;
+                    api_key_from(&row)
+                })
+            }
+
+            fn touch_api_key<'a>(
+                &'a self,
+                id: &'a str,
+                at: chrono::DateTime<chrono::Utc>,
+            ) -> StoreFuture<'a, ()> {
+                Box::pin(async move {
+                    let done = sqlx::query("UPDATE api_keys SET last_used_at = $2 WHERE id = $1")
+                        .bind(id)
+                        .bind(us(at))
+                        .execute(&self.writer)
+                        .await?;
+                    if done.rows_affected() == 0 {
+                        return Err(not_found("API key", id));
+                    }
+                    Ok(())
+                })
+            }
+
+            fn list_api_keys(&self) -> StoreFuture<'_, Vec<ApiKey>> {
+                Box::pin(async move {
+                    let sql =
+                        format!("SELECT {API_KEY_COLS} FROM api_keys ORDER BY created_at, id");
+                    let rows = sqlx::query(&sql).fetch_all(&self.reader).await?;
+                    rows.iter().map(api_key_from).collect()
+                })
+            }
+
+            fn revoke_api_key<'a>(
+                &'a self,
+                id: &'a str,
+                at: chrono::DateTime<chrono::Utc>,
+            ) -> StoreFuture<'a, ()> {
+                Box::pin(async move {
+                    let done = sqlx::query(
+                        "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1",
+                    )
+                    .bind(id)
+                    .bind(us(at))
+                    .execute(&self.writer)
+                    .await?;
+                    if done.rows_affected() == 0 {
+                        return Err(not_found("API key", id));
+                    }
+                    Ok(())
+                })
+            }
+
+            fn write_batch<'a>(
+                &'a self,
+                batch: &'a WriteBatch,
+            ) -> StoreFuture<'a, Vec<EventInsert>> {
+                Box::pin(async move {
+                    let mut tx = self.writer.begin().await?;
+                    let mut inserted = Vec::with_capacity(batch.events.len());
+                    for event in &batch.events {
+                        inserted.push(insert_event_tx(&mut tx, event).await?);
+                    }
+                    append_logs_tx(&mut tx, &batch.logs).await?;
+                    tx.commit().await?;
+                    Ok(inserted)
+                })
+            }
+        }
+    };
+}
+
+pub(crate) use sql_store;

@@ -1,0 +1,81 @@
+//! The SQLite backend: one file in the data directory.
+//!
+//! Owns connection setup for SQLite. The queries are shared with PostgreSQL (`sql.rs`).
+//!
+//! Concurrency model: one writer connection and a small pool of read-only connections. SQLite
+//! admits one writer at a time anyway; giving it a single connection makes every write
+//! transaction queue in this process instead of failing with `SQLITE_BUSY`, and makes the queue
+//! claim (`UPDATE … WHERE id = (SELECT … LIMIT 1) RETURNING`) atomic without row locks.
+//! Readers run beside the writer thanks to WAL.
+//!
+//! Durability: WAL with `synchronous = FULL`, so every commit is fsynced before it returns and an
+//! accepted event survives a power loss, not only a process crash (`NORMAL` may lose the last
+//! commits on power loss). The cost is one fsync per transaction, which `BatchWriter` amortises
+//! over many events.
+//!
+//! What it must not do: be opened by two processes at once for writing (one server per data dir).
+
+use std::path::Path;
+use std::str::FromStr as _;
+use std::time::Duration;
+
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+
+/// A store in one SQLite file.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    writer: SqlitePool,
+    reader: SqlitePool,
+}
+
+const READERS: u32 = 4;
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file at `path` and applies pending migrations.
+    pub async fn open(path: impl AsRef<Path>) -> Result<Self, crate::StoreError> {
+        let base = SqliteConnectOptions::from_str("sqlite:")?
+            .filename(path.as_ref())
+            .busy_timeout(BUSY_TIMEOUT)
+            .foreign_keys(true);
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(
+                base.clone()
+                    .create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Full),
+            )
+            .await?;
+        sqlx::migrate!("migrations/sqlite").run(&writer).await?;
+        // Readers connect lazily: opening stays fast, and they only ever see committed data.
+        let reader = SqlitePoolOptions::new()
+            .max_connections(READERS)
+            .min_connections(0)
+            .connect_lazy_with(base.pragma("query_only", "ON"));
+        Ok(SqliteStore { writer, reader })
+    }
+
+    /// Closes every connection, waiting for running statements to finish.
+    pub async fn close(&self) {
+        self.reader.close().await;
+        self.writer.close().await;
+    }
+}
+
+crate::sql::sql_store!(
+    SqliteStore,
+    sqlx::Sqlite,
+    sqlx::sqlite::SqliteRow,
+    "UPDATE jobs SET worker = $1, lease_until = $2, attempts = attempts + 1 \
+     WHERE id = (SELECT id FROM jobs WHERE completed_at IS NULL AND available_at <= $3 \
+                 AND (lease_until IS NULL OR lease_until <= $3) \
+                 ORDER BY available_at, id LIMIT 1) \
+     RETURNING id, run_id, step, payload, available_at, worker, lease_until, attempts, \
+               completed_at, result"
+);
