@@ -17,4 +17,5 @@
 
 pub mod apikey;
 pub mod metadata;
+pub mod server;
 pub mod vault;

@@ -1,1 +1,193 @@
-//! tmp
+//! Group commit: `BatchWriter` gathers event inserts and log-chunk appends from many callers and
+//! writes them in one transaction.
+//!
+//! Owns batching only. What each write means is the store's business (`Store::write_batch`).
+//!
+//! Concurrency model: one tokio task owns the receiving end of a bounded channel. It waits for
+//! a first item, then keeps collecting until `max_items` are in hand or `max_delay` has passed,
+//! writes them all in one transaction, and only then answers every caller: an `Ok` means the
+//! write is committed (durable, with SQLite's `synchronous = FULL`). If the batch transaction
+//! fails, each item is retried alone, so one bad item (a log chunk of an unknown run) fails only
+//! its own caller. The task ends when the last `BatchWriter` clone is dropped, after draining.
+//! A full channel makes callers wait: that is the back-pressure.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::{EventInsert, LogChunk, NewEvent, Store, StoreError, WriteBatch};
+
+/// How the writer groups writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchConfig {
+    /// Most items per transaction.
+    pub max_items: usize,
+    /// Longest a first item waits for company before its batch is written.
+    pub max_delay: Duration,
+    /// Items waiting to be batched before callers are held back.
+    pub queue: usize,
+}
+
+impl Default for BatchConfig {
+    fn default() -> Self {
+        BatchConfig { max_items: 512, max_delay: Duration::from_millis(2), queue: 8192 }
+    }
+}
+
+/// Counters of what the writer did.
+#[derive(Debug, Default)]
+pub struct BatchStats {
+    transactions: AtomicU64,
+    items: AtomicU64,
+}
+
+impl BatchStats {
+    /// Transactions attempted (batches, plus single-item retries after a failed batch).
+    pub fn transactions(&self) -> u64 {
+        self.transactions.load(Ordering::Relaxed)
+    }
+
+    /// Items answered.
+    pub fn items(&self) -> u64 {
+        self.items.load(Ordering::Relaxed)
+    }
+}
+
+enum Item {
+    Event(NewEvent, oneshot::Sender<Result<EventInsert, StoreError>>),
+    Log(LogChunk, oneshot::Sender<Result<(), StoreError>>),
+}
+
+/// A handle to the group-commit task. Cheap to clone.
+#[derive(Clone)]
+pub struct BatchWriter {
+    sender: mpsc::Sender<Item>,
+    stats: Arc<BatchStats>,
+}
+
+impl std::fmt::Debug for BatchWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BatchWriter").field("stats", &self.stats).finish()
+    }
+}
+
+const CLOSED: &str = "the batch writer has stopped";
+
+impl BatchWriter {
+    /// Starts the task on the current tokio runtime.
+    pub fn start(store: Arc<dyn Store>, config: BatchConfig) -> Self {
+        let (sender, receiver) = mpsc::channel(config.queue.max(1));
+        let stats = Arc::new(BatchStats::default());
+        tokio::spawn(run(store, config, receiver, Arc::clone(&stats)));
+        BatchWriter { sender, stats }
+    }
+
+    /// Accepts an event durably (see `Store::insert_event`); returns after the commit.
+    pub async fn insert_event(&self, event: NewEvent) -> Result<EventInsert, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Item::Event(event, tx)).await?;
+        rx.await.map_err(|_| StoreError::Database(CLOSED.to_owned()))?
+    }
+
+    /// Appends a log chunk (see `Store::append_logs`); returns after the commit.
+    pub async fn append_log(&self, chunk: LogChunk) -> Result<(), StoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Item::Log(chunk, tx)).await?;
+        rx.await.map_err(|_| StoreError::Database(CLOSED.to_owned()))?
+    }
+
+    pub fn stats(&self) -> &BatchStats {
+        &self.stats
+    }
+
+    async fn send(&self, item: Item) -> Result<(), StoreError> {
+        self.sender.send(item).await.map_err(|_| StoreError::Database(CLOSED.to_owned()))
+    }
+}
+
+async fn run(
+    store: Arc<dyn Store>,
+    config: BatchConfig,
+    mut receiver: mpsc::Receiver<Item>,
+    stats: Arc<BatchStats>,
+) {
+    let max_items = config.max_items.max(1);
+    let mut items = Vec::with_capacity(max_items);
+    while let Some(first) = receiver.recv().await {
+        items.push(first);
+        let deadline = tokio::time::Instant::now() + config.max_delay;
+        while items.len() < max_items {
+            match receiver.try_recv() {
+                Ok(item) => items.push(item),
+                Err(mpsc::error::TryRecvError::Disconnected) => break,
+                Err(mpsc::error::TryRecvError::Empty) => {
+                    match tokio::time::timeout_at(deadline, receiver.recv()).await {
+                        Ok(Some(item)) => items.push(item),
+                        Ok(None) | Err(_) => break,
+                    }
+                }
+            }
+        }
+        write(store.as_ref(), std::mem::take(&mut items), &stats).await;
+    }
+}
+
+/// Writes `items` in one transaction and answers each; on failure, retries each alone.
+async fn write(store: &dyn Store, items: Vec<Item>, stats: &BatchStats) {
+    let count = items.len() as u64;
+    let mut batch = WriteBatch::default();
+    for item in &items {
+        match item {
+            Item::Event(event, _) => batch.events.push(event.clone()),
+            Item::Log(chunk, _) => batch.logs.push(chunk.clone()),
+        }
+    }
+    stats.transactions.fetch_add(1, Ordering::Relaxed);
+    match store.write_batch(&batch).await {
+        Ok(inserted) => {
+            let mut inserted = inserted.into_iter();
+            for item in items {
+                match item {
+                    Item::Event(_, reply) => {
+                        let answer = inserted.next().ok_or_else(|| {
+                            StoreError::Database("batch answered too few events".to_owned())
+                        });
+                        // A caller that gave up waiting is not an error.
+                        let _ = reply.send(answer);
+                    }
+                    Item::Log(_, reply) => {
+                        let _ = reply.send(Ok(()));
+                    }
+                }
+            }
+        }
+        Err(_) if count > 1 => {
+            for item in items {
+                stats.transactions.fetch_add(1, Ordering::Relaxed);
+                match item {
+                    Item::Event(event, reply) => {
+                        let _ = reply.send(store.insert_event(&event).await);
+                    }
+                    Item::Log(chunk, reply) => {
+                        let _ = reply.send(store.append_logs(std::slice::from_ref(&chunk)).await);
+                    }
+                }
+            }
+        }
+        Err(err) => {
+            for item in items {
+                match item {
+                    Item::Event(_, reply) => {
+                        let _ = reply.send(Err(err.clone()));
+                    }
+                    Item::Log(_, reply) => {
+                        let _ = reply.send(Err(err.clone()));
+                    }
+                }
+            }
+        }
+    }
+    stats.items.fetch_add(count, Ordering::Relaxed);
+}

@@ -16,7 +16,7 @@ use std::str::FromStr as _;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::Connection as _;
 
-use crate::StoreError;
+
 
 /// How to reach the database.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,1 +1,80 @@
-fn main(){}
+//! The store conformance suite: every case runs against SQLite and PostgreSQL.
+//!
+//! PostgreSQL comes from `GANTRY_TEST_POSTGRES_URL`; each test gets a fresh schema, dropped at the
+//! end, so tests run in parallel. Without the variable the PostgreSQL tests fail, on purpose.
+
+mod harness;
+
+mod api_keys;
+mod batch;
+mod events;
+mod logs;
+mod queue;
+mod restart;
+mod runs;
+mod secrets;
+mod workflows;
+
+/// Expands one `#[tokio::test]` per case and backend, each with its own database.
+macro_rules! conformance {
+    ($($module:ident :: $case:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    let db = crate::harness::TestDb::sqlite().await;
+                    crate::$module::$case(&db).await;
+                    db.finish().await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    let db = crate::harness::TestDb::postgres().await;
+                    crate::$module::$case(&db).await;
+                    db.finish().await;
+                }
+            )*
+        }
+    };
+}
+
+conformance! {
+    workflows::create_replace_and_versions,
+    workflows::list_pagination_edges,
+    workflows::delete_keeps_history_and_numbering,
+    events::insert_and_get,
+    events::idempotency_key_returns_first_event,
+    events::dedup_key_is_per_trigger,
+    events::same_id_twice_returns_first,
+    events::concurrent_idempotent_inserts_make_one_event,
+    events::events_without_run_and_links,
+    runs::create_get_update,
+    runs::run_from_event_is_unique,
+    runs::steps_and_outputs,
+    runs::list_filters_and_pagination,
+    runs::runs_in_status_for_recovery,
+    logs::append_and_read_after_cursor,
+    logs::resent_chunk_is_skipped,
+    queue::claim_order_and_availability,
+    queue::heartbeat_and_complete,
+    queue::expired_lease_puts_job_back_and_refuses_stale_worker,
+    queue::concurrent_claims_are_exclusive,
+    secrets::put_get_list_delete,
+    api_keys::create_find_touch_list_revoke,
+    batch::thousand_concurrent_events_few_transactions,
+    batch::batched_logs_and_a_bad_item_fails_alone,
+    restart::data_survives_reopen_and_migrations_are_idempotent,
+}
+
+#[tokio::test]
+async fn sqlite_open_on_empty_directory_is_fast() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let started = std::time::Instant::now();
+    let store = gantry_store::SqliteStore::open(dir.path().join("gantry.db")).await.expect("open");
+    let took = started.elapsed();
+    store.close().await;
+    assert!(took < std::time::Duration::from_millis(500), "open took {took:?}");
+}

@@ -3,6 +3,7 @@
 mod metadata;
 mod render;
 mod run;
+mod server;
 mod workflow;
 
 use std::io::IsTerminal;
@@ -40,6 +41,21 @@ enum Command {
     /// Prints each state change and every log line as it comes, then a summary.
     /// Exits 0 only when the run succeeded. Ctrl-C cancels the run and removes its containers.
     Run(RunCommand),
+    /// Start the Gantry server (on an embedded data directory; no other setup).
+    ///
+    /// Prints the address it listens on. Serves `/healthz` and `/readyz`. Stops gracefully on
+    /// Ctrl-C or SIGTERM. Logs go to standard error (`GANTRY_LOG` filters them, e.g. `debug`).
+    Server {
+        /// Where Gantry keeps its data (created if missing).
+        #[arg(long, default_value = "./gantry-data", value_name = "DIR")]
+        data_dir: PathBuf,
+        /// The address to listen on.
+        #[arg(long, default_value = "127.0.0.1:7700", value_name = "ADDR")]
+        listen: std::net::SocketAddr,
+        /// Write logs as JSON lines.
+        #[arg(long)]
+        json_logs: bool,
+    },
     /// Check and inspect workflow files.
     #[command(subcommand)]
     Workflow(WorkflowCommand),
@@ -138,6 +154,11 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Color::Auto => std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
     };
     match cli.command {
+        Command::Server {
+            data_dir,
+            listen,
+            json_logs,
+        } => server::run(data_dir, listen, json_logs),
         Command::Run(r) => run::run(run::RunArgs {
             file: r.file,
             params: r.params,

@@ -1,6 +1,7 @@
 //! End-to-end tests of the `gantry` binary: exit codes, human and JSON output, real runs.
 
 mod run;
+mod server;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

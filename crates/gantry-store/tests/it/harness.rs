@@ -1,0 +1,118 @@
+//! What every case gets: a fresh database on one backend, opened (and reopened) as a `Store`.
+
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Utc};
+use gantry_store::{
+    NewRun, PostgresOptions, PostgresStore, RunOrigin, SqliteStore, Store,
+};
+use sqlx::Connection as _;
+
+pub const POSTGRES_URL_VAR: &str = "GANTRY_TEST_POSTGRES_URL";
+
+enum Backend {
+    Sqlite { dir: tempfile::TempDir },
+    Postgres { url: String, schema: String },
+}
+
+#[derive(Clone)]
+enum Opened {
+    Sqlite(SqliteStore),
+    Postgres(PostgresStore),
+}
+
+pub struct TestDb {
+    backend: Backend,
+    opened: Mutex<Vec<Opened>>,
+}
+
+impl TestDb {
+    pub async fn sqlite() -> TestDb {
+        let dir = tempfile::tempdir().expect("temp dir");
+        TestDb { backend: Backend::Sqlite { dir }, opened: Mutex::new(Vec::new()) }
+    }
+
+    pub async fn postgres() -> TestDb {
+        let url = std::env::var(POSTGRES_URL_VAR).unwrap_or_else(|_| {
+            panic!(
+                "{POSTGRES_URL_VAR} is not set: the PostgreSQL half of the store conformance suite \
+                 needs a server (CI: postgres://gantry:gantry@127.0.0.1:5432/gantry_test)"
+            )
+        });
+        let schema = format!("t_{}", gantry_store::new_id().expect("id"));
+        TestDb { backend: Backend::Postgres { url, schema }, opened: Mutex::new(Vec::new()) }
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        matches!(self.backend, Backend::Postgres { .. })
+    }
+
+    /// Opens the store on this test's database (applying migrations).
+    pub async fn open(&self) -> Arc<dyn Store> {
+        let opened = match &self.backend {
+            Backend::Sqlite { dir } => {
+                Opened::Sqlite(SqliteStore::open(dir.path().join("gantry.db")).await.expect("open"))
+            }
+            Backend::Postgres { url, schema } => {
+                let mut options = PostgresOptions::new(url.clone());
+                options.schema = Some(schema.clone());
+                options.max_connections = 5;
+                Opened::Postgres(PostgresStore::connect_with(&options).await.expect("connect"))
+            }
+        };
+        self.opened.lock().expect("lock").push(opened.clone());
+        match opened {
+            Opened::Sqlite(s) => Arc::new(s),
+            Opened::Postgres(s) => Arc::new(s),
+        }
+    }
+
+    /// Closes every store opened so far: what a process exit does to its connections.
+    pub async fn close_all(&self) {
+        let opened: Vec<Opened> = std::mem::take(&mut *self.opened.lock().expect("lock"));
+        for o in opened {
+            match o {
+                Opened::Sqlite(s) => s.close().await,
+                Opened::Postgres(s) => s.close().await,
+            }
+        }
+    }
+
+    /// "Restart on the same database": closes everything, then opens again.
+    pub async fn reopen(&self, store: Arc<dyn Store>) -> Arc<dyn Store> {
+        drop(store);
+        self.close_all().await;
+        self.open().await
+    }
+
+    pub async fn finish(self) {
+        self.close_all().await;
+        if let Backend::Postgres { url, schema } = &self.backend {
+            let mut conn = sqlx::PgConnection::connect(url).await.expect("connect");
+            sqlx::query(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
+                .execute(&mut conn)
+                .await
+                .expect("drop schema");
+            conn.close().await.expect("close");
+        }
+    }
+}
+
+/// A fixed point in time plus `secs` seconds (microsecond precision survives the store).
+pub fn t(secs: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(1_790_000_000 + secs, 0).expect("time")
+}
+
+pub async fn manual_run(store: &dyn Store, id: &str, workflow: &str, at: DateTime<Utc>) {
+    store
+        .create_run(&NewRun {
+            id: id.to_owned(),
+            workflow: workflow.to_owned(),
+            workflow_version: 1,
+            parameters: serde_json::json!({"p": 1}),
+            origin: RunOrigin::Manual,
+            created_at: at,
+        })
+        .await
+        .expect("create run");
+}

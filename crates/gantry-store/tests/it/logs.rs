@@ -1,0 +1,63 @@
+use gantry_store::{LogChunk, StoreError};
+
+use crate::harness::{manual_run, t, TestDb};
+
+pub fn chunk(run: &str, step: &str, stream: &str, seq: i64, text: &str) -> LogChunk {
+    LogChunk {
+        run_id: run.to_owned(),
+        step: step.to_owned(),
+        stream: stream.to_owned(),
+        seq,
+        bytes: text.as_bytes().to_vec(),
+        at: t(seq),
+    }
+}
+
+fn texts(chunks: &[gantry_store::StoredLogChunk]) -> Vec<String> {
+    chunks.iter().map(|c| String::from_utf8_lossy(&c.chunk.bytes).into_owned()).collect()
+}
+
+pub async fn append_and_read_after_cursor(db: &TestDb) {
+    let store = db.open().await;
+    manual_run(store.as_ref(), "r1", "wf", t(0)).await;
+    manual_run(store.as_ref(), "r2", "wf", t(0)).await;
+    assert!(store.read_run_logs("r1", None, 100).await.expect("empty").is_empty());
+    store
+        .append_logs(&[chunk("r1", "a", "stdout", 1, "a1"), chunk("r1", "b", "stderr", 1, "b1")])
+        .await
+        .expect("append");
+    store.append_logs(&[chunk("r2", "a", "stdout", 1, "other run")]).await.expect("append");
+    store.append_logs(&[chunk("r1", "a", "stdout", 2, "a2\n\0binary")]).await.expect("append");
+
+    let all = store.read_run_logs("r1", None, 100).await.expect("run logs");
+    assert_eq!(texts(&all), ["a1", "b1", "a2\n\0binary"]);
+    assert_eq!(all[1].chunk, chunk("r1", "b", "stderr", 1, "b1"));
+    let rest = store.read_run_logs("r1", Some(all[0].position), 100).await.expect("after");
+    assert_eq!(texts(&rest), ["b1", "a2\n\0binary"]);
+    let limited = store.read_run_logs("r1", None, 2).await.expect("limit");
+    assert_eq!(limited.len(), 2);
+    assert!(store.read_run_logs("r1", Some(all[2].position), 100).await.expect("end").is_empty());
+
+    let a = store.read_step_logs("r1", "a", None, 100).await.expect("step a");
+    assert_eq!(texts(&a), ["a1", "a2\n\0binary"]);
+    let a_rest = store.read_step_logs("r1", "a", Some(a[0].position), 100).await.expect("after");
+    assert_eq!(texts(&a_rest), ["a2\n\0binary"]);
+    assert!(store.read_step_logs("r1", "zzz", None, 100).await.expect("none").is_empty());
+
+    assert!(matches!(
+        store.append_logs(&[chunk("nope", "a", "stdout", 1, "x")]).await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+pub async fn resent_chunk_is_skipped(db: &TestDb) {
+    let store = db.open().await;
+    manual_run(store.as_ref(), "r1", "wf", t(0)).await;
+    store.append_logs(&[chunk("r1", "a", "stdout", 1, "once")]).await.expect("first");
+    store
+        .append_logs(&[chunk("r1", "a", "stdout", 1, "once"), chunk("r1", "a", "stdout", 2, "two")])
+        .await
+        .expect("resend");
+    let got = store.read_step_logs("r1", "a", None, 100).await.expect("read");
+    assert_eq!(texts(&got), ["once", "two"]);
+}
