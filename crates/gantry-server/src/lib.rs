@@ -15,6 +15,7 @@
 //! `Arc<dyn MetadataBackend>`; the backend's synchronous methods are called inline, so they
 //! must not block for long.
 
+pub mod api;
 pub mod apikey;
 pub mod metadata;
 pub mod server;

@@ -1,6 +1,7 @@
-//! `gantry server`: the long-running control plane. Today it owns the data directory (and the
-//! master key in it), serves health and readiness, and shuts down gracefully; the REST API,
-//! triggers and the store join it as they are built.
+//! `gantry server`: the long-running control plane. It owns the data directory (the master key
+//! and, by default, the SQLite database in it), opens the store (SQLite, or PostgreSQL with a
+//! `postgres://` URL), creates an admin API key on first start, serves health, readiness and the
+//! REST API ([`crate::api`]), and shuts down gracefully.
 //!
 //! Concurrency: one tokio runtime; the listener serves every connection on its own task.
 //! Shutdown stops accepting, lets requests in flight finish, then returns.
@@ -19,6 +20,8 @@ use axum::{Json, Router};
 use serde_json::json;
 use tokio::net::TcpListener;
 
+use gantry_store::{ApiKey, PostgresStore, SqliteStore, Store};
+
 use crate::vault::{Vault, VaultError, MASTER_KEY_ENV};
 
 /// What `gantry server` was asked for.
@@ -26,7 +29,12 @@ use crate::vault::{Vault, VaultError, MASTER_KEY_ENV};
 pub struct ServerConfig {
     pub data_dir: PathBuf,
     pub listen: SocketAddr,
+    /// `postgres://…` to keep data in PostgreSQL; `None` for `gantry.db` in the data directory.
+    pub database_url: Option<String>,
 }
+
+/// The SQLite file in the data directory.
+pub const DATABASE_FILE: &str = "gantry.db";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -38,15 +46,73 @@ pub enum ServerError {
     Listen { addr: SocketAddr, reason: String },
     #[error("the server stopped: {0}")]
     Serve(String),
+    #[error("cannot open the store: {0}")]
+    Store(String),
+    #[error("unsupported database URL `{0}`: use postgres://… (or none for SQLite in the data directory)")]
+    DatabaseUrl(String),
+}
+
+/// Opens the store a configuration names.
+pub async fn open_store(
+    data_dir: &std::path::Path,
+    database_url: Option<&str>,
+) -> Result<Arc<dyn Store>, ServerError> {
+    match database_url {
+        None => {
+            std::fs::create_dir_all(data_dir).map_err(|e| ServerError::DataDir {
+                path: data_dir.display().to_string(),
+                reason: e.to_string(),
+            })?;
+            let store = SqliteStore::open(data_dir.join(DATABASE_FILE))
+                .await
+                .map_err(|e| ServerError::Store(e.to_string()))?;
+            Ok(Arc::new(store))
+        }
+        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            let store = PostgresStore::connect(url)
+                .await
+                // The URL may hold a password: say which database failed, not the URL.
+                .map_err(|e| ServerError::Store(format!("PostgreSQL: {e}")))?;
+            Ok(Arc::new(store))
+        }
+        Some(other) => {
+            let scheme = other.split("://").next().unwrap_or_default().to_owned();
+            Err(ServerError::DatabaseUrl(format!("{scheme}://…")))
+        }
+    }
+}
+
+/// Makes a new admin API key and stores its hash; returns the key to show once.
+pub async fn create_admin_key(store: &dyn Store, principal: &str) -> Result<String, ServerError> {
+    let key = crate::apikey::generate()
+        .ok_or_else(|| ServerError::Store("no randomness available for an API key".into()))?;
+    let id = gantry_store::new_id().map_err(|e| ServerError::Store(e.to_string()))?;
+    store
+        .create_api_key(&ApiKey {
+            id,
+            prefix: key.prefix.clone(),
+            hash: key.hash.clone().into_bytes(),
+            principal: principal.to_owned(),
+            created_at: chrono::Utc::now(),
+            last_used_at: None,
+            expires_at: None,
+            revoked_at: None,
+        })
+        .await
+        .map_err(|e| ServerError::Store(e.to_string()))?;
+    Ok(key.presented)
 }
 
 #[derive(Clone)]
 struct AppState {
     ready: Arc<AtomicBool>,
+    store: Arc<dyn Store>,
 }
 
 /// The server, bound and ready to serve.
 pub struct Server {
+    /// Set on the first start only: the admin key, to print once.
+    pub initial_admin_key: Option<String>,
     listener: TcpListener,
     app: Router,
     ready: Arc<AtomicBool>,
@@ -63,6 +129,17 @@ impl Server {
         let env_key = std::env::var(MASTER_KEY_ENV).ok();
         // Loaded now so a broken key stops the start, not the first secret write.
         let _vault = Vault::load(&config.data_dir, env_key.as_deref())?;
+        let store = open_store(&config.data_dir, config.database_url.as_deref()).await?;
+        let no_keys = store
+            .list_api_keys()
+            .await
+            .map_err(|e| ServerError::Store(e.to_string()))?
+            .is_empty();
+        let initial_admin_key = if no_keys {
+            Some(create_admin_key(store.as_ref(), "admin").await?)
+        } else {
+            None
+        };
         let listener = TcpListener::bind(config.listen)
             .await
             .map_err(|e| ServerError::Listen {
@@ -76,8 +153,11 @@ impl Server {
         let ready = Arc::new(AtomicBool::new(false));
         let app = router(AppState {
             ready: ready.clone(),
-        });
+            store: store.clone(),
+        })
+        .merge(crate::api::router(crate::api::ApiState { store }));
         Ok(Server {
+            initial_admin_key,
             listener,
             app,
             ready,
@@ -122,9 +202,9 @@ async fn healthz() -> impl IntoResponse {
     Json(json!({"status": "ok"}))
 }
 
-/// Ready: started and not shutting down.
+/// Ready: started, not shutting down, and the store answers.
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    if state.ready.load(Ordering::SeqCst) {
+    if state.ready.load(Ordering::SeqCst) && state.store.ping().await.is_ok() {
         (StatusCode::OK, Json(json!({"status": "ready"})))
     } else {
         (
@@ -151,8 +231,15 @@ mod tests {
     #[tokio::test]
     async fn readiness_follows_the_flag() {
         let ready = Arc::new(AtomicBool::new(false));
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(
+            SqliteStore::open(dir.path().join(DATABASE_FILE))
+                .await
+                .unwrap(),
+        );
         let app = router(AppState {
             ready: ready.clone(),
+            store,
         });
         let status = |app: Router, path: &'static str| async move {
             app.oneshot(Request::get(path).body(Body::empty()).unwrap())

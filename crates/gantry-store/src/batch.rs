@@ -1,5 +1,5 @@
-//! Group commit: `BatchWriter` gathers event inserts and log-chunk appends from many callers and
-//! writes them in one transaction.
+//! Group commit: `BatchWriter` gathers event inserts, run updates, step changes and log-chunk
+//! appends from many callers and writes them in one transaction.
 //!
 //! Owns batching only. What each write means is the store's business (`Store::write_batch`).
 //!
@@ -17,7 +17,9 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
-use crate::{EventInsert, LogChunk, NewEvent, Store, StoreError, WriteBatch};
+use crate::{
+    EventInsert, LogChunk, NewEvent, RunUpdate, StepChange, Store, StoreError, WriteBatch,
+};
 
 /// How the writer groups writes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,7 +34,11 @@ pub struct BatchConfig {
 
 impl Default for BatchConfig {
     fn default() -> Self {
-        BatchConfig { max_items: 512, max_delay: Duration::from_millis(2), queue: 8192 }
+        BatchConfig {
+            max_items: 512,
+            max_delay: Duration::from_millis(2),
+            queue: 8192,
+        }
     }
 }
 
@@ -57,8 +63,12 @@ impl BatchStats {
 
 enum Item {
     Event(NewEvent, oneshot::Sender<Result<EventInsert, StoreError>>),
-    Log(LogChunk, oneshot::Sender<Result<(), StoreError>>),
+    RunUpdate(String, RunUpdate, Done),
+    Step(String, StepChange, Done),
+    Log(LogChunk, Done),
 }
+
+type Done = oneshot::Sender<Result<(), StoreError>>;
 
 /// A handle to the group-commit task. Cheap to clone.
 #[derive(Clone)]
@@ -69,7 +79,9 @@ pub struct BatchWriter {
 
 impl std::fmt::Debug for BatchWriter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BatchWriter").field("stats", &self.stats).finish()
+        f.debug_struct("BatchWriter")
+            .field("stats", &self.stats)
+            .finish()
     }
 }
 
@@ -86,24 +98,42 @@ impl BatchWriter {
 
     /// Accepts an event durably (see `Store::insert_event`); returns after the commit.
     pub async fn insert_event(&self, event: NewEvent) -> Result<EventInsert, StoreError> {
-        let (tx, rx) = oneshot::channel();
-        self.send(Item::Event(event, tx)).await?;
-        rx.await.map_err(|_| StoreError::Database(CLOSED.to_owned()))?
+        self.ask(|reply| Item::Event(event, reply)).await
     }
 
     /// Appends a log chunk (see `Store::append_logs`); returns after the commit.
     pub async fn append_log(&self, chunk: LogChunk) -> Result<(), StoreError> {
-        let (tx, rx) = oneshot::channel();
-        self.send(Item::Log(chunk, tx)).await?;
-        rx.await.map_err(|_| StoreError::Database(CLOSED.to_owned()))?
+        self.ask(|reply| Item::Log(chunk, reply)).await
+    }
+
+    /// Updates a run (see `Store::update_run`); returns after the commit.
+    pub async fn update_run(&self, run_id: String, update: RunUpdate) -> Result<(), StoreError> {
+        self.ask(|reply| Item::RunUpdate(run_id, update, reply))
+            .await
+    }
+
+    /// Records a step change (see `Store::record_step`); returns after the commit.
+    pub async fn record_step(&self, run_id: String, change: StepChange) -> Result<(), StoreError> {
+        self.ask(|reply| Item::Step(run_id, change, reply)).await
     }
 
     pub fn stats(&self) -> &BatchStats {
         &self.stats
     }
 
-    async fn send(&self, item: Item) -> Result<(), StoreError> {
-        self.sender.send(item).await.map_err(|_| StoreError::Database(CLOSED.to_owned()))
+    /// Queues an item and waits for its answer, which comes after the commit.
+    async fn ask<T>(
+        &self,
+        item: impl FnOnce(oneshot::Sender<Result<T, StoreError>>) -> Item,
+    ) -> Result<T, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.sender
+            .send(item(reply))
+            .await
+            .map_err(|_| StoreError::Database(CLOSED.to_owned()))?;
+        answer
+            .await
+            .map_err(|_| StoreError::Database(CLOSED.to_owned()))?
     }
 }
 
@@ -141,6 +171,8 @@ async fn write(store: &dyn Store, items: Vec<Item>, stats: &BatchStats) {
     for item in &items {
         match item {
             Item::Event(event, _) => batch.events.push(event.clone()),
+            Item::RunUpdate(id, update, _) => batch.run_updates.push((id.clone(), update.clone())),
+            Item::Step(id, change, _) => batch.steps.push((id.clone(), change.clone())),
             Item::Log(chunk, _) => batch.logs.push(chunk.clone()),
         }
     }
@@ -157,7 +189,9 @@ async fn write(store: &dyn Store, items: Vec<Item>, stats: &BatchStats) {
                         // A caller that gave up waiting is not an error.
                         let _ = reply.send(answer);
                     }
-                    Item::Log(_, reply) => {
+                    Item::RunUpdate(_, _, reply)
+                    | Item::Step(_, _, reply)
+                    | Item::Log(_, reply) => {
                         let _ = reply.send(Ok(()));
                     }
                 }
@@ -169,6 +203,12 @@ async fn write(store: &dyn Store, items: Vec<Item>, stats: &BatchStats) {
                 match item {
                     Item::Event(event, reply) => {
                         let _ = reply.send(store.insert_event(&event).await);
+                    }
+                    Item::RunUpdate(id, update, reply) => {
+                        let _ = reply.send(store.update_run(&id, &update).await);
+                    }
+                    Item::Step(id, change, reply) => {
+                        let _ = reply.send(store.record_step(&id, &change).await);
                     }
                     Item::Log(chunk, reply) => {
                         let _ = reply.send(store.append_logs(std::slice::from_ref(&chunk)).await);
@@ -182,7 +222,9 @@ async fn write(store: &dyn Store, items: Vec<Item>, stats: &BatchStats) {
                     Item::Event(_, reply) => {
                         let _ = reply.send(Err(err.clone()));
                     }
-                    Item::Log(_, reply) => {
+                    Item::RunUpdate(_, _, reply)
+                    | Item::Step(_, _, reply)
+                    | Item::Log(_, reply) => {
                         let _ = reply.send(Err(err.clone()));
                     }
                 }

@@ -54,8 +54,10 @@ pub trait Store: Send + Sync {
         version: i64,
     ) -> StoreFuture<'a, WorkflowVersion>;
     /// Workflows that are not deleted, by name.
-    fn list_workflows<'a>(&'a self, page: &'a PageRequest)
-        -> StoreFuture<'a, Page<WorkflowSummary>>;
+    fn list_workflows<'a>(
+        &'a self,
+        page: &'a PageRequest,
+    ) -> StoreFuture<'a, Page<WorkflowSummary>>;
     /// Every version of a workflow that is not deleted, oldest first.
     fn list_workflow_versions<'a>(&'a self, name: &'a str)
         -> StoreFuture<'a, Vec<WorkflowVersion>>;
@@ -79,7 +81,8 @@ pub trait Store: Send + Sync {
     // ------------------------------------------------------------ runs
 
     /// Creates a run in status `queued`. With `RunOrigin::Event`, links the event to it in the
-    /// same transaction; `Conflict` if the event already has a run, `NotFound` if it does not exist.
+    /// same transaction; `Conflict` if the event already has a run, `NotFound` if it does not
+    /// exist.
     fn create_run<'a>(&'a self, run: &'a NewRun) -> StoreFuture<'a, ()>;
     fn update_run<'a>(&'a self, id: &'a str, update: &'a RunUpdate) -> StoreFuture<'a, ()>;
     /// Records a step's new state (creating the step row on first use).
@@ -98,9 +101,11 @@ pub trait Store: Send + Sync {
 
     // ------------------------------------------------------------ logs
 
-    /// Appends chunks in one transaction. A chunk whose `(run, step, stream, seq)` is stored is skipped.
+    /// Appends chunks in one transaction.
+    /// A chunk whose `(run, step, stream, seq)` is already stored is skipped.
     fn append_logs<'a>(&'a self, chunks: &'a [LogChunk]) -> StoreFuture<'a, ()>;
-    /// A step's chunks after `after` (a `StoredLogChunk::position`, or `None` from the start), in order.
+    /// A step's chunks after `after` (a `StoredLogChunk::position`, or `None` from the start),
+    /// in order.
     fn read_step_logs<'a>(
         &'a self,
         run_id: &'a str,
@@ -121,12 +126,16 @@ pub trait Store: Send + Sync {
     fn enqueue<'a>(&'a self, job: &'a NewJob) -> StoreFuture<'a, ()>;
     /// Atomically leases at most one job that is available, not completed, and not leased
     /// (or whose lease expired at `lease.now`) to `lease.worker`, oldest `available_at` first.
+    /// `None` means nothing was claimable at that moment; on PostgreSQL that includes jobs other
+    /// claimers hold locked right now, so callers poll again rather than conclude the queue is
+    /// empty.
     fn claim<'a>(&'a self, lease: &'a Lease) -> StoreFuture<'a, Option<Job>>;
     /// Extends `worker`'s lease to `now + duration`. `Conflict` if the lease expired or is held by
     /// another worker, `NotFound` if there is no such job.
     fn heartbeat<'a>(&'a self, job_id: &'a str, lease: &'a Lease) -> StoreFuture<'a, ()>;
-    /// Completes a job with its result. `Conflict` unless `worker` holds an unexpired lease at `now`
-    /// (so a second completion, or one by a worker that lost its lease, changes nothing).
+    /// Completes a job with its result.
+    /// `Conflict` unless `worker` holds an unexpired lease at `now`, so a second completion,
+    /// or one by a worker that lost its lease, changes nothing.
     fn complete<'a>(
         &'a self,
         job_id: &'a str,
@@ -178,10 +187,16 @@ pub trait Store: Send + Sync {
         at: chrono::DateTime<chrono::Utc>,
     ) -> StoreFuture<'a, ()>;
 
+    // ------------------------------------------------------------ health
+
+    /// Checks that the database answers (for the server's readiness endpoint).
+    fn ping(&self) -> StoreFuture<'_, ()>;
+
     // ------------------------------------------------------------ group commit
 
-    /// Writes events and log chunks in one transaction: all of them or none. Returns one
-    /// `EventInsert` per event, in order. Used by `BatchWriter`.
+    /// Writes events, run updates, step changes and log chunks in one transaction: all of them
+    /// or none (see `WriteBatch` for the order). Returns one `EventInsert` per event, in order.
+    /// Used by `BatchWriter`.
     fn write_batch<'a>(&'a self, batch: &'a WriteBatch) -> StoreFuture<'a, Vec<EventInsert>>;
 }
 

@@ -2,7 +2,8 @@
 //!
 //! Owns the shapes only. No driver type appears here, so callers never see sqlx.
 //! The run and step statuses mirror `gantry-engine`'s `RunState` and `StepState` (plus `queued`,
-//! a run accepted but not started); the server converts between them, the store does not interpret them.
+//! a run accepted but not started); the server converts between them, the store does not
+//! interpret them.
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -32,7 +33,10 @@ impl PageRequest {
     }
 
     pub fn after(cursor: impl Into<String>, limit: u32) -> Self {
-        PageRequest { after: Some(cursor.into()), limit }
+        PageRequest {
+            after: Some(cursor.into()),
+            limit,
+        }
     }
 
     pub(crate) fn clamped_limit(&self) -> i64 {
@@ -145,7 +149,11 @@ impl RunStatus {
             "failed" => RunStatus::Failed,
             "cancelled" => RunStatus::Cancelled,
             "timed_out" => RunStatus::TimedOut,
-            other => return Err(StoreError::Database(format!("unknown run status {other:?}"))),
+            other => {
+                return Err(StoreError::Database(format!(
+                    "unknown run status {other:?}"
+                )))
+            }
         })
     }
 }
@@ -184,7 +192,11 @@ impl StepStatus {
             "failed" => StepStatus::Failed,
             "skipped" => StepStatus::Skipped,
             "cancelled" => StepStatus::Cancelled,
-            other => return Err(StoreError::Database(format!("unknown step state {other:?}"))),
+            other => {
+                return Err(StoreError::Database(format!(
+                    "unknown step state {other:?}"
+                )))
+            }
         })
     }
 }
@@ -330,7 +342,7 @@ pub struct Job {
     pub result: Option<Value>,
 }
 
-/// A claim, heartbeat or completion by `worker` at `now` (the caller's clock, so tests control time).
+/// A claim or heartbeat by `worker` at `now` (the caller's clock, so tests control time).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lease {
     pub worker: String,
@@ -388,9 +400,14 @@ pub struct ApiKey {
 
 // ---------------------------------------------------------------- batches
 
-/// Writes committed together in one transaction (see `BatchWriter`).
+/// Writes committed together in one transaction (see `BatchWriter`), applied in this order:
+/// events, run updates, step changes, log chunks; within each kind, in list order.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct WriteBatch {
     pub events: Vec<NewEvent>,
+    /// `(run id, update)`, as `Store::update_run`.
+    pub run_updates: Vec<(String, RunUpdate)>,
+    /// `(run id, change)`, as `Store::record_step`.
+    pub steps: Vec<(String, StepChange)>,
     pub logs: Vec<LogChunk>,
 }

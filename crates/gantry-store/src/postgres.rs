@@ -7,6 +7,8 @@
 //!
 //! Concurrency model: one pool for reads and writes, `READ COMMITTED` transactions; unique indexes
 //! settle duplicate inserts (a second inserter waits for the first to commit, then sees its row).
+//! Log appends to one run take a transaction-scoped advisory lock on the run id, so log positions
+//! of a run become visible in order and a live follower never skips a chunk.
 //! No TLS: the database is expected on loopback or a private network.
 //!
 //! What it must not do: assume it is the only process using the database.
@@ -15,8 +17,6 @@ use std::str::FromStr as _;
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::Connection as _;
-
-
 
 /// How to reach the database.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,7 +31,11 @@ pub struct PostgresOptions {
 
 impl PostgresOptions {
     pub fn new(url: impl Into<String>) -> Self {
-        PostgresOptions { url: url.into(), schema: None, max_connections: 10 }
+        PostgresOptions {
+            url: url.into(),
+            schema: None,
+            max_connections: 10,
+        }
     }
 }
 
@@ -53,9 +57,13 @@ impl PostgresStore {
         let mut connect = PgConnectOptions::from_str(&options.url)?;
         if let Some(schema) = &options.schema {
             if schema.is_empty()
-                || !schema.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                || !schema
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_')
             {
-                return Err(StoreError::Database(format!("invalid schema name {schema:?}")));
+                return Err(StoreError::Database(format!(
+                    "invalid schema name {schema:?}"
+                )));
             }
             let mut conn = sqlx::PgConnection::connect_with(&connect).await?;
             sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\""))
@@ -69,7 +77,10 @@ impl PostgresStore {
             .connect_with(connect)
             .await?;
         sqlx::migrate!("migrations/postgres").run(&pool).await?;
-        Ok(PostgresStore { writer: pool.clone(), reader: pool })
+        Ok(PostgresStore {
+            writer: pool.clone(),
+            reader: pool,
+        })
     }
 
     /// Closes every connection, waiting for running statements to finish.
@@ -87,5 +98,6 @@ crate::sql::sql_store!(
                  AND (lease_until IS NULL OR lease_until <= $3) \
                  ORDER BY available_at, id LIMIT 1 FOR UPDATE SKIP LOCKED) \
      RETURNING id, run_id, step, payload, available_at, worker, lease_until, attempts, \
-               completed_at, result"
+               completed_at, result",
+    "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))"
 );

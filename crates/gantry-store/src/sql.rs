@@ -56,7 +56,7 @@ pub(crate) fn parse_run_cursor(cursor: &str) -> Result<(i64, String), StoreError
     Ok((time, id.to_owned()))
 }
 
-pub(crate) fn log_limit(limit: u32) -> i64 {
+pub(crate) fn scan_limit(limit: u32) -> i64 {
     i64::from(limit.clamp(1, 10_000))
 }
 
@@ -73,9 +73,10 @@ pub(crate) const API_KEY_COLS: &str =
 
 /// Expands `impl Store for $store` over the driver `$db` whose rows are `$row`;
 /// `$claim` is the backend's claim statement (see `Store::claim`) with
-/// `$1` worker, `$2` lease end, `$3` now.
+/// `$1` worker, `$2` lease end, `$3` now; `$log_lock` is a statement run once per run id
+/// (`$1`) before appending log chunks to it, or `""` when writes are already serialised.
 macro_rules! sql_store {
-    ($store:ty, $db:ty, $row:ty, $claim:expr) => {
+    ($store:ty, $db:ty, $row:ty, $claim:expr, $log_lock:expr) => {
         use sqlx::Row as _;
         use $crate::model::*;
         use $crate::sql::*;
@@ -243,7 +244,8 @@ macro_rules! sql_store {
                     key: e.key.clone(),
                     idempotency_key: e.idempotency_key.clone(),
                     data: e.data.clone(),
-                    received_at: e.received_at,
+                    // As stored: to the microsecond.
+                    received_at: time(us(e.received_at))?,
                     run_id: None,
                 };
                 return Ok(EventInsert { event, created: true });
@@ -272,7 +274,76 @@ macro_rules! sql_store {
             }
         }
 
+        async fn update_run_tx(
+            tx: &mut Tx,
+            id: &str,
+            update: &RunUpdate,
+        ) -> Result<(), StoreError> {
+            let done = sqlx::query(
+                "UPDATE runs SET status = $1, reason = COALESCE($2, reason), \
+                 started_at = COALESCE($3, started_at), ended_at = COALESCE($4, ended_at) \
+                 WHERE id = $5",
+            )
+            .bind(update.status.as_str())
+            .bind(&update.reason)
+            .bind(opt_us(update.started_at))
+            .bind(opt_us(update.ended_at))
+            .bind(id)
+            .execute(&mut **tx)
+            .await?;
+            if done.rows_affected() == 0 {
+                return Err(not_found("run", id));
+            }
+            Ok(())
+        }
+
+        async fn record_step_tx(
+            tx: &mut Tx,
+            run_id: &str,
+            change: &StepChange,
+        ) -> Result<(), StoreError> {
+            sqlx::query(
+                "INSERT INTO run_steps \
+                 (run_id, step, state, reason, started_at, ended_at, exit_code, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                 ON CONFLICT (run_id, step) DO UPDATE SET \
+                   state = excluded.state, reason = excluded.reason, \
+                   started_at = COALESCE(excluded.started_at, run_steps.started_at), \
+                   ended_at = COALESCE(excluded.ended_at, run_steps.ended_at), \
+                   exit_code = COALESCE(excluded.exit_code, run_steps.exit_code), \
+                   updated_at = excluded.updated_at",
+            )
+            .bind(run_id)
+            .bind(&change.step)
+            .bind(change.state.as_str())
+            .bind(&change.reason)
+            .bind(opt_us(change.started_at))
+            .bind(opt_us(change.ended_at))
+            .bind(change.exit_code.map(i64::from))
+            .bind(us(change.at))
+            .execute(&mut **tx)
+            .await
+            .map_err(|err| match StoreError::from(err) {
+                StoreError::NotFound(_) => not_found("run", run_id),
+                other => other,
+            })?;
+            Ok(())
+        }
+
         async fn append_logs_tx(tx: &mut Tx, chunks: &[LogChunk]) -> Result<(), StoreError> {
+            // Readers follow a run's log by position. Positions come from a sequence, so two
+            // concurrent writers could commit out of position order and a follower that already
+            // read past the later position would skip the earlier one. Serialising the writers of
+            // one run until commit (in run id order, so no deadlock) makes positions per run
+            // appear in commit order.
+            if !$log_lock.is_empty() {
+                let mut runs: Vec<&str> = chunks.iter().map(|c| c.run_id.as_str()).collect();
+                runs.sort_unstable();
+                runs.dedup();
+                for run in runs {
+                    sqlx::query($log_lock).bind(run).execute(&mut **tx).await?;
+                }
+            }
             for c in chunks {
                 sqlx::query(
                     "INSERT INTO log_chunks (run_id, step, stream, seq, bytes, at) \
@@ -326,7 +397,8 @@ macro_rules! sql_store {
                     .fetch_one(&mut *tx)
                     .await?;
                     sqlx::query(
-                        "INSERT INTO workflow_versions (name, version, yaml, canonical, created_at) \
+                        "INSERT INTO workflow_versions \
+                         (name, version, yaml, canonical, created_at) \
                          VALUES ($1, $2, $3, $4, $5)",
                     )
                     .bind(&new.name)
@@ -372,7 +444,9 @@ macro_rules! sql_store {
                         .bind(version)
                         .fetch_optional(&self.reader)
                         .await?
-                        .ok_or_else(|| not_found("workflow version", &format!("{name}@{version}")))?;
+                        .ok_or_else(|| {
+                            not_found("workflow version", &format!("{name}@{version}"))
+                        })?;
                     workflow_version_from(&row)
                 })
             }
@@ -440,7 +514,8 @@ macro_rules! sql_store {
             ) -> StoreFuture<'a, ()> {
                 Box::pin(async move {
                     let done = sqlx::query(
-                        "UPDATE workflows SET deleted_at = $2 WHERE name = $1 AND deleted_at IS NULL",
+                        "UPDATE workflows SET deleted_at = $2 \
+                         WHERE name = $1 AND deleted_at IS NULL",
                     )
                     .bind(name)
                     .bind(us(at))
@@ -481,7 +556,7 @@ macro_rules! sql_store {
                          ORDER BY received_at, id LIMIT $1"
                     );
                     let rows = sqlx::query(&sql)
-                        .bind(log_limit(limit))
+                        .bind(scan_limit(limit))
                         .fetch_all(&self.reader)
                         .await?;
                     rows.iter().map(event_from).collect()
@@ -542,21 +617,9 @@ macro_rules! sql_store {
 
             fn update_run<'a>(&'a self, id: &'a str, update: &'a RunUpdate) -> StoreFuture<'a, ()> {
                 Box::pin(async move {
-                    let done = sqlx::query(
-                        "UPDATE runs SET status = $1, reason = COALESCE($2, reason), \
-                         started_at = COALESCE($3, started_at), ended_at = COALESCE($4, ended_at) \
-                         WHERE id = $5",
-                    )
-                    .bind(update.status.as_str())
-                    .bind(&update.reason)
-                    .bind(opt_us(update.started_at))
-                    .bind(opt_us(update.ended_at))
-                    .bind(id)
-                    .execute(&self.writer)
-                    .await?;
-                    if done.rows_affected() == 0 {
-                        return Err(not_found("run", id));
-                    }
+                    let mut tx = self.writer.begin().await?;
+                    update_run_tx(&mut tx, id, update).await?;
+                    tx.commit().await?;
                     Ok(())
                 })
             }
@@ -567,36 +630,18 @@ macro_rules! sql_store {
                 change: &'a StepChange,
             ) -> StoreFuture<'a, ()> {
                 Box::pin(async move {
-                    sqlx::query(
-                        "INSERT INTO run_steps \
-                         (run_id, step, state, reason, started_at, ended_at, exit_code, updated_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
-                         ON CONFLICT (run_id, step) DO UPDATE SET \
-                           state = excluded.state, reason = excluded.reason, \
-                           started_at = COALESCE(excluded.started_at, run_steps.started_at), \
-                           ended_at = COALESCE(excluded.ended_at, run_steps.ended_at), \
-                           exit_code = COALESCE(excluded.exit_code, run_steps.exit_code), \
-                           updated_at = excluded.updated_at",
-                    )
-                    .bind(run_id)
-                    .bind(&change.step)
-                    .bind(change.state.as_str())
-                    .bind(&change.reason)
-                    .bind(opt_us(change.started_at))
-                    .bind(opt_us(change.ended_at))
-                    .bind(change.exit_code.map(i64::from))
-                    .bind(us(change.at))
-                    .execute(&self.writer)
-                    .await
-                    .map_err(|err| match StoreError::from(err) {
-                        StoreError::NotFound(_) => not_found("run", run_id),
-                        other => other,
-                    })?;
+                    let mut tx = self.writer.begin().await?;
+                    record_step_tx(&mut tx, run_id, change).await?;
+                    tx.commit().await?;
                     Ok(())
                 })
             }
 
-            fn set_output<'a>(&'a self, run_id: &'a str, output: &'a Output) -> StoreFuture<'a, ()> {
+            fn set_output<'a>(
+                &'a self,
+                run_id: &'a str,
+                output: &'a Output,
+            ) -> StoreFuture<'a, ()> {
                 Box::pin(async move {
                     sqlx::query(
                         "INSERT INTO run_outputs (run_id, step, name, value, sensitive) \
@@ -732,7 +777,7 @@ macro_rules! sql_store {
                         .bind(run_id)
                         .bind(step)
                         .bind(after.unwrap_or(0))
-                        .bind(log_limit(limit))
+                        .bind(scan_limit(limit))
                         .fetch_all(&self.reader)
                         .await?;
                     rows.iter().map(log_from).collect()
@@ -753,7 +798,7 @@ macro_rules! sql_store {
                     let rows = sqlx::query(&sql)
                         .bind(run_id)
                         .bind(after.unwrap_or(0))
-                        .bind(log_limit(limit))
+                        .bind(scan_limit(limit))
                         .fetch_all(&self.reader)
                         .await?;
                     rows.iter().map(log_from).collect()
@@ -901,7 +946,8 @@ macro_rules! sql_store {
             ) -> StoreFuture<'a, Vec<String>> {
                 Box::pin(async move {
                     let names = sqlx::query_scalar(
-                        "SELECT name FROM sealed_values WHERE kind = $1 AND scope = $2 ORDER BY name",
+                        "SELECT name FROM sealed_values WHERE kind = $1 AND scope = $2 \
+                         ORDER BY name",
                     )
                     .bind(kind.as_str())
                     .bind(scope)
@@ -1013,6 +1059,14 @@ macro_rules! sql_store {
                 })
             }
 
+            fn ping(&self) -> StoreFuture<'_, ()> {
+                Box::pin(async move {
+                    sqlx::query("SELECT 1").execute(&self.writer).await?;
+                    sqlx::query("SELECT 1").execute(&self.reader).await?;
+                    Ok(())
+                })
+            }
+
             fn write_batch<'a>(
                 &'a self,
                 batch: &'a WriteBatch,
@@ -1022,6 +1076,12 @@ macro_rules! sql_store {
                     let mut inserted = Vec::with_capacity(batch.events.len());
                     for event in &batch.events {
                         inserted.push(insert_event_tx(&mut tx, event).await?);
+                    }
+                    for (id, update) in &batch.run_updates {
+                        update_run_tx(&mut tx, id, update).await?;
+                    }
+                    for (run_id, change) in &batch.steps {
+                        record_step_tx(&mut tx, run_id, change).await?;
                     }
                     append_logs_tx(&mut tx, &batch.logs).await?;
                     tx.commit().await?;

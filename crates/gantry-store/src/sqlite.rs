@@ -77,5 +77,53 @@ crate::sql::sql_store!(
                  AND (lease_until IS NULL OR lease_until <= $3) \
                  ORDER BY available_at, id LIMIT 1) \
      RETURNING id, run_id, step, payload, available_at, worker, lease_until, attempts, \
-               completed_at, result"
+               completed_at, result",
+    // One writer connection: log appends commit in position order already.
+    ""
 );
+
+#[cfg(test)]
+mod tests {
+    use super::SqliteStore;
+
+    /// The durability and safety settings the module documentation promises.
+    #[tokio::test]
+    async fn connections_have_the_promised_settings() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = SqliteStore::open(dir.path().join("gantry.db"))
+            .await
+            .expect("open");
+        let pragma = |name: &'static str| {
+            let pool = store.writer.clone();
+            async move {
+                sqlx::query_scalar::<_, String>(&format!("SELECT CAST(({name}) AS TEXT)"))
+                    .fetch_one(&pool)
+                    .await
+                    .expect(name)
+            }
+        };
+        assert_eq!(
+            pragma("SELECT journal_mode FROM pragma_journal_mode").await,
+            "wal"
+        );
+        // 2 is FULL: every commit is fsynced.
+        assert_eq!(
+            pragma("SELECT synchronous FROM pragma_synchronous").await,
+            "2"
+        );
+        assert_eq!(
+            pragma("SELECT foreign_keys FROM pragma_foreign_keys").await,
+            "1"
+        );
+        assert_eq!(
+            pragma("SELECT timeout FROM pragma_busy_timeout").await,
+            "10000"
+        );
+
+        let write = sqlx::query("DELETE FROM api_keys")
+            .execute(&store.reader)
+            .await;
+        assert!(write.is_err(), "readers are read-only");
+        store.close().await;
+    }
+}

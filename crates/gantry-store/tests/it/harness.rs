@@ -3,12 +3,10 @@
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
-use gantry_store::{
-    NewRun, PostgresOptions, PostgresStore, RunOrigin, SqliteStore, Store,
-};
+use gantry_store::{NewRun, PostgresOptions, PostgresStore, RunOrigin, SqliteStore, Store};
 use sqlx::Connection as _;
 
-pub const POSTGRES_URL_VAR: &str = "GANTRY_TEST_POSTGRES_URL";
+pub(crate) const POSTGRES_URL_VAR: &str = "GANTRY_TEST_POSTGRES_URL";
 
 enum Backend {
     Sqlite { dir: tempfile::TempDir },
@@ -21,18 +19,21 @@ enum Opened {
     Postgres(PostgresStore),
 }
 
-pub struct TestDb {
+pub(crate) struct TestDb {
     backend: Backend,
     opened: Mutex<Vec<Opened>>,
 }
 
 impl TestDb {
-    pub async fn sqlite() -> TestDb {
+    pub(crate) async fn sqlite() -> TestDb {
         let dir = tempfile::tempdir().expect("temp dir");
-        TestDb { backend: Backend::Sqlite { dir }, opened: Mutex::new(Vec::new()) }
+        TestDb {
+            backend: Backend::Sqlite { dir },
+            opened: Mutex::new(Vec::new()),
+        }
     }
 
-    pub async fn postgres() -> TestDb {
+    pub(crate) async fn postgres() -> TestDb {
         let url = std::env::var(POSTGRES_URL_VAR).unwrap_or_else(|_| {
             panic!(
                 "{POSTGRES_URL_VAR} is not set: the PostgreSQL half of the store conformance suite \
@@ -40,24 +41,29 @@ impl TestDb {
             )
         });
         let schema = format!("t_{}", gantry_store::new_id().expect("id"));
-        TestDb { backend: Backend::Postgres { url, schema }, opened: Mutex::new(Vec::new()) }
-    }
-
-    pub fn is_postgres(&self) -> bool {
-        matches!(self.backend, Backend::Postgres { .. })
+        TestDb {
+            backend: Backend::Postgres { url, schema },
+            opened: Mutex::new(Vec::new()),
+        }
     }
 
     /// Opens the store on this test's database (applying migrations).
-    pub async fn open(&self) -> Arc<dyn Store> {
+    pub(crate) async fn open(&self) -> Arc<dyn Store> {
         let opened = match &self.backend {
-            Backend::Sqlite { dir } => {
-                Opened::Sqlite(SqliteStore::open(dir.path().join("gantry.db")).await.expect("open"))
-            }
+            Backend::Sqlite { dir } => Opened::Sqlite(
+                SqliteStore::open(dir.path().join("gantry.db"))
+                    .await
+                    .expect("open"),
+            ),
             Backend::Postgres { url, schema } => {
                 let mut options = PostgresOptions::new(url.clone());
                 options.schema = Some(schema.clone());
                 options.max_connections = 5;
-                Opened::Postgres(PostgresStore::connect_with(&options).await.expect("connect"))
+                Opened::Postgres(
+                    PostgresStore::connect_with(&options)
+                        .await
+                        .expect("connect"),
+                )
             }
         };
         self.opened.lock().expect("lock").push(opened.clone());
@@ -68,7 +74,7 @@ impl TestDb {
     }
 
     /// Closes every store opened so far: what a process exit does to its connections.
-    pub async fn close_all(&self) {
+    pub(crate) async fn close_all(&self) {
         let opened: Vec<Opened> = std::mem::take(&mut *self.opened.lock().expect("lock"));
         for o in opened {
             match o {
@@ -79,31 +85,55 @@ impl TestDb {
     }
 
     /// "Restart on the same database": closes everything, then opens again.
-    pub async fn reopen(&self, store: Arc<dyn Store>) -> Arc<dyn Store> {
+    pub(crate) async fn reopen(&self, store: Arc<dyn Store>) -> Arc<dyn Store> {
         drop(store);
         self.close_all().await;
         self.open().await
     }
 
-    pub async fn finish(self) {
+    pub(crate) async fn finish(self) {
         self.close_all().await;
-        if let Backend::Postgres { url, schema } = &self.backend {
-            let mut conn = sqlx::PgConnection::connect(url).await.expect("connect");
-            sqlx::query(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
-                .execute(&mut conn)
-                .await
-                .expect("drop schema");
-            conn.close().await.expect("close");
+        // Drop removes the schema.
+    }
+}
+
+impl Drop for TestDb {
+    /// Drops a PostgreSQL test schema, also when the test panicked. Runs on its own thread
+    /// and runtime, since a destructor cannot await.
+    fn drop(&mut self) {
+        let Backend::Postgres { url, schema } = &self.backend else {
+            return;
+        };
+        let (url, schema) = (url.clone(), schema.clone());
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(async {
+                let mut conn = sqlx::PgConnection::connect(&url).await?;
+                sqlx::query(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
+                    .execute(&mut conn)
+                    .await?;
+                conn.close().await?;
+                Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
+            })?;
+            Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
+        })
+        .join();
+        match dropped {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => eprintln!("could not drop test schema: {err}"),
+            Err(_) => eprintln!("could not drop test schema: the thread panicked"),
         }
     }
 }
 
 /// A fixed point in time plus `secs` seconds (microsecond precision survives the store).
-pub fn t(secs: i64) -> DateTime<Utc> {
+pub(crate) fn t(secs: i64) -> DateTime<Utc> {
     DateTime::from_timestamp(1_790_000_000 + secs, 0).expect("time")
 }
 
-pub async fn manual_run(store: &dyn Store, id: &str, workflow: &str, at: DateTime<Utc>) {
+pub(crate) async fn manual_run(store: &dyn Store, id: &str, workflow: &str, at: DateTime<Utc>) {
     store
         .create_run(&NewRun {
             id: id.to_owned(),

@@ -1,6 +1,8 @@
 //! Command-line definitions (clap) and dispatch. Help text and shell completions come from here.
 
+mod client;
 mod metadata;
+mod remote;
 mod render;
 mod run;
 mod server;
@@ -52,10 +54,21 @@ enum Command {
         /// The address to listen on.
         #[arg(long, default_value = "127.0.0.1:7700", value_name = "ADDR")]
         listen: std::net::SocketAddr,
+        /// `postgres://user:password@host/db` to keep data in PostgreSQL instead of SQLite.
+        #[arg(
+            long,
+            env = "GANTRY_DATABASE_URL",
+            hide_env_values = true,
+            value_name = "URL"
+        )]
+        database_url: Option<String>,
         /// Write logs as JSON lines.
         #[arg(long)]
         json_logs: bool,
     },
+    /// Administer a server's data directly (on its machine).
+    #[command(subcommand)]
+    Admin(AdminCommand),
     /// Check and inspect workflow files.
     #[command(subcommand)]
     Workflow(WorkflowCommand),
@@ -69,7 +82,67 @@ enum Command {
 }
 
 #[derive(Debug, Subcommand)]
+enum AdminCommand {
+    /// Create an admin API key and print it (once).
+    CreateKey {
+        /// The server's data directory.
+        #[arg(long, default_value = "./gantry-data", value_name = "DIR")]
+        data_dir: PathBuf,
+        /// The server's PostgreSQL database, when it uses one.
+        #[arg(
+            long,
+            env = "GANTRY_DATABASE_URL",
+            hide_env_values = true,
+            value_name = "URL"
+        )]
+        database_url: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum WorkflowCommand {
+    /// Create or replace a workflow on the server from a YAML file (validated first).
+    Apply {
+        /// The workflow file.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// The workflow's name; defaults to the file name without its extension.
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
+        #[command(flatten)]
+        connection: client::Connection,
+    },
+    /// List the server's workflows.
+    List {
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
+        #[command(flatten)]
+        connection: client::Connection,
+    },
+    /// Print a workflow's current YAML.
+    Get {
+        name: String,
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
+        #[command(flatten)]
+        connection: client::Connection,
+    },
+    /// List a workflow's versions.
+    Versions {
+        name: String,
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
+        #[command(flatten)]
+        connection: client::Connection,
+    },
+    /// Delete a workflow (its versions stay in run history).
+    Delete {
+        name: String,
+        #[command(flatten)]
+        connection: client::Connection,
+    },
     /// Check workflow files and print every problem with its source line.
     ///
     /// Exits 0 when every file is valid (warnings allowed), 1 otherwise.
@@ -157,8 +230,35 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Server {
             data_dir,
             listen,
+            database_url,
             json_logs,
-        } => server::run(data_dir, listen, json_logs),
+        } => server::run(data_dir, listen, database_url, json_logs),
+        Command::Admin(AdminCommand::CreateKey {
+            data_dir,
+            database_url,
+        }) => server::create_key(data_dir, database_url),
+        Command::Workflow(WorkflowCommand::Apply {
+            file,
+            name,
+            format,
+            connection,
+        }) => remote::apply(&connection, &file, name, format == Format::Json),
+        Command::Workflow(WorkflowCommand::List { format, connection }) => {
+            remote::list(&connection, format == Format::Json)
+        }
+        Command::Workflow(WorkflowCommand::Get {
+            name,
+            format,
+            connection,
+        }) => remote::get(&connection, &name, format == Format::Json),
+        Command::Workflow(WorkflowCommand::Versions {
+            name,
+            format,
+            connection,
+        }) => remote::versions(&connection, &name, format == Format::Json),
+        Command::Workflow(WorkflowCommand::Delete { name, connection }) => {
+            remote::delete(&connection, &name)
+        }
         Command::Run(r) => run::run(run::RunArgs {
             file: r.file,
             params: r.params,

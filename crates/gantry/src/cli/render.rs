@@ -2,26 +2,8 @@
 
 use gantry_workflow::{Diagnostic, LineIndex, Severity};
 use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, MietteDiagnostic, NamedSource};
-use serde_json::{json, Value};
 
-/// One diagnostic as the CLI's and the API's JSON: 1-based line and column.
-pub(crate) fn diagnostic_json(d: &Diagnostic, lines: &LineIndex<'_>) -> Value {
-    let start = lines.line_col(d.span.start);
-    let end = lines.line_col(d.span.end);
-    let mut v = json!({
-        "severity": d.severity.as_str(),
-        "code": d.code.as_str(),
-        "message": d.message,
-        "line": start.line,
-        "column": start.column,
-        "endLine": end.line,
-        "endColumn": end.column,
-    });
-    if let Some(h) = &d.help {
-        v["help"] = json!(h);
-    }
-    v
-}
+pub(crate) use gantry_server::api::diagnostics::diagnostic_json;
 
 /// Renders diagnostics of one file, miette-style, with the source line under each.
 pub(crate) fn diagnostics_text(file: &str, src: &str, diags: &[Diagnostic], color: bool) -> String {

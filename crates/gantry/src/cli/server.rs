@@ -10,6 +10,7 @@ use gantry_server::server::{Server, ServerConfig};
 pub(crate) fn run(
     data_dir: PathBuf,
     listen: SocketAddr,
+    database_url: Option<String>,
     json_logs: bool,
 ) -> anyhow::Result<ExitCode> {
     let filter = tracing_subscriber::EnvFilter::try_from_env("GANTRY_LOG")
@@ -30,6 +31,7 @@ pub(crate) fn run(
         let server = Server::bind(ServerConfig {
             data_dir: data_dir.clone(),
             listen,
+            database_url,
         })
         .await?;
         println!(
@@ -37,6 +39,10 @@ pub(crate) fn run(
             server.local_addr(),
             data_dir.display()
         );
+        if let Some(key) = &server.initial_admin_key {
+            // Shown once: only its hash is kept.
+            println!("admin API key (shown once, keep it safe): {key}");
+        }
         server.serve(shutdown_signal()).await?;
         Ok(ExitCode::SUCCESS)
     })
@@ -62,4 +68,21 @@ async fn shutdown_signal() {
         () = ctrl_c => {}
         () = term => {}
     }
+}
+
+/// `gantry admin create-key`: a new admin API key, straight into the server's store.
+pub(crate) fn create_key(
+    data_dir: PathBuf,
+    database_url: Option<String>,
+) -> anyhow::Result<ExitCode> {
+    let tokio = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    tokio.block_on(async move {
+        let store = gantry_server::server::open_store(&data_dir, database_url.as_deref()).await?;
+        let key = gantry_server::server::create_admin_key(store.as_ref(), "admin").await?;
+        println!("{key}");
+        Ok(ExitCode::SUCCESS)
+    })
 }

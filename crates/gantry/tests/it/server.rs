@@ -1,5 +1,6 @@
 //! `gantry server` over a real socket: it starts on an empty data directory, answers health and
-//! readiness, creates a private master key, and stops cleanly on SIGTERM.
+//! readiness, creates a private master key and an admin API key, serves the workflows API to the
+//! CLI, and stops cleanly on SIGTERM.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -42,10 +43,18 @@ fn server_starts_on_an_empty_data_dir_and_stops_on_sigterm() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
     let mut first = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
+    out.read_line(&mut first).unwrap();
+    let mut second = String::new();
+    out.read_line(&mut second).unwrap();
+    let key = second
+        .rsplit(' ')
+        .next()
+        .map(str::trim)
+        .filter(|k| k.starts_with("gantry_"))
+        .unwrap_or_else(|| panic!("no admin key in {second}"))
+        .to_owned();
     let addr = first
         .split("http://")
         .nth(1)
@@ -66,6 +75,7 @@ fn server_starts_on_an_empty_data_dir_and_stops_on_sigterm() {
             .mode();
         assert_eq!(mode & 0o777, 0o600);
     }
+    cli_round_trip(&addr, &key, dir.path());
     let pid = child.id().to_string();
     assert!(Command::new("kill")
         .args(["-TERM", &pid])
@@ -110,4 +120,57 @@ fn a_world_readable_master_key_stops_the_start() {
 
 fn gantry_master_key_env() -> &'static str {
     "GANTRY_MASTER_KEY"
+}
+
+fn gantry(args: &[&str], server: &str, key: &str) -> (Option<i32>, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_gantry"))
+        .args(args)
+        .env("GANTRY_SERVER", format!("http://{server}"))
+        .env("GANTRY_API_KEY", key)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The CLI against the running server: apply twice, list, get, a broken file, a wrong key.
+fn cli_round_trip(server: &str, key: &str, dir: &std::path::Path) {
+    let file = dir.join("hello.yaml");
+    std::fs::write(
+        &file,
+        "steps:\n- name: greet\n  image: alpine\n  input: [echo hi]\n",
+    )
+    .unwrap();
+    let file = file.to_str().unwrap();
+    let (code, out, err) = gantry(&["workflow", "apply", file], server, key);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(out, "workflow hello is at version 1\n");
+    let (_, out, _) = gantry(&["workflow", "apply", file, "--name", "hello"], server, key);
+    assert_eq!(out, "workflow hello is at version 2\n");
+    let (code, out, _) = gantry(&["workflow", "list", "--format", "json"], server, key);
+    assert_eq!(code, Some(0));
+    let list: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(list[0]["name"], "hello");
+    assert_eq!(list[0]["version"], 2);
+    let (_, out, _) = gantry(&["workflow", "get", "hello"], server, key);
+    assert!(out.contains("name: greet"), "{out}");
+    let broken = dir.join("broken.yaml");
+    std::fs::write(&broken, "steps:\n- name: a\n  image: x\n  dependsOn: b\n").unwrap();
+    let (code, _, err) = gantry(
+        &["workflow", "apply", broken.to_str().unwrap()],
+        server,
+        key,
+    );
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains("broken.yaml:4:14: no step named `b` [unknown_step]"),
+        "{err}"
+    );
+    assert!(err.contains("[invalid_workflow]"), "{err}");
+    let (code, _, err) = gantry(&["workflow", "list"], server, "gantry_00000000_0000");
+    assert_eq!(code, Some(1));
+    assert!(err.contains("[unauthorized]"), "{err}");
 }

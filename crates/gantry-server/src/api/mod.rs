@@ -1,0 +1,53 @@
+//! The REST API under `/api/v1`: JSON in and out, API keys, errors as `{code, message, path}`
+//! from one table ([`error`]), bodies limited to [`BODY_LIMIT`] bytes (413 beyond).
+//!
+//! Handlers translate between HTTP and the store and the workflow crate; they hold no business
+//! rule of their own beyond validation at the edge. Concurrency: handlers share an `ApiState`
+//! (an `Arc<dyn Store>` and configuration) and run on the server's tokio runtime.
+
+pub mod auth;
+pub mod diagnostics;
+pub mod error;
+mod workflows;
+
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::middleware;
+use axum::routing::get;
+use axum::Router;
+use gantry_store::Store;
+
+/// The largest request body accepted, in bytes.
+pub const BODY_LIMIT: usize = 4 * 1024 * 1024;
+
+/// What every API handler shares.
+#[derive(Clone)]
+pub struct ApiState {
+    pub store: Arc<dyn Store>,
+}
+
+/// The `/api/v1` routes, every one behind an API key.
+pub fn router(state: ApiState) -> Router {
+    let routes = Router::new()
+        .route("/workflows", get(workflows::list))
+        .route(
+            "/workflows/{name}",
+            get(workflows::get)
+                .put(workflows::put)
+                .delete(workflows::delete),
+        )
+        .route("/workflows/{name}/versions", get(workflows::versions))
+        .route(
+            "/workflows/{name}/versions/{version}",
+            get(workflows::get_version),
+        )
+        .fallback(error::not_found)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_api_key,
+        ))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .with_state(state);
+    Router::new().nest("/api/v1", routes)
+}

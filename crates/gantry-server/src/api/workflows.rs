@@ -1,0 +1,202 @@
+//! `/api/v1/workflows`: create or replace from YAML (validated: a 422 lists every diagnostic
+//! with its line and column), list, get with the YAML, version history, delete.
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::Json;
+use chrono::{DateTime, Utc};
+use gantry_store::{NewWorkflowVersion, PageRequest, StoreError, WorkflowVersion};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::diagnostics::diagnostics_json;
+use super::error::ApiError;
+use super::ApiState;
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct ListQuery {
+    limit: Option<u32>,
+    after: Option<String>,
+}
+
+fn time(t: DateTime<Utc>) -> Value {
+    json!(t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+}
+
+/// Names are path segments and CLI arguments: keep them plain.
+fn check_name(name: &str) -> Result<(), ApiError> {
+    let ok = !name.is_empty()
+        && name.len() <= 100
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && !name.starts_with('.');
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(
+            "name",
+            "a workflow name is 1 to 100 letters, digits, `-`, `_` or `.`, not starting with `.`",
+        ))
+    }
+}
+
+fn version_json(v: &WorkflowVersion, with_yaml: bool) -> Value {
+    let mut out = json!({
+        "name": v.name,
+        "version": v.version,
+        "createdAt": time(v.created_at),
+    });
+    if with_yaml {
+        out["yaml"] = json!(v.yaml);
+    }
+    out
+}
+
+pub(crate) async fn put(
+    State(state): State<ApiState>,
+    Path(name): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<impl IntoResponse, ApiError> {
+    check_name(&name)?;
+    let body = body.map_err(|r| {
+        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!("the body is larger than {} bytes", super::BODY_LIMIT),
+            )
+        } else {
+            ApiError::invalid("body", r.body_text())
+        }
+    })?;
+    let yaml = String::from_utf8(body.to_vec())
+        .map_err(|_| ApiError::invalid("body", "the workflow must be UTF-8 YAML text"))?;
+    let parsed = gantry_workflow::parse(&yaml);
+    if !parsed.is_valid() {
+        let errors = parsed.diagnostics.iter().filter(|d| d.is_error()).count();
+        return Err(ApiError {
+            details: Some(Box::new(
+                json!({"diagnostics": diagnostics_json(&yaml, &parsed.diagnostics)}),
+            )),
+            ..ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_workflow",
+                format!(
+                    "the workflow has {errors} error{}",
+                    if errors == 1 { "" } else { "s" }
+                ),
+            )
+        });
+    }
+    let canonical = serde_json::to_string(&parsed.workflow.to_json()).map_err(|e| {
+        tracing::error!(error = %e, "could not encode a workflow");
+        ApiError::internal()
+    })?;
+    let version = state
+        .store
+        .put_workflow(&NewWorkflowVersion {
+            name: name.clone(),
+            yaml: yaml.clone(),
+            canonical,
+            at: Utc::now(),
+        })
+        .await?;
+    let status = if version == 1 {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((
+        status,
+        Json(json!({
+            "name": name,
+            "version": version,
+            "warnings": diagnostics_json(&yaml, &parsed.diagnostics),
+        })),
+    ))
+}
+
+pub(crate) async fn list(
+    State(state): State<ApiState>,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let page = state
+        .store
+        .list_workflows(&PageRequest {
+            after: q.after,
+            limit: q.limit.unwrap_or(100),
+        })
+        .await?;
+    let items: Vec<Value> = page
+        .items
+        .iter()
+        .map(|w| {
+            json!({
+                "name": w.name,
+                "version": w.current_version,
+                "createdAt": time(w.created_at),
+                "updatedAt": time(w.updated_at),
+            })
+        })
+        .collect();
+    Ok(Json(json!({"items": items, "next": page.next})))
+}
+
+pub(crate) async fn get(
+    State(state): State<ApiState>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let w = state.store.get_workflow(&name).await.map_err(|e| match e {
+        StoreError::NotFound(_) => ApiError::not_found(format!("no workflow named `{name}`")),
+        e => e.into(),
+    })?;
+    Ok(Json(version_json(&w, true)))
+}
+
+pub(crate) async fn versions(
+    State(state): State<ApiState>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let versions = state.store.list_workflow_versions(&name).await?;
+    if versions.is_empty() {
+        return Err(ApiError::not_found(format!("no workflow named `{name}`")));
+    }
+    let items: Vec<Value> = versions.iter().map(|v| version_json(v, false)).collect();
+    Ok(Json(json!({"items": items, "next": null})))
+}
+
+pub(crate) async fn get_version(
+    State(state): State<ApiState>,
+    Path((name, version)): Path<(String, i64)>,
+) -> Result<Json<Value>, ApiError> {
+    let v = state
+        .store
+        .get_workflow_version(&name, version)
+        .await
+        .map_err(|e| match e {
+            StoreError::NotFound(_) => {
+                ApiError::not_found(format!("workflow `{name}` has no version {version}"))
+            }
+            e => e.into(),
+        })?;
+    Ok(Json(version_json(&v, true)))
+}
+
+pub(crate) async fn delete(
+    State(state): State<ApiState>,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    state
+        .store
+        .delete_workflow(&name, Utc::now())
+        .await
+        .map_err(|e| match e {
+            StoreError::NotFound(_) => ApiError::not_found(format!("no workflow named `{name}`")),
+            e => e.into(),
+        })?;
+    Ok(StatusCode::NO_CONTENT)
+}

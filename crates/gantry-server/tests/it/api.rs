@@ -1,0 +1,195 @@
+//! The REST API through its router (`oneshot`), on a real SQLite store in a temporary folder.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use axum::Router;
+use gantry_server::api::{router, ApiState, BODY_LIMIT};
+use gantry_server::server::create_admin_key;
+use gantry_store::{SqliteStore, Store};
+use http_body_util::BodyExt;
+use serde_json::Value;
+use tower::ServiceExt;
+
+struct Api {
+    app: Router,
+    key: String,
+    store: Arc<dyn Store>,
+    _dir: tempfile::TempDir,
+}
+
+async fn api() -> Api {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> = Arc::new(
+        SqliteStore::open(dir.path().join("gantry.db"))
+            .await
+            .unwrap(),
+    );
+    let key = create_admin_key(store.as_ref(), "admin").await.unwrap();
+    Api {
+        app: router(ApiState {
+            store: store.clone(),
+        }),
+        key,
+        store,
+        _dir: dir,
+    }
+}
+
+impl Api {
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        key: Option<&str>,
+        body: &str,
+    ) -> (StatusCode, Value) {
+        let mut req = Request::builder().method(method).uri(path);
+        if let Some(key) = key {
+            req = req.header("authorization", format!("Bearer {key}"));
+        }
+        let response = self
+            .app
+            .clone()
+            .oneshot(req.body(Body::from(body.to_owned())).unwrap())
+            .await
+            .unwrap();
+        let status = response.status();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        (status, value)
+    }
+
+    async fn as_admin(&self, method: &str, path: &str, body: &str) -> (StatusCode, Value) {
+        let key = self.key.clone();
+        self.call(method, path, Some(&key), body).await
+    }
+}
+
+const HELLO: &str = "steps:\n- name: greet\n  image: alpine\n  input: [echo hi]\n";
+
+#[tokio::test]
+async fn every_route_needs_a_valid_key() {
+    let api = api().await;
+    for key in [
+        None,
+        Some("nope"),
+        Some("gantry_00000000_0000000000000000000000000000000000000000000000000000000000000000"),
+    ] {
+        let (status, body) = api.call("GET", "/api/v1/workflows", key, "").await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{key:?}");
+        assert_eq!(body["code"], "unauthorized");
+    }
+    let (status, _) = api.call("GET", "/api/v1/nowhere", None, "").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, body) = api.as_admin("GET", "/api/v1/nowhere", "").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["code"], "not_found");
+}
+
+#[tokio::test]
+async fn a_revoked_key_is_refused() {
+    let api = api().await;
+    let keys = api.store.list_api_keys().await.unwrap();
+    api.store
+        .revoke_api_key(&keys[0].id, chrono::Utc::now())
+        .await
+        .unwrap();
+    let (status, _) = api.as_admin("GET", "/api/v1/workflows", "").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn workflows_are_versioned() {
+    let api = api().await;
+    let (status, body) = api.as_admin("PUT", "/api/v1/workflows/hello", HELLO).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["version"], 1);
+    let changed = HELLO.replace("echo hi", "echo hello");
+    let (status, body) = api
+        .as_admin("PUT", "/api/v1/workflows/hello", &changed)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["version"], 2);
+    let (_, body) = api.as_admin("GET", "/api/v1/workflows/hello", "").await;
+    assert_eq!(body["version"], 2);
+    assert_eq!(body["yaml"], changed);
+    let (_, body) = api
+        .as_admin("GET", "/api/v1/workflows/hello/versions", "")
+        .await;
+    assert_eq!(body["items"].as_array().unwrap().len(), 2);
+    let (_, body) = api
+        .as_admin("GET", "/api/v1/workflows/hello/versions/1", "")
+        .await;
+    assert_eq!(body["yaml"], HELLO);
+    let (_, body) = api.as_admin("GET", "/api/v1/workflows", "").await;
+    assert_eq!(body["items"][0]["name"], "hello");
+    assert_eq!(body["items"][0]["version"], 2);
+    let (status, _) = api.as_admin("DELETE", "/api/v1/workflows/hello", "").await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, body) = api.as_admin("GET", "/api/v1/workflows/hello", "").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["message"], "no workflow named `hello`");
+}
+
+#[tokio::test]
+async fn pagination_walks_every_workflow() {
+    let api = api().await;
+    for i in 0..5 {
+        let (status, _) = api
+            .as_admin("PUT", &format!("/api/v1/workflows/w{i}"), HELLO)
+            .await;
+        assert_eq!(status, StatusCode::CREATED);
+    }
+    let mut names = Vec::new();
+    let mut path = "/api/v1/workflows?limit=2".to_owned();
+    loop {
+        let (_, body) = api.as_admin("GET", &path, "").await;
+        for i in body["items"].as_array().unwrap() {
+            names.push(i["name"].as_str().unwrap().to_owned());
+        }
+        match body["next"].as_str() {
+            Some(n) => path = format!("/api/v1/workflows?limit=2&after={n}"),
+            None => break,
+        }
+    }
+    assert_eq!(names, ["w0", "w1", "w2", "w3", "w4"]);
+}
+
+#[tokio::test]
+async fn a_malformed_workflow_is_a_422_with_lines_and_columns() {
+    let api = api().await;
+    let broken = "steps:\n- name: a\n  image: x\n  dependsOn: b\n";
+    let (status, body) = api
+        .as_admin("PUT", "/api/v1/workflows/broken", broken)
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(body["code"], "invalid_workflow");
+    let d = &body["details"]["diagnostics"][0];
+    assert_eq!(d["code"], "unknown_step");
+    assert_eq!(
+        (d["line"].as_u64(), d["column"].as_u64()),
+        (Some(4), Some(14))
+    );
+    let (status, _) = api.as_admin("GET", "/api/v1/workflows/broken", "").await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "an invalid workflow is not stored"
+    );
+}
+
+#[tokio::test]
+async fn bad_names_and_oversized_bodies_are_refused() {
+    let api = api().await;
+    let (status, body) = api
+        .as_admin("PUT", "/api/v1/workflows/.hidden", HELLO)
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(body["path"], "name");
+    let big = format!("{HELLO}# {}\n", "x".repeat(BODY_LIMIT));
+    let (status, body) = api.as_admin("PUT", "/api/v1/workflows/big", &big).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(body["code"], "payload_too_large");
+}

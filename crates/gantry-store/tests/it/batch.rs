@@ -1,0 +1,131 @@
+//! Group commit through `BatchWriter`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use gantry_store::{
+    BatchConfig, BatchWriter, RunStatus, RunUpdate, StepChange, StepStatus, StoreError,
+};
+
+use crate::events::event;
+use crate::harness::{manual_run, TestDb};
+use crate::logs::chunk;
+
+pub(crate) async fn thousand_concurrent_events_few_transactions(db: &TestDb) {
+    let store = db.open().await;
+    let writer = BatchWriter::start(Arc::clone(&store), BatchConfig::default());
+    let mut tasks = Vec::new();
+    for i in 0..1000 {
+        let writer = writer.clone();
+        // Every tenth event repeats an idempotency key, also inside one batch.
+        let idem = (i % 10 == 0).then(|| format!("idem-{}", i % 20));
+        tasks.push(tokio::spawn(async move {
+            writer
+                .insert_event(event(&format!("e{i}"), None, idem.as_deref()))
+                .await
+        }));
+    }
+    let mut created = 0;
+    for task in tasks {
+        created += usize::from(task.await.expect("task").expect("accepted").created);
+    }
+    // 900 events without a key, plus keys idem-0 and idem-10.
+    assert_eq!(created, 902);
+    assert_eq!(
+        store
+            .events_without_run(10_000)
+            .await
+            .expect("events")
+            .len(),
+        902
+    );
+    let transactions = writer.stats().transactions();
+    eprintln!("group commit: {transactions} transactions for 1000 events");
+    assert_eq!(writer.stats().items(), 1000);
+    assert!(
+        transactions <= 100,
+        "{transactions} transactions for 1000 events"
+    );
+}
+
+pub(crate) async fn batched_logs_and_a_bad_item_fails_alone(db: &TestDb) {
+    let store = db.open().await;
+    manual_run(store.as_ref(), "r1", "wf", crate::harness::t(0)).await;
+    let config = BatchConfig {
+        max_items: 64,
+        max_delay: Duration::from_millis(20),
+        queue: 128,
+    };
+    let writer = BatchWriter::start(Arc::clone(&store), config);
+    let mut tasks = Vec::new();
+    for seq in 0..20 {
+        let writer = writer.clone();
+        let run = if seq == 7 { "no-such-run" } else { "r1" };
+        tasks.push(tokio::spawn(async move {
+            writer
+                .append_log(chunk(run, "a", "stdout", seq, &format!("line {seq}")))
+                .await
+        }));
+    }
+    let mut results = Vec::new();
+    for task in tasks {
+        results.push(task.await.expect("task"));
+    }
+    for (seq, result) in results.iter().enumerate() {
+        if seq == 7 {
+            assert!(matches!(result, Err(StoreError::NotFound(_))), "{result:?}");
+        } else {
+            assert_eq!(result, &Ok(()));
+        }
+    }
+    let stored = store
+        .read_step_logs("r1", "a", None, 100)
+        .await
+        .expect("read");
+    assert_eq!(stored.len(), 19);
+}
+
+pub(crate) async fn batched_run_updates_and_step_changes(db: &TestDb) {
+    let store = db.open().await;
+    for id in ["r1", "r2"] {
+        manual_run(store.as_ref(), id, "wf", crate::harness::t(0)).await;
+    }
+    let config = BatchConfig {
+        max_items: 64,
+        max_delay: Duration::from_millis(20),
+        queue: 128,
+    };
+    let writer = BatchWriter::start(Arc::clone(&store), config);
+    let running = RunUpdate {
+        status: RunStatus::Running,
+        reason: None,
+        started_at: Some(crate::harness::t(1)),
+        ended_at: None,
+    };
+    let step = |name: &str, state| StepChange {
+        step: name.to_owned(),
+        state,
+        reason: None,
+        started_at: None,
+        ended_at: None,
+        exit_code: None,
+        at: crate::harness::t(2),
+    };
+    let (a, b, c, d, e) = tokio::join!(
+        writer.update_run("r1".to_owned(), running.clone()),
+        writer.record_step("r1".to_owned(), step("x", StepStatus::Running)),
+        writer.record_step("r2".to_owned(), step("y", StepStatus::Waiting)),
+        writer.record_step("missing".to_owned(), step("z", StepStatus::Running)),
+        writer.update_run("missing".to_owned(), running.clone()),
+    );
+    assert_eq!((a, b, c), (Ok(()), Ok(()), Ok(())));
+    assert!(matches!(d, Err(StoreError::NotFound(_))), "{d:?}");
+    assert!(matches!(e, Err(StoreError::NotFound(_))), "{e:?}");
+    let r1 = store.get_run("r1").await.expect("r1");
+    assert_eq!(r1.summary.status, RunStatus::Running);
+    assert_eq!(r1.steps[0].state, StepStatus::Running);
+    assert_eq!(
+        store.get_run("r2").await.expect("r2").steps[0].state,
+        StepStatus::Waiting
+    );
+}

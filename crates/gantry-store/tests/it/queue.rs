@@ -1,0 +1,239 @@
+//! The job queue: order, availability, leases, heartbeats, completion, exclusivity.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use gantry_store::{Lease, NewJob, StoreError};
+use serde_json::json;
+
+use crate::harness::{manual_run, t, TestDb};
+
+fn job(id: &str, available: i64) -> NewJob {
+    NewJob {
+        id: id.to_owned(),
+        run_id: "r1".to_owned(),
+        step: format!("step-{id}"),
+        payload: json!({"image": "busybox", "id": id}),
+        available_at: t(available),
+    }
+}
+
+fn lease(worker: &str, secs: u64, now: DateTime<Utc>) -> Lease {
+    Lease {
+        worker: worker.to_owned(),
+        duration: Duration::from_secs(secs),
+        now,
+    }
+}
+
+pub(crate) async fn claim_order_and_availability(db: &TestDb) {
+    let store = db.open().await;
+    manual_run(store.as_ref(), "r1", "wf", t(0)).await;
+    assert_eq!(store.claim(&lease("w", 30, t(100))).await, Ok(None));
+    store.enqueue(&job("later", 50)).await.expect("later");
+    store.enqueue(&job("b", 10)).await.expect("b");
+    store.enqueue(&job("a", 10)).await.expect("a");
+    assert!(matches!(
+        store.enqueue(&job("a", 10)).await,
+        Err(StoreError::Conflict(_))
+    ));
+
+    let first = store
+        .claim(&lease("w", 100, t(20)))
+        .await
+        .expect("claim")
+        .expect("a job");
+    assert_eq!(first.id, "a");
+    assert_eq!(
+        (first.worker.as_deref(), first.lease_until, first.attempts),
+        (Some("w"), Some(t(120)), 1)
+    );
+    assert_eq!(first.payload, json!({"image": "busybox", "id": "a"}));
+    assert_eq!(first.step, "step-a");
+    assert_eq!(
+        store
+            .claim(&lease("w", 100, t(20)))
+            .await
+            .expect("claim")
+            .map(|j| j.id)
+            .as_deref(),
+        Some("b")
+    );
+    // `later` is not available yet at t(20).
+    assert_eq!(store.claim(&lease("w", 30, t(20))).await, Ok(None));
+    assert_eq!(
+        store
+            .claim(&lease("w", 30, t(50)))
+            .await
+            .expect("claim")
+            .map(|j| j.id)
+            .as_deref(),
+        Some("later")
+    );
+
+    let unknown_run = NewJob {
+        run_id: "nope".to_owned(),
+        ..job("x", 0)
+    };
+    assert!(matches!(
+        store.enqueue(&unknown_run).await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+pub(crate) async fn heartbeat_and_complete(db: &TestDb) {
+    let store = db.open().await;
+    manual_run(store.as_ref(), "r1", "wf", t(0)).await;
+    store.enqueue(&job("j", 0)).await.expect("enqueue");
+    store
+        .claim(&lease("w1", 10, t(1)))
+        .await
+        .expect("claim")
+        .expect("job");
+    store
+        .heartbeat("j", &lease("w1", 10, t(5)))
+        .await
+        .expect("heartbeat");
+    assert_eq!(
+        store.get_job("j").await.expect("job").lease_until,
+        Some(t(15))
+    );
+    // Held until t(15): nobody else gets it at t(12).
+    assert_eq!(store.claim(&lease("w2", 10, t(12))).await, Ok(None));
+    assert!(matches!(
+        store.heartbeat("j", &lease("w2", 10, t(12))).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        store.heartbeat("nope", &lease("w1", 10, t(12))).await,
+        Err(StoreError::NotFound(_))
+    ));
+
+    store
+        .complete("j", "w1", &json!({"exit": 0}), t(13))
+        .await
+        .expect("complete");
+    let done = store.get_job("j").await.expect("job");
+    assert_eq!(
+        (done.completed_at, done.result),
+        (Some(t(13)), Some(json!({"exit": 0})))
+    );
+    // The same completion twice changes nothing; a completed job is never claimed again.
+    assert!(matches!(
+        store.complete("j", "w1", &json!({"exit": 1}), t(14)).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(
+        store.get_job("j").await.expect("job").result,
+        Some(json!({"exit": 0}))
+    );
+    assert_eq!(store.claim(&lease("w2", 10, t(100))).await, Ok(None));
+    assert!(matches!(
+        store.complete("nope", "w1", &json!(null), t(14)).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        store.get_job("nope").await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+pub(crate) async fn expired_lease_puts_job_back_and_refuses_stale_worker(db: &TestDb) {
+    let store = db.open().await;
+    manual_run(store.as_ref(), "r1", "wf", t(0)).await;
+    store.enqueue(&job("j", 0)).await.expect("enqueue");
+    store
+        .claim(&lease("stale", 10, t(1)))
+        .await
+        .expect("claim")
+        .expect("job");
+    // The lease ends at t(11): from then on the job is claimable again.
+    let again = store
+        .claim(&lease("fresh", 10, t(11)))
+        .await
+        .expect("claim")
+        .expect("job back");
+    assert_eq!(
+        (again.id.as_str(), again.worker.as_deref(), again.attempts),
+        ("j", Some("fresh"), 2)
+    );
+
+    assert!(matches!(
+        store.heartbeat("j", &lease("stale", 10, t(12))).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        store.complete("j", "stale", &json!("late"), t(12)).await,
+        Err(StoreError::Conflict(_))
+    ));
+    store
+        .complete("j", "fresh", &json!("ok"), t(12))
+        .await
+        .expect("fresh completes");
+    assert_eq!(
+        store.get_job("j").await.expect("job").result,
+        Some(json!("ok"))
+    );
+
+    // A lease that lapsed with nobody else claiming is lost too: complete is refused.
+    store.enqueue(&job("k", 0)).await.expect("enqueue");
+    store
+        .claim(&lease("slow", 10, t(20)))
+        .await
+        .expect("claim")
+        .expect("k");
+    assert!(matches!(
+        store.complete("k", "slow", &json!("late"), t(30)).await,
+        Err(StoreError::Conflict(_))
+    ));
+}
+
+pub(crate) async fn concurrent_claims_are_exclusive(db: &TestDb) {
+    let store = db.open().await;
+    manual_run(store.as_ref(), "r1", "wf", t(0)).await;
+    for i in 0..50 {
+        store
+            .enqueue(&job(&format!("j{i:02}"), 0))
+            .await
+            .expect("enqueue");
+    }
+    let mut workers = Vec::new();
+    for w in 0..10 {
+        let store = Arc::clone(&store);
+        workers.push(tokio::spawn(async move {
+            let mut claimed = Vec::new();
+            let mut empty = 0;
+            // A claim may come back empty while others hold row locks: stop after a few in a row.
+            while empty < 5 {
+                match store
+                    .claim(&lease(&format!("w{w}"), 60, t(1)))
+                    .await
+                    .expect("claim")
+                {
+                    Some(job) => {
+                        empty = 0;
+                        claimed.push(job.id);
+                    }
+                    None => {
+                        empty += 1;
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                }
+            }
+            claimed
+        }));
+    }
+    let mut count: BTreeMap<String, usize> = BTreeMap::new();
+    for worker in workers {
+        for id in worker.await.expect("worker") {
+            *count.entry(id).or_default() += 1;
+        }
+    }
+    assert_eq!(count.len(), 50, "every job claimed");
+    assert!(
+        count.values().all(|&n| n == 1),
+        "no job claimed twice: {count:?}"
+    );
+}
