@@ -18,5 +18,6 @@
 pub mod api;
 pub mod apikey;
 pub mod metadata;
+pub mod runs;
 pub mod server;
 pub mod vault;

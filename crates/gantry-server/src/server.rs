@@ -20,6 +20,8 @@ use axum::{Json, Router};
 use serde_json::json;
 use tokio::net::TcpListener;
 
+use gantry_engine::runtime::StepRuntime;
+use gantry_runtime::{DockerRuntime, ProcessRuntime};
 use gantry_store::{ApiKey, PostgresStore, SqliteStore, Store};
 
 use crate::vault::{Vault, VaultError, MASTER_KEY_ENV};
@@ -31,6 +33,48 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// `postgres://…` to keep data in PostgreSQL; `None` for `gantry.db` in the data directory.
     pub database_url: Option<String>,
+    /// Where run steps execute.
+    pub runtime: RuntimeChoice,
+}
+
+/// Where the server's run steps execute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RuntimeChoice {
+    /// Docker when its engine answers, local processes otherwise.
+    Auto,
+    Docker,
+    Process,
+}
+
+/// The runtime a choice names, and the Docker bridge address containers reach the host at.
+async fn runtime(
+    choice: RuntimeChoice,
+) -> Result<(Arc<dyn StepRuntime>, Option<std::net::IpAddr>), ServerError> {
+    let docker = match choice {
+        RuntimeChoice::Process => None,
+        RuntimeChoice::Docker => Some(
+            DockerRuntime::connect()
+                .await
+                .map_err(|e| ServerError::Runtime(e.to_string()))?,
+        ),
+        RuntimeChoice::Auto => match DockerRuntime::connect().await {
+            Ok(d) => Some(d),
+            Err(e) => {
+                tracing::warn!(reason = %e, "Docker is not reachable: steps run as local processes");
+                None
+            }
+        },
+    };
+    Ok(match docker {
+        Some(d) => {
+            let gateway = d
+                .bridge_gateway()
+                .await
+                .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::new(172, 17, 0, 1)));
+            (Arc::new(d), Some(gateway))
+        }
+        None => (Arc::new(ProcessRuntime::new()), None),
+    })
 }
 
 /// The SQLite file in the data directory.
@@ -50,6 +94,8 @@ pub enum ServerError {
     Store(String),
     #[error("unsupported database URL `{0}`: use postgres://… (or none for SQLite in the data directory)")]
     DatabaseUrl(String),
+    #[error("{0}\nstart the Docker engine, or choose --runtime process")]
+    Runtime(String),
 }
 
 /// Opens the store a configuration names.
@@ -113,6 +159,10 @@ struct AppState {
 pub struct Server {
     /// Set on the first start only: the admin key, to print once.
     pub initial_admin_key: Option<String>,
+    /// The step runtime chosen (`docker` or `process`).
+    pub runtime_name: &'static str,
+    metadata: Option<crate::metadata::listen::Listener>,
+    registry: Arc<crate::runs::Registry>,
     listener: TcpListener,
     app: Router,
     ready: Arc<AtomicBool>,
@@ -151,13 +201,31 @@ impl Server {
             reason: e.to_string(),
         })?;
         let ready = Arc::new(AtomicBool::new(false));
+        let (runtime, bridge) = runtime(config.runtime).await?;
+        let metadata = crate::metadata::listen::Listener::bind(bridge)
+            .await
+            .map_err(|e| ServerError::Listen {
+                addr: config.listen,
+                reason: format!("the metadata API for steps: {e}"),
+            })?;
+        let registry = Arc::new(crate::runs::Registry::default());
+        let runs = Arc::new(crate::runs::RunService::new(
+            store.clone(),
+            runtime.clone(),
+            config.data_dir.join("runs"),
+            Some(metadata.port()),
+            registry.clone(),
+        ));
         let app = router(AppState {
             ready: ready.clone(),
             store: store.clone(),
         })
-        .merge(crate::api::router(crate::api::ApiState { store }));
+        .merge(crate::api::router(crate::api::ApiState { store, runs }));
         Ok(Server {
             initial_admin_key,
+            runtime_name: runtime.name(),
+            metadata: Some(metadata),
+            registry,
             listener,
             app,
             ready,
@@ -172,20 +240,25 @@ impl Server {
 
     /// Serves until `shutdown` completes, then lets requests in flight finish.
     pub async fn serve(
-        self,
+        mut self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServerError> {
+        let metadata = self.metadata.take().map(|m| m.serve(self.registry.clone()));
         self.ready.store(true, Ordering::SeqCst);
         tracing::info!(addr = %self.local_addr, "gantry server ready");
         let ready = self.ready.clone();
-        axum::serve(self.listener, self.app)
+        let result = axum::serve(self.listener, self.app)
             .with_graceful_shutdown(async move {
                 shutdown.await;
                 ready.store(false, Ordering::SeqCst);
                 tracing::info!("shutting down");
             })
             .await
-            .map_err(|e| ServerError::Serve(e.to_string()))
+            .map_err(|e| ServerError::Serve(e.to_string()));
+        if let Some(m) = metadata {
+            m.abort();
+        }
+        result
     }
 }
 

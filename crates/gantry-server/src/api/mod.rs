@@ -8,13 +8,14 @@
 pub mod auth;
 pub mod diagnostics;
 pub mod error;
+mod runs;
 mod workflows;
 
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
 use axum::middleware;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use gantry_store::Store;
 
@@ -25,6 +26,7 @@ pub const BODY_LIMIT: usize = 4 * 1024 * 1024;
 #[derive(Clone)]
 pub struct ApiState {
     pub store: Arc<dyn Store>,
+    pub runs: Arc<crate::runs::RunService>,
 }
 
 /// The `/api/v1` routes, every one behind an API key.
@@ -42,6 +44,13 @@ pub fn router(state: ApiState) -> Router {
             "/workflows/{name}/versions/{version}",
             get(workflows::get_version),
         )
+        .route("/workflows/{name}/runs", post(runs::start))
+        .route("/runs", get(runs::list))
+        .route("/runs/{id}", get(runs::get))
+        .route("/runs/{id}/logs", get(runs::logs))
+        .route("/runs/{id}/cancel", post(runs::cancel))
+        .route("/runs/{id}/steps/{step}/approve", post(runs::approve))
+        .route("/runs/{id}/steps/{step}/deny", post(runs::deny))
         .fallback(error::not_found)
         .layer(middleware::from_fn_with_state(
             state.clone(),

@@ -15,6 +15,7 @@ mod auth;
 mod error;
 mod handlers;
 mod jsonpath;
+pub mod listen;
 mod logs;
 mod query;
 

@@ -6,6 +6,7 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use axum::Router;
 use gantry_server::api::{router, ApiState, BODY_LIMIT};
+use gantry_server::runs::{Registry, RunService};
 use gantry_server::server::create_admin_key;
 use gantry_store::{SqliteStore, Store};
 use http_body_util::BodyExt;
@@ -27,9 +28,17 @@ async fn api() -> Api {
             .unwrap(),
     );
     let key = create_admin_key(store.as_ref(), "admin").await.unwrap();
+    let runs = Arc::new(RunService::new(
+        store.clone(),
+        Arc::new(gantry_runtime::ProcessRuntime::new()),
+        dir.path().join("runs"),
+        None,
+        Arc::new(Registry::default()),
+    ));
     Api {
         app: router(ApiState {
             store: store.clone(),
+            runs,
         }),
         key,
         store,
@@ -192,4 +201,170 @@ async fn bad_names_and_oversized_bodies_are_refused() {
     let (status, body) = api.as_admin("PUT", "/api/v1/workflows/big", &big).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(body["code"], "payload_too_large");
+}
+
+/// Polls a run until it ends.
+async fn finished(api: &Api, id: &str) -> Value {
+    for _ in 0..200 {
+        let (_, run) = api.as_admin("GET", &format!("/api/v1/runs/{id}"), "").await;
+        if !matches!(run["status"].as_str(), Some("queued" | "running")) {
+            return run;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("run {id} did not end");
+}
+
+const PIPELINE: &str = r#"
+parameters:
+  who: {default: world}
+steps:
+- name: greet
+  image: none
+  env:
+    WHO: ${parameters.who}
+  input: ['echo "hello $WHO" | tee "$GANTRY_STEP_DIR/outputs/greeting"']
+- name: report
+  image: none
+  env:
+    G: ${outputs.greet.greeting}
+  input: ['echo "got: $G"']
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_executes_and_is_recorded() {
+    let api = api().await;
+    api.as_admin("PUT", "/api/v1/workflows/pipeline", PIPELINE)
+        .await;
+    let (status, body) = api
+        .as_admin(
+            "POST",
+            "/api/v1/workflows/pipeline/runs",
+            r#"{"parameters": {"who": {"value": "Gantry"}}}"#,
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let id = body["id"].as_str().unwrap().to_owned();
+    let run = finished(&api, &id).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert_eq!(run["parameters"]["who"], "Gantry");
+    assert_eq!(run["steps"][0]["name"], "greet");
+    assert_eq!(run["steps"][0]["exitCode"], 0);
+    assert_eq!(run["outputs"][0]["value"], "hello Gantry");
+    let (_, logs) = api
+        .as_admin("GET", &format!("/api/v1/runs/{id}/logs"), "")
+        .await;
+    let text: Vec<&str> = logs["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(text, ["hello Gantry\n", "got: hello Gantry\n"]);
+    let (_, list) = api
+        .as_admin("GET", "/api/v1/runs?workflow=pipeline&status=succeeded", "")
+        .await;
+    assert_eq!(list["items"][0]["id"], id.as_str());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_needs_its_parameters_and_an_existing_workflow() {
+    let api = api().await;
+    let (status, _) = api
+        .as_admin("POST", "/api/v1/workflows/nope/runs", "")
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    api.as_admin(
+        "PUT",
+        "/api/v1/workflows/needs",
+        "parameters:\n  target: {}\nsteps:\n- name: a\n  image: none\n  command: /bin/true\n",
+    )
+    .await;
+    let (status, body) = api
+        .as_admin("POST", "/api/v1/workflows/needs/runs", "")
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        body["message"].as_str().unwrap().contains("target"),
+        "{body}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approvals_and_cancel_through_the_api() {
+    let api = api().await;
+    let gated = "steps:\n- name: gate\n  type: approval\n- name: after\n  image: none\n  dependsOn: gate\n  command: /bin/true\n";
+    api.as_admin("PUT", "/api/v1/workflows/gated", gated).await;
+    let start = |api: &Api| {
+        let api_app = api.app.clone();
+        let key = api.key.clone();
+        async move {
+            let response = api_app
+                .oneshot(
+                    Request::post("/api/v1/workflows/gated/runs")
+                        .header("authorization", format!("Bearer {key}"))
+                        .body(Body::empty())
+                        .unwrap(),
+                )
+                .await
+                .unwrap();
+            let bytes = response.into_body().collect().await.unwrap().to_bytes();
+            let v: Value = serde_json::from_slice(&bytes).unwrap();
+            v["id"].as_str().unwrap().to_owned()
+        }
+    };
+    // Approve.
+    let id = start(&api).await;
+    let path = format!("/api/v1/runs/{id}/steps/gate/approve");
+    let mut answered = false;
+    for _ in 0..100 {
+        let (status, _) = api.as_admin("POST", &path, "").await;
+        if status == StatusCode::OK {
+            answered = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(answered);
+    let run = finished(&api, &id).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    // Deny, with a reason.
+    let id = start(&api).await;
+    let path = format!("/api/v1/runs/{id}/steps/gate/deny");
+    for _ in 0..100 {
+        let (status, _) = api
+            .as_admin("POST", &path, r#"{"reason": "not today"}"#)
+            .await;
+        if status == StatusCode::OK {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let run = finished(&api, &id).await;
+    assert_eq!(run["status"], "failed");
+    let gate = run["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "gate")
+        .unwrap();
+    assert!(
+        gate["reason"].as_str().unwrap().contains("not today"),
+        "{run}"
+    );
+    // Cancel while waiting.
+    let id = start(&api).await;
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let (status, _) = api
+        .as_admin("POST", &format!("/api/v1/runs/{id}/cancel"), "")
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let run = finished(&api, &id).await;
+    assert_eq!(run["status"], "cancelled", "{run}");
+    // A finished run cannot be cancelled.
+    let (status, body) = api
+        .as_admin("POST", &format!("/api/v1/runs/{id}/cancel"), "")
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(body["code"], "run_not_active");
 }

@@ -1,7 +1,6 @@
 //! Command-line definitions (clap) and dispatch. Help text and shell completions come from here.
 
 mod client;
-mod metadata;
 mod remote;
 mod render;
 mod run;
@@ -62,6 +61,9 @@ enum Command {
             value_name = "URL"
         )]
         database_url: Option<String>,
+        /// Where run steps execute: `auto` uses Docker when its engine answers.
+        #[arg(long, value_enum, default_value_t = ServerRuntime::Auto)]
+        runtime: ServerRuntime,
         /// Write logs as JSON lines.
         #[arg(long)]
         json_logs: bool,
@@ -79,6 +81,13 @@ enum Command {
         /// The shell to generate completions for.
         shell: clap_complete::Shell,
     },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ServerRuntime {
+    Auto,
+    Docker,
+    Process,
 }
 
 #[derive(Debug, Subcommand)]
@@ -231,8 +240,19 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             data_dir,
             listen,
             database_url,
+            runtime,
             json_logs,
-        } => server::run(data_dir, listen, database_url, json_logs),
+        } => server::run(
+            data_dir,
+            listen,
+            database_url,
+            match runtime {
+                ServerRuntime::Auto => gantry_server::server::RuntimeChoice::Auto,
+                ServerRuntime::Docker => gantry_server::server::RuntimeChoice::Docker,
+                ServerRuntime::Process => gantry_server::server::RuntimeChoice::Process,
+            },
+            json_logs,
+        ),
         Command::Admin(AdminCommand::CreateKey {
             data_dir,
             database_url,

@@ -325,7 +325,9 @@ async fn run_async(args: RunArgs) -> anyhow::Result<ExitCode> {
         approvals: approvals_tx,
         out: Mutex::new(()),
     });
-    let metadata = super::metadata::Listener::bind(bridge).await?;
+    let metadata = gantry_server::metadata::listen::Listener::bind(bridge)
+        .await
+        .context("cannot serve the metadata API")?;
     let (driver, handle) = RunDriver::new(DriverConfig {
         run,
         runtime: runtime.clone(),

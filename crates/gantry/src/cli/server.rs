@@ -5,12 +5,13 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use gantry_server::server::{Server, ServerConfig};
+use gantry_server::server::{RuntimeChoice, Server, ServerConfig};
 
 pub(crate) fn run(
     data_dir: PathBuf,
     listen: SocketAddr,
     database_url: Option<String>,
+    runtime: RuntimeChoice,
     json_logs: bool,
 ) -> anyhow::Result<ExitCode> {
     let filter = tracing_subscriber::EnvFilter::try_from_env("GANTRY_LOG")
@@ -32,12 +33,14 @@ pub(crate) fn run(
             data_dir: data_dir.clone(),
             listen,
             database_url,
+            runtime,
         })
         .await?;
         println!(
-            "gantry server listening on http://{} (data directory {})",
+            "gantry server listening on http://{} (data directory {}, {} runtime)",
             server.local_addr(),
-            data_dir.display()
+            data_dir.display(),
+            server.runtime_name
         );
         if let Some(key) = &server.initial_admin_key {
             // Shown once: only its hash is kept.

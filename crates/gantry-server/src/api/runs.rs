@@ -1,0 +1,263 @@
+//! Runs through the API: start one of a workflow (`POST /workflows/{name}/runs`), get it with
+//! its steps and outputs (sensitive values masked), list with filters and cursors, read its
+//! logs, cancel it, answer its approval steps.
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::{Extension, Json};
+use chrono::{DateTime, Utc};
+use gantry_store::{PageRequest, RunFilter, RunStatus, RunSummary, StoreError};
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+
+use super::auth::Principal;
+use super::error::ApiError;
+use super::ApiState;
+use crate::runs::StartError;
+
+fn time(t: Option<DateTime<Utc>>) -> Value {
+    t.map_or(Value::Null, |t| {
+        json!(t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+    })
+}
+
+fn summary_json(r: &RunSummary) -> Value {
+    json!({
+        "id": r.id,
+        "workflow": r.workflow,
+        "version": r.workflow_version,
+        "status": r.status.as_str(),
+        "reason": r.reason,
+        "parameters": r.parameters,
+        "createdAt": time(Some(r.created_at)),
+        "startedAt": time(r.started_at),
+        "endedAt": time(r.ended_at),
+    })
+}
+
+/// `{"parameters": {"k": v}}`, or Relay's `{"parameters": {"k": {"value": v}}}`.
+fn parameters(body: &Value) -> Result<Map<String, Value>, ApiError> {
+    match &body["parameters"] {
+        Value::Null => Ok(Map::new()),
+        Value::Object(m) => Ok(m
+            .iter()
+            .map(|(k, v)| {
+                let v = match v {
+                    Value::Object(o) if o.len() == 1 && o.contains_key("value") => {
+                        o["value"].clone()
+                    }
+                    v => v.clone(),
+                };
+                (k.clone(), v)
+            })
+            .collect()),
+        _ => Err(ApiError::invalid(
+            "parameters",
+            "parameters must be an object of name to value",
+        )),
+    }
+}
+
+/// A JSON body, whatever its content type says; an empty body is `null`.
+fn json_body(body: &[u8]) -> Result<Value, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Value::Null);
+    }
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::invalid("body", format!("the body is not valid JSON: {e}")))
+}
+
+pub(crate) async fn start(
+    State(state): State<ApiState>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    let body = json_body(&body)?;
+    let parameters = parameters(&body)?;
+    let id = state
+        .runs
+        .start(&name, parameters)
+        .await
+        .map_err(|e| match e {
+            StartError::NoWorkflow(_) => ApiError::not_found(e.to_string()),
+            StartError::Invalid(m) => ApiError::invalid("parameters", m),
+            StartError::Store(reason) => {
+                tracing::error!(%reason, "could not start a run");
+                ApiError::internal()
+            }
+        })?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"id": id, "workflow": name, "status": "queued"})),
+    ))
+}
+
+pub(crate) async fn get(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let run = state.store.get_run(&id).await.map_err(|e| match e {
+        StoreError::NotFound(_) => ApiError::not_found(format!("no run `{id}`")),
+        e => e.into(),
+    })?;
+    let mut out = summary_json(&run.summary);
+    out["steps"] = run
+        .steps
+        .iter()
+        .map(|s| {
+            json!({
+                "name": s.step,
+                "status": s.state.as_str(),
+                "reason": s.reason,
+                "startedAt": time(s.started_at),
+                "endedAt": time(s.ended_at),
+                "exitCode": s.exit_code,
+            })
+        })
+        .collect();
+    out["outputs"] = run
+        .outputs
+        .iter()
+        .map(|o| {
+            json!({
+                "step": o.step,
+                "name": o.name,
+                "sensitive": o.sensitive,
+                "value": if o.sensitive { json!(gantry_engine::run::MASK) } else { o.value.clone() },
+            })
+        })
+        .collect();
+    Ok(Json(out))
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct ListQuery {
+    workflow: Option<String>,
+    status: Option<String>,
+    limit: Option<u32>,
+    after: Option<String>,
+}
+
+pub(crate) async fn list(
+    State(state): State<ApiState>,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let status = match q.status.as_deref() {
+        None => None,
+        Some(s) => Some(RunStatus::parse(s).map_err(|_| {
+            ApiError::invalid(
+                "status",
+                "status is one of queued, running, succeeded, failed, cancelled, timed_out",
+            )
+        })?),
+    };
+    let page = state
+        .store
+        .list_runs(
+            &RunFilter {
+                workflow: q.workflow,
+                status,
+            },
+            &PageRequest {
+                after: q.after,
+                limit: q.limit.unwrap_or(50),
+            },
+        )
+        .await?;
+    let items: Vec<Value> = page.items.iter().map(summary_json).collect();
+    Ok(Json(json!({"items": items, "next": page.next})))
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct LogQuery {
+    after: Option<i64>,
+    limit: Option<u32>,
+}
+
+pub(crate) async fn logs(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+    Query(q): Query<LogQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let chunks = state
+        .store
+        .read_run_logs(&id, q.after, q.limit.unwrap_or(1000).clamp(1, 10_000))
+        .await?;
+    let next = chunks.last().map(|c| c.position);
+    let items: Vec<Value> = chunks
+        .iter()
+        .map(|c| {
+            json!({
+                "position": c.position,
+                "step": c.chunk.step,
+                "stream": c.chunk.stream,
+                "text": String::from_utf8_lossy(&c.chunk.bytes),
+                "at": time(Some(c.chunk.at)),
+            })
+        })
+        .collect();
+    Ok(Json(json!({"items": items, "next": next})))
+}
+
+fn live(state: &ApiState, id: &str) -> Result<gantry_engine::driver::RunHandle, ApiError> {
+    state.runs.registry().get(id).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::CONFLICT,
+            "run_not_active",
+            format!("run `{id}` is not running on this server"),
+        )
+    })
+}
+
+pub(crate) async fn cancel(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    live(&state, &id)?.cancel();
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"id": id, "cancelling": true})),
+    ))
+}
+
+async fn answer(
+    state: &ApiState,
+    id: &str,
+    step: &str,
+    approved: bool,
+    principal: &Principal,
+    reason: Option<String>,
+) -> Result<Json<Value>, ApiError> {
+    let by = match reason {
+        Some(r) if !approved => format!("{} ({r})", principal.0),
+        _ => principal.0.clone(),
+    };
+    live(state, id)?
+        .answer(step, approved, Some(by))
+        .map_err(|e| ApiError::new(StatusCode::CONFLICT, "not_waiting", e.to_string()))?;
+    Ok(Json(json!({
+        "id": id,
+        "step": step,
+        "approval": if approved { "approved" } else { "rejected" },
+    })))
+}
+
+pub(crate) async fn approve(
+    State(state): State<ApiState>,
+    Extension(principal): Extension<Principal>,
+    Path((id, step)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    answer(&state, &id, &step, true, &principal, None).await
+}
+
+pub(crate) async fn deny(
+    State(state): State<ApiState>,
+    Extension(principal): Extension<Principal>,
+    Path((id, step)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let reason = json_body(&body)?["reason"].as_str().map(str::to_owned);
+    answer(&state, &id, &step, false, &principal, reason).await
+}

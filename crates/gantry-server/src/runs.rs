@@ -1,0 +1,460 @@
+//! Runs on the server: started from a stored workflow version, executed by the engine's driver
+//! in this process, and recorded in the store as they go (run and step states, log lines,
+//! outputs). The live runs are kept in a registry that also answers the metadata API for their
+//! steps, by token.
+//!
+//! Concurrency: each run's driver is a tokio task; its events go through an unbounded channel
+//! to one recorder task per run, so the engine's sink never waits on the database and the store
+//! sees a run's changes in order. Log lines are appended in batches.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use chrono::Utc;
+use gantry_engine::clock::SystemClock;
+use gantry_engine::driver::{DriverConfig, RunDriver, RunHandle};
+use gantry_engine::metadata::{Caller, MetadataBackend, MetadataError, Output, StartedRun};
+use gantry_engine::run::{Run, RunConfig, RunOptions, RunRecord};
+use gantry_engine::runtime::{BoxFuture, StepRuntime};
+use gantry_engine::secrets::SecretResolver;
+use gantry_engine::sink::{RunEvent, RunSink, RunState, StepState};
+use gantry_store::{
+    LogChunk, NewRun, RunOrigin, RunStatus, RunUpdate, StepChange, StepStatus, Store,
+};
+use gantry_workflow::expr::{Evaluation, WhenOutcome};
+use serde_json::{Map, Value};
+use tokio::sync::mpsc;
+
+/// Why a run could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("no workflow named `{0}`")]
+    NoWorkflow(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("the store failed: {0}")]
+    Store(String),
+}
+
+/// Secrets and connections for server runs. Stored secrets are not wired yet, so every lookup
+/// says "does not exist", and a step that needs one fails with that message.
+struct NoSecrets;
+
+impl SecretResolver for NoSecrets {
+    fn secret(&self, _name: &str) -> Option<String> {
+        None
+    }
+
+    fn connection(&self, _type_: &str, _name: &str) -> Option<Value> {
+        None
+    }
+}
+
+/// The live runs, by id.
+#[derive(Default)]
+pub struct Registry {
+    runs: Mutex<HashMap<String, RunHandle>>,
+}
+
+impl Registry {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, RunHandle>> {
+        self.runs.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub fn get(&self, run_id: &str) -> Option<RunHandle> {
+        self.lock().get(run_id).cloned()
+    }
+
+    fn of(&self, caller: &Caller) -> Result<RunHandle, MetadataError> {
+        self.get(&caller.run_id)
+            .ok_or_else(|| MetadataError::NotFound("this run has ended".into()))
+    }
+}
+
+impl MetadataBackend for Registry {
+    fn authenticate(&self, token: &str) -> Option<Caller> {
+        let handles: Vec<RunHandle> = self.lock().values().cloned().collect();
+        handles.iter().find_map(|h| h.authenticate(token))
+    }
+
+    fn spec(&self, caller: &Caller) -> Result<Evaluation, MetadataError> {
+        self.of(caller)?.spec(caller)
+    }
+
+    fn environment(&self, caller: &Caller) -> Result<Evaluation, MetadataError> {
+        self.of(caller)?.environment(caller)
+    }
+
+    fn conditions(&self, caller: &Caller) -> Result<WhenOutcome, MetadataError> {
+        self.of(caller)?.conditions(caller)
+    }
+
+    fn set_output(&self, caller: &Caller, name: &str, value: Value) -> Result<(), MetadataError> {
+        self.of(caller)?.set_output(caller, name, value)
+    }
+
+    fn set_output_sensitive(
+        &self,
+        caller: &Caller,
+        name: &str,
+        sensitive: bool,
+    ) -> Result<(), MetadataError> {
+        self.of(caller)?
+            .set_output_sensitive(caller, name, sensitive)
+    }
+
+    fn output(&self, caller: &Caller, step: &str, name: &str) -> Result<Output, MetadataError> {
+        self.of(caller)?.output(caller, step, name)
+    }
+
+    fn secret(&self, caller: &Caller, name: &str) -> Result<String, MetadataError> {
+        self.of(caller)?.secret(caller, name)
+    }
+
+    fn state(&self, caller: &Caller, name: &str) -> Result<Value, MetadataError> {
+        self.of(caller)?.state(caller, name)
+    }
+
+    fn set_decorator(
+        &self,
+        caller: &Caller,
+        name: &str,
+        value: Value,
+    ) -> Result<(), MetadataError> {
+        self.of(caller)?.set_decorator(caller, name, value)
+    }
+
+    fn report_status(&self, caller: &Caller, status: Value) -> Result<(), MetadataError> {
+        self.of(caller)?.report_status(caller, status)
+    }
+
+    fn log(&self, caller: &Caller, line: String) -> Result<(), MetadataError> {
+        self.of(caller)?.log(caller, line)
+    }
+
+    fn emit_event(
+        &self,
+        caller: &Caller,
+        data: Value,
+        key: Option<String>,
+    ) -> Result<(), MetadataError> {
+        self.of(caller)?.emit_event(caller, data, key)
+    }
+
+    fn run_workflow<'a>(
+        &'a self,
+        _caller: &'a Caller,
+        _workflow: &'a str,
+        _parameters: Map<String, Value>,
+    ) -> BoxFuture<'a, Result<StartedRun, MetadataError>> {
+        Box::pin(async {
+            Err(MetadataError::Unavailable(
+                "starting a workflow from a step is not supported yet".into(),
+            ))
+        })
+    }
+}
+
+/// What the recorder of a run receives.
+enum Note {
+    Event(RunEvent),
+    /// Answered once every note before it is in the store.
+    Flush(tokio::sync::oneshot::Sender<()>),
+}
+
+/// Forwards the engine's events to the run's recorder without blocking.
+struct ChannelSink(mpsc::UnboundedSender<Note>);
+
+impl RunSink for ChannelSink {
+    fn event(&self, event: RunEvent) {
+        // A closed channel means the recorder is gone; the run record is then written at the end.
+        let _ = self.0.send(Note::Event(event));
+    }
+}
+
+pub fn run_status(state: RunState) -> RunStatus {
+    match state {
+        RunState::Running => RunStatus::Running,
+        RunState::Succeeded => RunStatus::Succeeded,
+        RunState::Failed => RunStatus::Failed,
+        RunState::Cancelled => RunStatus::Cancelled,
+        RunState::TimedOut => RunStatus::TimedOut,
+    }
+}
+
+fn step_status(state: StepState) -> StepStatus {
+    match state {
+        StepState::Pending => StepStatus::Pending,
+        StepState::Waiting => StepStatus::Waiting,
+        StepState::Running => StepStatus::Running,
+        StepState::Succeeded => StepStatus::Succeeded,
+        StepState::Failed => StepStatus::Failed,
+        StepState::Skipped => StepStatus::Skipped,
+        StepState::Cancelled => StepStatus::Cancelled,
+    }
+}
+
+/// Starts and tracks the server's runs.
+pub struct RunService {
+    store: Arc<dyn Store>,
+    runtime: Arc<dyn StepRuntime>,
+    work_root: PathBuf,
+    metadata_port: Option<u16>,
+    registry: Arc<Registry>,
+}
+
+impl RunService {
+    pub fn new(
+        store: Arc<dyn Store>,
+        runtime: Arc<dyn StepRuntime>,
+        work_root: PathBuf,
+        metadata_port: Option<u16>,
+        registry: Arc<Registry>,
+    ) -> Self {
+        RunService {
+            store,
+            runtime,
+            work_root,
+            metadata_port,
+            registry,
+        }
+    }
+
+    pub fn registry(&self) -> &Arc<Registry> {
+        &self.registry
+    }
+
+    /// Starts a run of the current version of `workflow`; returns its id once it is stored.
+    pub async fn start(
+        &self,
+        workflow: &str,
+        parameters: Map<String, Value>,
+    ) -> Result<String, StartError> {
+        let stored = self
+            .store
+            .get_workflow(workflow)
+            .await
+            .map_err(|e| match e {
+                gantry_store::StoreError::NotFound(_) => {
+                    StartError::NoWorkflow(workflow.to_owned())
+                }
+                e => StartError::Store(e.to_string()),
+            })?;
+        let parsed = gantry_workflow::parse(&stored.yaml);
+        let plan = parsed.plan.clone().ok_or_else(|| {
+            StartError::Invalid(format!(
+                "version {} of `{workflow}` no longer validates",
+                stored.version
+            ))
+        })?;
+        let run_id = gantry_store::new_id().map_err(|e| StartError::Store(e.to_string()))?;
+        let run = Run::new(RunConfig {
+            run_id: run_id.clone(),
+            workflow_name: workflow.to_owned(),
+            workflow: Arc::new(parsed.workflow),
+            plan,
+            parameters: parameters.clone(),
+            secrets: Arc::new(NoSecrets),
+            options: RunOptions::default(),
+        })
+        .map_err(|e| StartError::Invalid(e.to_string()))?;
+        let now = Utc::now();
+        self.store
+            .create_run(&NewRun {
+                id: run_id.clone(),
+                workflow: workflow.to_owned(),
+                workflow_version: stored.version,
+                parameters: Value::Object(parameters),
+                origin: RunOrigin::Manual,
+                created_at: now,
+            })
+            .await
+            .map_err(|e| StartError::Store(e.to_string()))?;
+        let work_dir = self.work_root.join(&run_id);
+        std::fs::create_dir_all(&work_dir)
+            .map_err(|e| StartError::Store(format!("cannot create the run's folder: {e}")))?;
+        restrict(&work_dir);
+        let (events_tx, events_rx) = mpsc::unbounded_channel();
+        let (driver, handle) = RunDriver::new(DriverConfig {
+            run,
+            runtime: self.runtime.clone(),
+            clock: Arc::new(SystemClock),
+            sink: Arc::new(ChannelSink(events_tx.clone())),
+            work_dir: work_dir.clone(),
+            workflow_dir: work_dir,
+            metadata_port: self.metadata_port,
+        });
+        self.registry.lock().insert(run_id.clone(), handle);
+        let store = self.store.clone();
+        let registry = self.registry.clone();
+        let id = run_id.clone();
+        tokio::spawn(async move {
+            tokio::spawn(record(store.clone(), id.clone(), events_rx));
+            let record_of_run = driver.run().await;
+            // Everything the run reported is stored before its end is.
+            let (flushed_tx, flushed) = tokio::sync::oneshot::channel();
+            if events_tx.send(Note::Flush(flushed_tx)).is_ok() {
+                let _ = flushed.await;
+            }
+            finish(store.as_ref(), &record_of_run).await;
+            // Dropping the last handle closes the channel and ends the recorder.
+            registry.lock().remove(&id);
+        });
+        Ok(run_id)
+    }
+}
+
+#[cfg(unix)]
+fn restrict(path: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    // spec.json files hold secret values.
+    let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700));
+}
+
+#[cfg(not(unix))]
+fn restrict(_path: &std::path::Path) {}
+
+/// Writes a run's events to the store in order, log lines in batches.
+async fn record(store: Arc<dyn Store>, run_id: String, mut events: mpsc::UnboundedReceiver<Note>) {
+    let mut seq: HashMap<(String, &'static str), i64> = HashMap::new();
+    while let Some(first) = events.recv().await {
+        let mut batch = vec![first];
+        while let Ok(more) = events.try_recv() {
+            batch.push(more);
+        }
+        let mut logs = Vec::new();
+        let mut flushes = Vec::new();
+        for note in batch {
+            let event = match note {
+                Note::Event(e) => e,
+                Note::Flush(done) => {
+                    flushes.push(done);
+                    continue;
+                }
+            };
+            match event {
+                RunEvent::Log {
+                    step,
+                    stream,
+                    line,
+                    at,
+                } => {
+                    let n = seq.entry((step.clone(), stream.as_str())).or_insert(0);
+                    *n += 1;
+                    logs.push(LogChunk {
+                        run_id: run_id.clone(),
+                        step,
+                        stream: stream.as_str().to_owned(),
+                        seq: *n,
+                        bytes: format!("{line}\n").into_bytes(),
+                        at,
+                    });
+                }
+                other => {
+                    if !logs.is_empty() {
+                        append(store.as_ref(), &std::mem::take(&mut logs)).await;
+                    }
+                    state_change(store.as_ref(), &run_id, other).await;
+                }
+            }
+        }
+        if !logs.is_empty() {
+            append(store.as_ref(), &logs).await;
+        }
+        for done in flushes {
+            let _ = done.send(());
+        }
+    }
+}
+
+async fn append(store: &dyn Store, logs: &[LogChunk]) {
+    if let Err(e) = store.append_logs(logs).await {
+        tracing::error!(error = %e, "could not store log lines");
+    }
+}
+
+async fn state_change(store: &dyn Store, run_id: &str, event: RunEvent) {
+    let result = match event {
+        // The end of a run is written by `finish`, after its steps and outputs, so a reader
+        // that sees a final status also sees everything the run recorded.
+        RunEvent::RunChanged { state, .. } if state.is_final() => Ok(()),
+        RunEvent::RunChanged { state, reason, at } => {
+            store
+                .update_run(
+                    run_id,
+                    &RunUpdate {
+                        status: run_status(state),
+                        reason,
+                        started_at: (state == RunState::Running).then_some(at),
+                        ended_at: state.is_final().then_some(at),
+                    },
+                )
+                .await
+        }
+        RunEvent::StepChanged {
+            step,
+            state,
+            reason,
+            at,
+        } => {
+            store
+                .record_step(
+                    run_id,
+                    &StepChange {
+                        step,
+                        state: step_status(state),
+                        reason,
+                        started_at: (state == StepState::Running).then_some(at),
+                        ended_at: state.is_final().then_some(at),
+                        exit_code: None,
+                        at,
+                    },
+                )
+                .await
+        }
+        RunEvent::Log { .. } => Ok(()),
+    };
+    if let Err(e) = result {
+        tracing::error!(error = %e, run = run_id, "could not record a state change");
+    }
+}
+
+/// The final word on a run: every step's times, exit code and outputs (sensitive ones masked),
+/// and the run's own status, from the engine's record.
+async fn finish(store: &dyn Store, record: &RunRecord) {
+    for s in &record.steps {
+        let change = StepChange {
+            step: s.name.clone(),
+            state: step_status(s.state),
+            reason: s.reason.clone(),
+            started_at: s.started_at,
+            ended_at: s.ended_at,
+            exit_code: s.exit_code,
+            at: s.ended_at.unwrap_or_else(Utc::now),
+        };
+        if let Err(e) = store.record_step(&record.run_id, &change).await {
+            tracing::error!(error = %e, "could not record a step");
+        }
+        for o in &s.outputs {
+            let output = gantry_store::Output {
+                step: s.name.clone(),
+                name: o.name.clone(),
+                value: o.value.clone(),
+                sensitive: o.sensitive,
+            };
+            if let Err(e) = store.set_output(&record.run_id, &output).await {
+                tracing::error!(error = %e, "could not record an output");
+            }
+        }
+    }
+    let update = RunUpdate {
+        status: run_status(record.state),
+        reason: record.reason.clone(),
+        started_at: record.started_at,
+        ended_at: record.ended_at,
+    };
+    if let Err(e) = store.update_run(&record.run_id, &update).await {
+        tracing::error!(error = %e, "could not record the end of a run");
+    }
+}
