@@ -23,7 +23,7 @@ use bollard::container::LogOutput;
 use bollard::errors::Error as DockerError;
 use bollard::models::{ContainerCreateBody, HostConfig};
 use bollard::query_parameters::{
-    CreateImageOptions, ListContainersOptions, LogsOptions, RemoveContainerOptions,
+    AttachContainerOptions, CreateImageOptions, ListContainersOptions, RemoveContainerOptions,
     WaitContainerOptions,
 };
 use bollard::Docker;
@@ -148,6 +148,25 @@ impl DockerRuntime {
             }
         };
         container.id = Some(id.clone());
+        // Attached before the start, as `docker run` does: the stream carries every byte the
+        // process writes and ends only after the last one, where following the log file could
+        // end before a final unterminated line was written to it.
+        let attach = AttachContainerOptions {
+            stdout: true,
+            stderr: true,
+            stream: true,
+            logs: true,
+            ..Default::default()
+        };
+        let output = match self.docker.attach_container(&id, Some(attach)).await {
+            Ok(attached) => attached.output,
+            Err(err) => {
+                return StepOutcome::FailedToStart(format!(
+                    "the container for image `{image}` could not be attached to: {}",
+                    reason(&err)
+                ))
+            }
+        };
         if let Err(err) = self.docker.start_container(&id, None).await {
             return StepOutcome::FailedToStart(format!(
                 "the container for image `{image}` could not be started: {}",
@@ -156,11 +175,7 @@ impl DockerRuntime {
         }
 
         let mut readers = JoinSet::new();
-        readers.spawn(forward_logs(
-            self.docker.clone(),
-            id.clone(),
-            LogSender::new(&job.step, logs),
-        ));
+        readers.spawn(forward_logs(output, LogSender::new(&job.step, logs)));
         let outcome = self.wait(&id).await;
         let _ = tokio::time::timeout(DRAIN_TIMEOUT, async {
             while readers.join_next().await.is_some() {}
@@ -364,14 +379,10 @@ fn absolute(step_dir: &Path) -> Result<String, String> {
         .ok_or_else(|| format!("the step's folder {} is not valid UTF-8", path.display()))
 }
 
-async fn forward_logs(docker: Docker, id: String, sender: LogSender) {
-    let options = LogsOptions {
-        follow: true,
-        stdout: true,
-        stderr: true,
-        ..Default::default()
-    };
-    let mut stream = docker.logs(&id, Some(options));
+type OutputStream =
+    std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<LogOutput, DockerError>> + Send>>;
+
+async fn forward_logs(mut stream: OutputStream, sender: LogSender) {
     let mut stdout = LineSplitter::default();
     let mut stderr = LineSplitter::default();
     while let Some(Ok(frame)) = stream.next().await {

@@ -7,7 +7,7 @@
 //! to one recorder task per run, so the engine's sink never waits on the database and the store
 //! sees a run's changes in order. Log lines are appended in batches.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -20,8 +20,12 @@ use gantry_engine::runtime::{BoxFuture, StepRuntime};
 use gantry_engine::secrets::SecretResolver;
 use gantry_engine::sink::{RunEvent, RunSink, RunState, StepState};
 use gantry_store::{
-    LogChunk, NewRun, RunOrigin, RunStatus, RunUpdate, StepChange, StepStatus, Store,
+    LogChunk, NewRun, RunOrigin, RunStatus, RunUpdate, SealedKind, SealedValue, StepChange,
+    StepStatus, Store,
 };
+use gantry_workflow::{ReferenceKind, ValueKind, Workflow};
+
+use crate::vault::Vault;
 use gantry_workflow::expr::{Evaluation, WhenOutcome};
 use serde_json::{Map, Value};
 use tokio::sync::mpsc;
@@ -37,18 +41,109 @@ pub enum StartError {
     Store(String),
 }
 
-/// Secrets and connections for server runs. Stored secrets are not wired yet, so every lookup
-/// says "does not exist", and a step that needs one fails with that message.
-struct NoSecrets;
+/// The sealed secrets and connections a run's workflow names, fetched when the run starts and
+/// opened only when the engine asks for one (to build a step's spec or env).
+struct SealedSecrets {
+    vault: Arc<Vault>,
+    workflow: String,
+    secrets: HashMap<String, SealedValue>,
+    connections: HashMap<(String, String), SealedValue>,
+}
 
-impl SecretResolver for NoSecrets {
-    fn secret(&self, _name: &str) -> Option<String> {
-        None
+impl SealedSecrets {
+    fn open(&self, binding: &str, sealed: &SealedValue) -> Option<Vec<u8>> {
+        let sealed = crate::vault::Sealed {
+            key_id: sealed.key_id.clone(),
+            nonce: sealed.nonce.clone(),
+            ciphertext: sealed.ciphertext.clone(),
+        };
+        match self.vault.open(binding, &sealed) {
+            Ok(plain) => Some(plain),
+            Err(e) => {
+                // Names only: never the value.
+                tracing::error!(error = %e, binding, "a sealed value cannot be opened");
+                None
+            }
+        }
+    }
+}
+
+impl SecretResolver for SealedSecrets {
+    fn secret(&self, name: &str) -> Option<String> {
+        let sealed = self.secrets.get(name)?;
+        let plain = self.open(&secret_binding(&self.workflow, name), sealed)?;
+        String::from_utf8(plain).ok()
     }
 
-    fn connection(&self, _type_: &str, _name: &str) -> Option<Value> {
-        None
+    fn connection(&self, type_: &str, name: &str) -> Option<Value> {
+        let sealed = self.connections.get(&(type_.to_owned(), name.to_owned()))?;
+        let plain = self.open(&connection_binding(type_, name), sealed)?;
+        serde_json::from_slice(&plain).ok()
     }
+}
+
+/// Where a workflow's secret is sealed for (its associated data).
+pub fn secret_binding(workflow: &str, name: &str) -> String {
+    format!("secret/{workflow}/{name}")
+}
+
+/// Where a connection is sealed for.
+pub fn connection_binding(type_: &str, name: &str) -> String {
+    format!("connection/{type_}/{name}")
+}
+
+/// The secrets and connections a workflow names statically (tags with literal names,
+/// `${secrets.x}`, `${connections.t.n}`). A name computed at run time is not found.
+fn referenced(wf: &Workflow) -> (BTreeSet<String>, BTreeSet<(String, String)>) {
+    let mut secrets = BTreeSet::new();
+    let mut connections = BTreeSet::new();
+    let mut values: Vec<&gantry_workflow::Value> = Vec::new();
+    for step in &wf.steps {
+        if let Some(c) = step.container() {
+            values.extend(c.spec.iter().chain(&c.env));
+        }
+        if let Some(w) = &step.when {
+            values.extend(&w.conditions);
+        }
+    }
+    for v in values {
+        v.walk(&mut |v| match &v.kind {
+            ValueKind::Reference {
+                kind: ReferenceKind::Secret,
+                ..
+            } => {
+                if let Some(name) = v.field("name").and_then(|n| n.as_str()) {
+                    secrets.insert(name.to_owned());
+                }
+            }
+            ValueKind::Reference {
+                kind: ReferenceKind::Connection,
+                ..
+            } => {
+                let field = |f: &str| v.field(f).and_then(|n| n.as_str()).map(str::to_owned);
+                if let (Some(t), Some(n)) = (field("type"), field("name")) {
+                    connections.insert((t, n));
+                }
+            }
+            ValueKind::String(s) if s.contains("${") => {
+                if let Ok(t) = gantry_workflow::expr::parse_template(s) {
+                    for r in gantry_workflow::expr::references(&t) {
+                        match r.segments.as_slice() {
+                            [root, name, ..] if root == "secrets" => {
+                                secrets.insert(name.clone());
+                            }
+                            [root, t, n, ..] if root == "connections" => {
+                                connections.insert((t.clone(), n.clone()));
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+            }
+            _ => {}
+        });
+    }
+    (secrets, connections)
 }
 
 /// The live runs, by id.
@@ -198,6 +293,7 @@ fn step_status(state: StepState) -> StepStatus {
 /// Starts and tracks the server's runs.
 pub struct RunService {
     store: Arc<dyn Store>,
+    vault: Arc<Vault>,
     runtime: Arc<dyn StepRuntime>,
     work_root: PathBuf,
     metadata_port: Option<u16>,
@@ -207,6 +303,7 @@ pub struct RunService {
 impl RunService {
     pub fn new(
         store: Arc<dyn Store>,
+        vault: Arc<Vault>,
         runtime: Arc<dyn StepRuntime>,
         work_root: PathBuf,
         metadata_port: Option<u16>,
@@ -214,6 +311,7 @@ impl RunService {
     ) -> Self {
         RunService {
             store,
+            vault,
             runtime,
             work_root,
             metadata_port,
@@ -249,13 +347,14 @@ impl RunService {
             ))
         })?;
         let run_id = gantry_store::new_id().map_err(|e| StartError::Store(e.to_string()))?;
+        let secrets = self.sealed_for(workflow, &parsed.workflow).await?;
         let run = Run::new(RunConfig {
             run_id: run_id.clone(),
             workflow_name: workflow.to_owned(),
             workflow: Arc::new(parsed.workflow),
             plan,
             parameters: parameters.clone(),
-            secrets: Arc::new(NoSecrets),
+            secrets: Arc::new(secrets),
             options: RunOptions::default(),
         })
         .map_err(|e| StartError::Invalid(e.to_string()))?;
@@ -302,6 +401,39 @@ impl RunService {
             registry.lock().remove(&id);
         });
         Ok(run_id)
+    }
+}
+
+impl RunService {
+    /// Fetches (still sealed) the secrets and connections the workflow names.
+    async fn sealed_for(&self, name: &str, wf: &Workflow) -> Result<SealedSecrets, StartError> {
+        let (secret_names, connection_names) = referenced(wf);
+        let mut secrets = HashMap::new();
+        for s in secret_names {
+            match self.store.get_sealed(SealedKind::Secret, name, &s).await {
+                Ok(v) => {
+                    secrets.insert(s, v);
+                }
+                Err(gantry_store::StoreError::NotFound(_)) => {}
+                Err(e) => return Err(StartError::Store(e.to_string())),
+            }
+        }
+        let mut connections = HashMap::new();
+        for (t, n) in connection_names {
+            match self.store.get_sealed(SealedKind::Connection, &t, &n).await {
+                Ok(v) => {
+                    connections.insert((t, n), v);
+                }
+                Err(gantry_store::StoreError::NotFound(_)) => {}
+                Err(e) => return Err(StartError::Store(e.to_string())),
+            }
+        }
+        Ok(SealedSecrets {
+            vault: self.vault.clone(),
+            workflow: name.to_owned(),
+            secrets,
+            connections,
+        })
     }
 }
 

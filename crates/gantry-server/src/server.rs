@@ -178,7 +178,7 @@ impl Server {
         })?;
         let env_key = std::env::var(MASTER_KEY_ENV).ok();
         // Loaded now so a broken key stops the start, not the first secret write.
-        let _vault = Vault::load(&config.data_dir, env_key.as_deref())?;
+        let vault = Arc::new(Vault::load(&config.data_dir, env_key.as_deref())?);
         let store = open_store(&config.data_dir, config.database_url.as_deref()).await?;
         let no_keys = store
             .list_api_keys()
@@ -211,6 +211,7 @@ impl Server {
         let registry = Arc::new(crate::runs::Registry::default());
         let runs = Arc::new(crate::runs::RunService::new(
             store.clone(),
+            vault.clone(),
             runtime.clone(),
             config.data_dir.join("runs"),
             Some(metadata.port()),
@@ -220,7 +221,11 @@ impl Server {
             ready: ready.clone(),
             store: store.clone(),
         })
-        .merge(crate::api::router(crate::api::ApiState { store, runs }));
+        .merge(crate::api::router(crate::api::ApiState {
+            store,
+            runs,
+            vault,
+        }));
         Ok(Server {
             initial_admin_key,
             runtime_name: runtime.name(),

@@ -9,13 +9,14 @@ pub mod auth;
 pub mod diagnostics;
 pub mod error;
 mod runs;
+pub mod secrets;
 mod workflows;
 
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
 use axum::middleware;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::Router;
 use gantry_store::Store;
 
@@ -27,6 +28,7 @@ pub const BODY_LIMIT: usize = 4 * 1024 * 1024;
 pub struct ApiState {
     pub store: Arc<dyn Store>,
     pub runs: Arc<crate::runs::RunService>,
+    pub vault: Arc<crate::vault::Vault>,
 }
 
 /// The `/api/v1` routes, every one behind an API key.
@@ -45,6 +47,16 @@ pub fn router(state: ApiState) -> Router {
             get(workflows::get_version),
         )
         .route("/workflows/{name}/runs", post(runs::start))
+        .route("/workflows/{name}/secrets", get(secrets::list_secrets))
+        .route(
+            "/workflows/{name}/secrets/{secret}",
+            put(secrets::put_secret).delete(secrets::delete_secret),
+        )
+        .route("/connections", get(secrets::list_connections))
+        .route(
+            "/connections/{type}/{name}",
+            put(secrets::put_connection).delete(secrets::delete_connection),
+        )
         .route("/runs", get(runs::list))
         .route("/runs/{id}", get(runs::get))
         .route("/runs/{id}/logs", get(runs::logs))

@@ -28,8 +28,10 @@ async fn api() -> Api {
             .unwrap(),
     );
     let key = create_admin_key(store.as_ref(), "admin").await.unwrap();
+    let vault = Arc::new(gantry_server::vault::Vault::load(dir.path(), None).unwrap());
     let runs = Arc::new(RunService::new(
         store.clone(),
+        vault.clone(),
         Arc::new(gantry_runtime::ProcessRuntime::new()),
         dir.path().join("runs"),
         None,
@@ -39,6 +41,7 @@ async fn api() -> Api {
         app: router(ApiState {
             store: store.clone(),
             runs,
+            vault,
         }),
         key,
         store,
@@ -367,4 +370,112 @@ async fn approvals_and_cancel_through_the_api() {
         .await;
     assert_eq!(status, StatusCode::CONFLICT);
     assert_eq!(body["code"], "run_not_active");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_and_connections_reach_steps_and_nothing_else() {
+    let api = api().await;
+    let wf = r#"
+steps:
+- name: use
+  image: none
+  env:
+    TOKEN: ${secrets.token}
+    KEY: ${connections.aws.prod.accessKeyID}
+  input:
+  - 'test "$TOKEN" = "s3cr3t-t0ken-value" && echo token ok'
+  - 'test "$KEY" = "AKIAEXAMPLEKEY" && echo key ok'
+  - 'echo "leaking $TOKEN and $KEY"'
+"#;
+    api.as_admin("PUT", "/api/v1/workflows/uses-secrets", wf)
+        .await;
+    let (status, _) = api
+        .as_admin(
+            "PUT",
+            "/api/v1/workflows/uses-secrets/secrets/token",
+            "s3cr3t-t0ken-value",
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, body) = api
+        .as_admin(
+            "PUT",
+            "/api/v1/connections/aws/prod",
+            r#"{"accessKeyID": "AKIAEXAMPLEKEY", "secretAccessKey": "wJalrXUtnFEMIexample"}"#,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    let (_, names) = api
+        .as_admin("GET", "/api/v1/workflows/uses-secrets/secrets", "")
+        .await;
+    assert_eq!(names["items"], serde_json::json!(["token"]));
+    let (_, conns) = api.as_admin("GET", "/api/v1/connections", "").await;
+    assert_eq!(
+        conns["items"],
+        serde_json::json!([{"type": "aws", "name": "prod"}])
+    );
+    let (_, started) = api
+        .as_admin("POST", "/api/v1/workflows/uses-secrets/runs", "")
+        .await;
+    let id = started["id"].as_str().unwrap().to_owned();
+    let run = finished(&api, &id).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    let (_, logs) = api
+        .as_admin("GET", &format!("/api/v1/runs/{id}/logs"), "")
+        .await;
+    let text: String = logs["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["text"].as_str().unwrap())
+        .collect();
+    assert!(
+        text.contains("token ok") && text.contains("key ok"),
+        "{text}"
+    );
+    assert!(text.contains("leaking *** and ***"), "{text}");
+    // Not in any response, nor in the database file.
+    for response in [
+        run.to_string(),
+        logs.to_string(),
+        names.to_string(),
+        conns.to_string(),
+    ] {
+        assert!(
+            !response.contains("s3cr3t") && !response.contains("AKIAEXAMPLE"),
+            "{response}"
+        );
+    }
+    let db = std::fs::read(api._dir.path().join("gantry.db")).unwrap();
+    let db = String::from_utf8_lossy(&db);
+    assert!(!db.contains("s3cr3t-t0ken") && !db.contains("wJalrXUtnFEMI"));
+    // Bad input names the field, never the value.
+    let (status, body) = api
+        .as_admin(
+            "PUT",
+            "/api/v1/connections/aws/bad",
+            r#"{"accessKeyID": 42}"#,
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(body["path"], "body.accessKeyID");
+    let (status, _) = api.as_admin("PUT", "/api/v1/connections/ftp/x", "{}").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let (status, _) = api
+        .as_admin("PUT", "/api/v1/workflows/missing/secrets/x", "v")
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = api
+        .as_admin("DELETE", "/api/v1/workflows/uses-secrets/secrets/token", "")
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (_, started) = api
+        .as_admin("POST", "/api/v1/workflows/uses-secrets/runs", "")
+        .await;
+    let run = finished(&api, started["id"].as_str().unwrap()).await;
+    assert_eq!(run["status"], "failed");
+    assert!(run["steps"][0]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("secret `token` does not exist"));
 }
