@@ -35,13 +35,20 @@ enum Color {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run a workflow file on this machine.
+    /// Run a workflow file on this machine, or manage runs on a server (`gantry run start …`).
     ///
-    /// Steps run in Docker containers (or as local processes with `--runtime process`) with the
-    /// same engine the server uses; Relay's metadata API is served to them for the run.
-    /// Prints each state change and every log line as it comes, then a summary.
-    /// Exits 0 only when the run succeeded. Ctrl-C cancels the run and removes its containers.
+    /// `gantry run FILE`: steps run in Docker containers (or as local processes with
+    /// `--runtime process`) with the same engine the server uses; Relay's metadata API is
+    /// served to them for the run. Prints each state change and every log line as it comes,
+    /// then a summary. Exits 0 only when the run succeeded. Ctrl-C cancels the run and removes
+    /// its containers.
     Run(RunCommand),
+    /// Manage a workflow's secrets on the server.
+    #[command(subcommand)]
+    Secret(SecretCommand),
+    /// Manage connections on the server.
+    #[command(subcommand)]
+    Connection(ConnectionCommand),
     /// Start the Gantry server (on an embedded data directory; no other setup).
     ///
     /// Prints the address it listens on. Serves `/healthz` and `/readyz`. Stops gracefully on
@@ -178,11 +185,135 @@ enum WorkflowCommand {
     },
 }
 
+#[derive(Debug, Subcommand)]
+enum RunAction {
+    /// Start a run of a workflow on the server.
+    Start {
+        /// The workflow's name.
+        workflow: String,
+        /// A parameter value, `name=value` (repeatable).
+        #[arg(long = "param", short = 'p', value_name = "NAME=VALUE")]
+        params: Vec<String>,
+        /// Print the run's log lines and state until it ends; exit 0 only if it succeeded.
+        #[arg(long)]
+        follow: bool,
+        #[command(flatten)]
+        connection: client::Connection,
+    },
+    /// List runs on the server, newest first.
+    List {
+        #[arg(long)]
+        workflow: Option<String>,
+        /// queued, running, succeeded, failed, cancelled or timed_out.
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
+        #[command(flatten)]
+        connection: client::Connection,
+    },
+    /// Show a run with its steps and outputs.
+    Get {
+        id: String,
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
+        #[command(flatten)]
+        connection: client::Connection,
+    },
+    /// Print a run's log lines (`--follow` until it ends).
+    Logs {
+        id: String,
+        #[arg(long)]
+        follow: bool,
+        #[command(flatten)]
+        connection: client::Connection,
+    },
+    /// Approve a waiting approval step.
+    Approve {
+        id: String,
+        step: String,
+        #[command(flatten)]
+        connection: client::Connection,
+    },
+    /// Deny a waiting approval step.
+    Deny {
+        id: String,
+        step: String,
+        #[arg(long)]
+        reason: Option<String>,
+        #[command(flatten)]
+        connection: client::Connection,
+    },
+    /// Cancel a run.
+    Cancel {
+        id: String,
+        #[command(flatten)]
+        connection: client::Connection,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum SecretCommand {
+    /// Set a secret; the value is read from standard input (one trailing newline dropped).
+    Set {
+        name: String,
+        #[arg(long)]
+        workflow: String,
+        #[command(flatten)]
+        connection: client::Connection,
+    },
+    /// List a workflow's secret names.
+    List {
+        #[arg(long)]
+        workflow: String,
+        #[command(flatten)]
+        connection: client::Connection,
+    },
+    /// Delete a secret.
+    Delete {
+        name: String,
+        #[arg(long)]
+        workflow: String,
+        #[command(flatten)]
+        connection: client::Connection,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConnectionCommand {
+    /// Set a connection from a YAML or JSON file of fields.
+    Set {
+        #[arg(value_name = "TYPE")]
+        type_: String,
+        name: String,
+        #[arg(short = 'f', long = "file", value_name = "FILE")]
+        file: PathBuf,
+        #[command(flatten)]
+        connection: client::Connection,
+    },
+    /// List connections (types and names).
+    List {
+        #[command(flatten)]
+        connection: client::Connection,
+    },
+    /// Delete a connection.
+    Delete {
+        #[arg(value_name = "TYPE")]
+        type_: String,
+        name: String,
+        #[command(flatten)]
+        connection: client::Connection,
+    },
+}
+
 #[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 struct RunCommand {
-    /// The workflow file.
-    #[arg(value_name = "FILE")]
-    file: PathBuf,
+    #[command(subcommand)]
+    action: Option<RunAction>,
+    /// The workflow file to run on this machine.
+    #[arg(value_name = "FILE", required = true)]
+    file: Option<PathBuf>,
     /// A parameter value, `name=value` (repeatable). Values are strings, as in Relay.
     #[arg(long = "param", short = 'p', value_name = "NAME=VALUE")]
     params: Vec<String>,
@@ -279,8 +410,14 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Workflow(WorkflowCommand::Delete { name, connection }) => {
             remote::delete(&connection, &name)
         }
+        Command::Run(RunCommand {
+            action: Some(action),
+            ..
+        }) => remote::run_action(action),
+        Command::Secret(c) => remote::secret(c),
+        Command::Connection(c) => remote::connection(c),
         Command::Run(r) => run::run(run::RunArgs {
-            file: r.file,
+            file: r.file.unwrap_or_default(),
             params: r.params,
             params_file: r.params_file,
             secrets_file: r.secrets_file,

@@ -157,3 +157,378 @@ pub(crate) fn delete(c: &Connection, name: &str) -> anyhow::Result<ExitCode> {
         }))
     })
 }
+
+fn parse_params(params: &[String]) -> anyhow::Result<serde_json::Map<String, Value>> {
+    let mut out = serde_json::Map::new();
+    for p in params {
+        let Some((k, v)) = p.split_once('=') else {
+            anyhow::bail!("--param `{p}` must be written name=value");
+        };
+        out.insert(k.to_owned(), Value::String(v.to_owned()));
+    }
+    Ok(out)
+}
+
+async fn send_json(
+    client: &Client,
+    method: Method,
+    path: &str,
+    body: Option<String>,
+) -> anyhow::Result<super::client::Answer> {
+    client.send(method, path, body).await
+}
+
+fn step_line(s: &Value) -> String {
+    let reason = s["reason"]
+        .as_str()
+        .map(|r| format!("  ({r})"))
+        .unwrap_or_default();
+    format!(
+        "{}  {}{reason}",
+        s["name"].as_str().unwrap_or_default(),
+        s["status"].as_str().unwrap_or_default()
+    )
+}
+
+/// Prints a run's log lines and step changes until it ends; returns its final record.
+async fn follow(client: &Client, id: &str, logs_only: bool) -> anyhow::Result<Value> {
+    let mut position: Option<i64> = None;
+    let mut seen: std::collections::HashMap<String, String> = std::collections::HashMap::new();
+    loop {
+        let run = send_json(client, Method::GET, &format!("/runs/{id}"), None).await?;
+        if !run.ok() {
+            anyhow::bail!("{}", run.error_text(None).trim_end());
+        }
+        let path = match position {
+            Some(p) => format!("/runs/{id}/logs?after={p}"),
+            None => format!("/runs/{id}/logs"),
+        };
+        let logs = send_json(client, Method::GET, &path, None).await?;
+        for c in logs.body["items"].as_array().cloned().unwrap_or_default() {
+            print!(
+                "{} │ {}",
+                c["step"].as_str().unwrap_or_default(),
+                c["text"].as_str().unwrap_or_default()
+            );
+        }
+        if let Some(p) = logs.body["next"].as_i64() {
+            position = Some(p);
+        }
+        if !logs_only {
+            for s in run.body["steps"].as_array().cloned().unwrap_or_default() {
+                let name = s["name"].as_str().unwrap_or_default().to_owned();
+                let status = s["status"].as_str().unwrap_or_default().to_owned();
+                if seen.get(&name) != Some(&status) {
+                    println!("{}", step_line(&s));
+                    seen.insert(name, status);
+                }
+            }
+        }
+        let status = run.body["status"].as_str().unwrap_or_default().to_owned();
+        if !matches!(status.as_str(), "queued" | "running") {
+            // Lines stored just before the end.
+            let path = match position {
+                Some(p) => format!("/runs/{id}/logs?after={p}"),
+                None => format!("/runs/{id}/logs"),
+            };
+            let logs = send_json(client, Method::GET, &path, None).await?;
+            for c in logs.body["items"].as_array().cloned().unwrap_or_default() {
+                print!(
+                    "{} │ {}",
+                    c["step"].as_str().unwrap_or_default(),
+                    c["text"].as_str().unwrap_or_default()
+                );
+            }
+            return Ok(run.body);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    }
+}
+
+pub(crate) fn run_action(action: super::RunAction) -> anyhow::Result<ExitCode> {
+    use super::RunAction as A;
+    match action {
+        A::Start {
+            workflow,
+            params,
+            follow: following,
+            connection,
+        } => {
+            let client = Client::new(&connection)?;
+            let body = serde_json::json!({"parameters": parse_params(&params)?}).to_string();
+            block_on(async move {
+                let answer = send_json(
+                    &client,
+                    Method::POST,
+                    &format!("/workflows/{workflow}/runs"),
+                    Some(body),
+                )
+                .await?;
+                if !answer.ok() {
+                    eprint!("{}", answer.error_text(None));
+                    return Ok(ExitCode::from(1));
+                }
+                let id = answer.body["id"].as_str().unwrap_or_default().to_owned();
+                println!("run {id} of {workflow} started");
+                if !following {
+                    return Ok(ExitCode::SUCCESS);
+                }
+                let run = follow(&client, &id, false).await?;
+                let status = run["status"].as_str().unwrap_or_default();
+                println!("run {status}");
+                Ok(if status == "succeeded" {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::from(1)
+                })
+            })
+        }
+        A::List {
+            workflow,
+            status,
+            format,
+            connection,
+        } => {
+            let client = Client::new(&connection)?;
+            let mut query = vec![];
+            if let Some(w) = workflow {
+                query.push(format!("workflow={w}"));
+            }
+            if let Some(s) = status {
+                query.push(format!("status={s}"));
+            }
+            let path = format!("/runs?{}", query.join("&"));
+            block_on(async move {
+                let answer = send_json(&client, Method::GET, &path, None).await?;
+                Ok(finish(&answer, format == super::Format::Json, |b| {
+                    let mut out =
+                        String::from("ID                                WORKFLOW  STATUS\n");
+                    for r in b["items"].as_array().cloned().unwrap_or_default() {
+                        out.push_str(&format!(
+                            "{}  {}  {}\n",
+                            r["id"].as_str().unwrap_or_default(),
+                            r["workflow"].as_str().unwrap_or_default(),
+                            r["status"].as_str().unwrap_or_default()
+                        ));
+                    }
+                    out
+                }))
+            })
+        }
+        A::Get {
+            id,
+            format,
+            connection,
+        } => {
+            let client = Client::new(&connection)?;
+            block_on(async move {
+                let answer = send_json(&client, Method::GET, &format!("/runs/{id}"), None).await?;
+                Ok(finish(&answer, format == super::Format::Json, |b| {
+                    let mut out = format!(
+                        "run {} of {}: {}\n",
+                        b["id"].as_str().unwrap_or_default(),
+                        b["workflow"].as_str().unwrap_or_default(),
+                        b["status"].as_str().unwrap_or_default()
+                    );
+                    for s in b["steps"].as_array().cloned().unwrap_or_default() {
+                        out.push_str(&format!("  {}\n", step_line(&s)));
+                    }
+                    out
+                }))
+            })
+        }
+        A::Logs {
+            id,
+            follow: following,
+            connection,
+        } => {
+            let client = Client::new(&connection)?;
+            block_on(async move {
+                if following {
+                    follow(&client, &id, true).await?;
+                    return Ok(ExitCode::SUCCESS);
+                }
+                let answer =
+                    send_json(&client, Method::GET, &format!("/runs/{id}/logs"), None).await?;
+                Ok(finish(&answer, false, |b| {
+                    b["items"]
+                        .as_array()
+                        .cloned()
+                        .unwrap_or_default()
+                        .iter()
+                        .map(|c| {
+                            format!(
+                                "{} │ {}",
+                                c["step"].as_str().unwrap_or_default(),
+                                c["text"].as_str().unwrap_or_default()
+                            )
+                        })
+                        .collect()
+                }))
+            })
+        }
+        A::Approve {
+            id,
+            step,
+            connection,
+        } => simple(
+            &connection,
+            Method::POST,
+            format!("/runs/{id}/steps/{step}/approve"),
+            None,
+            format!("step {step} of run {id} approved\n"),
+        ),
+        A::Deny {
+            id,
+            step,
+            reason,
+            connection,
+        } => simple(
+            &connection,
+            Method::POST,
+            format!("/runs/{id}/steps/{step}/deny"),
+            Some(serde_json::json!({"reason": reason}).to_string()),
+            format!("step {step} of run {id} denied\n"),
+        ),
+        A::Cancel { id, connection } => simple(
+            &connection,
+            Method::POST,
+            format!("/runs/{id}/cancel"),
+            None,
+            format!("run {id} is being cancelled\n"),
+        ),
+    }
+}
+
+fn simple(
+    connection: &Connection,
+    method: Method,
+    path: String,
+    body: Option<String>,
+    done: String,
+) -> anyhow::Result<ExitCode> {
+    let client = Client::new(connection)?;
+    block_on(async move {
+        let answer = send_json(&client, method, &path, body).await?;
+        Ok(finish(&answer, false, |_| done))
+    })
+}
+
+pub(crate) fn secret(command: super::SecretCommand) -> anyhow::Result<ExitCode> {
+    use super::SecretCommand as S;
+    match command {
+        S::Set {
+            name,
+            workflow,
+            connection,
+        } => {
+            let mut value = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut value)
+                .context("cannot read the secret from standard input")?;
+            if value.ends_with('\n') {
+                value.pop();
+                if value.ends_with('\r') {
+                    value.pop();
+                }
+            }
+            simple(
+                &connection,
+                Method::PUT,
+                format!("/workflows/{workflow}/secrets/{name}"),
+                Some(value),
+                format!("secret {name} of {workflow} set\n"),
+            )
+        }
+        S::List {
+            workflow,
+            connection,
+        } => {
+            let client = Client::new(&connection)?;
+            block_on(async move {
+                let answer = send_json(
+                    &client,
+                    Method::GET,
+                    &format!("/workflows/{workflow}/secrets"),
+                    None,
+                )
+                .await?;
+                Ok(finish(&answer, false, |b| {
+                    b["items"]
+                        .as_array()
+                        .cloned()
+                        .unwrap_or_default()
+                        .iter()
+                        .map(|n| format!("{}\n", n.as_str().unwrap_or_default()))
+                        .collect()
+                }))
+            })
+        }
+        S::Delete {
+            name,
+            workflow,
+            connection,
+        } => simple(
+            &connection,
+            Method::DELETE,
+            format!("/workflows/{workflow}/secrets/{name}"),
+            None,
+            format!("secret {name} of {workflow} deleted\n"),
+        ),
+    }
+}
+
+pub(crate) fn connection(command: super::ConnectionCommand) -> anyhow::Result<ExitCode> {
+    use super::ConnectionCommand as C;
+    match command {
+        C::Set {
+            type_,
+            name,
+            file,
+            connection,
+        } => {
+            let src = std::fs::read_to_string(&file)
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            let fields = gantry_workflow::parse_data(&src)
+                .map_err(|_| anyhow::anyhow!("{} is not valid YAML or JSON", file.display()))?;
+            simple(
+                &connection,
+                Method::PUT,
+                format!("/connections/{type_}/{name}"),
+                Some(fields.to_string()),
+                format!("connection {type_}/{name} set\n"),
+            )
+        }
+        C::List { connection } => {
+            let client = Client::new(&connection)?;
+            block_on(async move {
+                let answer = send_json(&client, Method::GET, "/connections", None).await?;
+                Ok(finish(&answer, false, |b| {
+                    b["items"]
+                        .as_array()
+                        .cloned()
+                        .unwrap_or_default()
+                        .iter()
+                        .map(|c| {
+                            format!(
+                                "{}/{}\n",
+                                c["type"].as_str().unwrap_or_default(),
+                                c["name"].as_str().unwrap_or_default()
+                            )
+                        })
+                        .collect()
+                }))
+            })
+        }
+        C::Delete {
+            type_,
+            name,
+            connection,
+        } => simple(
+            &connection,
+            Method::DELETE,
+            format!("/connections/{type_}/{name}"),
+            None,
+            format!("connection {type_}/{name} deleted\n"),
+        ),
+    }
+}

@@ -36,7 +36,14 @@ fn server_starts_on_an_empty_data_dir_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let mut child = Command::new(env!("CARGO_BIN_EXE_gantry"))
-        .args(["server", "--listen", "127.0.0.1:0", "--data-dir"])
+        .args([
+            "server",
+            "--listen",
+            "127.0.0.1:0",
+            "--runtime",
+            "process",
+            "--data-dir",
+        ])
         .arg(&data)
         .env_remove(gantry_master_key_env())
         .stdout(Stdio::piped())
@@ -173,4 +180,45 @@ fn cli_round_trip(server: &str, key: &str, dir: &std::path::Path) {
     let (code, _, err) = gantry(&["workflow", "list"], server, "gantry_00000000_0000");
     assert_eq!(code, Some(1));
     assert!(err.contains("[unauthorized]"), "{err}");
+
+    // A run on the server, with a secret, followed to its end.
+    let greet = dir.join("greet.yaml");
+    std::fs::write(
+        &greet,
+        "parameters:\n  who: {default: world}\nsteps:\n- name: greet\n  image: none\n  env:\n    WHO: ${parameters.who}\n    TOKEN: ${secrets.token}\n  input: ['echo \"hello $WHO, token $TOKEN\"']\n",
+    )
+    .unwrap();
+    let (code, _, err) = gantry(&["workflow", "apply", greet.to_str().unwrap()], server, key);
+    assert_eq!(code, Some(0), "{err}");
+    let mut set = Command::new(env!("CARGO_BIN_EXE_gantry"))
+        .args(["secret", "set", "token", "--workflow", "greet"])
+        .env("GANTRY_SERVER", format!("http://{server}"))
+        .env("GANTRY_API_KEY", key)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    set.stdin
+        .take()
+        .unwrap()
+        .write_all(b"tok-sekret-42\n")
+        .unwrap();
+    assert!(set.wait().unwrap().success());
+    let (_, out, _) = gantry(&["secret", "list", "--workflow", "greet"], server, key);
+    assert_eq!(out, "token\n");
+    let (code, out, err) = gantry(
+        &["run", "start", "greet", "--param", "who=Gantry", "--follow"],
+        server,
+        key,
+    );
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains("greet │ hello Gantry, token ***"), "{out}");
+    assert!(out.contains("run succeeded"), "{out}");
+    assert!(!out.contains("tok-sekret"), "{out}");
+    let (_, out, _) = gantry(&["run", "list", "--format", "json"], server, key);
+    let runs: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(runs["items"][0]["status"], "succeeded");
+    let id = runs["items"][0]["id"].as_str().unwrap();
+    let (_, out, _) = gantry(&["run", "logs", id], server, key);
+    assert_eq!(out, "greet │ hello Gantry, token ***\n");
 }
