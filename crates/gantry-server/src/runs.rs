@@ -405,6 +405,63 @@ impl RunService {
 }
 
 impl RunService {
+    /// After a restart: every run the store still shows queued or running was cut off by the
+    /// stop (runs live in this process). Gantry's rule: such a run fails, its unfinished steps
+    /// fail with the reason, and whatever its steps left behind (containers, by label) is
+    /// removed. Returns how many runs were resolved.
+    pub async fn recover(&self) -> Result<usize, gantry_store::StoreError> {
+        let mut cut_off = self.store.runs_in_status(RunStatus::Running).await?;
+        cut_off.extend(self.store.runs_in_status(RunStatus::Queued).await?);
+        let reason = "the server stopped while this run was in progress";
+        let now = Utc::now();
+        for summary in &cut_off {
+            let run = self.store.get_run(&summary.id).await?;
+            for step in run.steps.iter().filter(|s| {
+                matches!(
+                    s.state,
+                    StepStatus::Running | StepStatus::Pending | StepStatus::Waiting
+                )
+            }) {
+                self.store
+                    .record_step(
+                        &summary.id,
+                        &StepChange {
+                            step: step.step.clone(),
+                            state: StepStatus::Failed,
+                            reason: Some(reason.into()),
+                            started_at: None,
+                            ended_at: Some(now),
+                            exit_code: None,
+                            at: now,
+                        },
+                    )
+                    .await?;
+            }
+            self.store
+                .update_run(
+                    &summary.id,
+                    &RunUpdate {
+                        status: RunStatus::Failed,
+                        reason: Some(reason.into()),
+                        started_at: None,
+                        ended_at: Some(now),
+                    },
+                )
+                .await?;
+            match self.runtime.clean_up(Some(&summary.id)).await {
+                Ok(0) => {}
+                Ok(n) => {
+                    tracing::info!(run = %summary.id, removed = n, "removed what a cut-off run left")
+                }
+                Err(e) => {
+                    tracing::warn!(run = %summary.id, error = %e, "could not clean up a cut-off run")
+                }
+            }
+            tracing::warn!(run = %summary.id, "run cut off by a stop marked failed");
+        }
+        Ok(cut_off.len())
+    }
+
     /// Fetches (still sealed) the secrets and connections the workflow names.
     async fn sealed_for(&self, name: &str, wf: &Workflow) -> Result<SealedSecrets, StartError> {
         let (secret_names, connection_names) = referenced(wf);

@@ -217,6 +217,9 @@ impl Server {
             Some(metadata.port()),
             registry.clone(),
         ));
+        runs.recover()
+            .await
+            .map_err(|e| ServerError::Store(e.to_string()))?;
         let app = router(AppState {
             ready: ready.clone(),
             store: store.clone(),

@@ -222,3 +222,128 @@ fn cli_round_trip(server: &str, key: &str, dir: &std::path::Path) {
     let (_, out, _) = gantry(&["run", "logs", id], server, key);
     assert_eq!(out, "greet │ hello Gantry, token ***\n");
 }
+
+struct Running {
+    child: std::process::Child,
+    addr: String,
+    key: Option<String>,
+}
+
+/// Starts `gantry server` on `data` and reads its address (and, on a first start, the admin key
+/// it prints then).
+fn start_server(data: &std::path::Path, runtime: &str, first_start: bool) -> Running {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gantry"))
+        .args([
+            "server",
+            "--listen",
+            "127.0.0.1:0",
+            "--runtime",
+            runtime,
+            "--data-dir",
+        ])
+        .arg(data)
+        .env_remove(gantry_master_key_env())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    out.read_line(&mut first).unwrap();
+    let addr = first
+        .split("http://")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap_or_else(|| panic!("unexpected first line {first}"))
+        .to_owned();
+    // Only a first start prints a key; later starts print nothing more, so do not block.
+    let key = if first_start {
+        let mut second = String::new();
+        let _ = out.read_line(&mut second);
+        second
+            .rsplit(' ')
+            .next()
+            .map(str::trim)
+            .filter(|k| k.starts_with("gantry_"))
+            .map(str::to_owned)
+    } else {
+        None
+    };
+    std::mem::forget(out);
+    Running { child, addr, key }
+}
+
+fn labelled_containers(run_id: &str) -> String {
+    let out = Command::new("docker")
+        .args([
+            "ps",
+            "-aq",
+            "--filter",
+            &format!("label=gantry.run={run_id}"),
+        ])
+        .output()
+        .expect("the docker CLI is needed (.ci/run installs docker.io)");
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+#[test]
+fn kill_9_while_a_container_runs_then_restart_resolves_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut first = start_server(&data, "docker", true);
+    let key = first
+        .key
+        .clone()
+        .expect("a first start prints an admin key");
+    let wf = dir.path().join("long.yaml");
+    std::fs::write(
+        &wf,
+        "steps:\n- name: long\n  image: gantry-test/busybox:latest\n  input: [\"sleep 60\"]\n",
+    )
+    .unwrap();
+    let (code, _, err) = gantry(
+        &["workflow", "apply", wf.to_str().unwrap()],
+        &first.addr,
+        &key,
+    );
+    assert_eq!(code, Some(0), "{err}");
+    let (code, out, err) = gantry(&["run", "start", "long"], &first.addr, &key);
+    assert_eq!(code, Some(0), "{err}");
+    let id = out
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or_else(|| panic!("{out}"))
+        .to_owned();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while labelled_containers(&id).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the step's container never started"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    first.child.kill().unwrap(); // SIGKILL
+    first.child.wait().unwrap();
+    assert!(
+        !labelled_containers(&id).is_empty(),
+        "the container outlives the server"
+    );
+
+    let mut second = start_server(&data, "docker", false);
+    let (code, out, err) = gantry(&["run", "get", &id, "--format", "json"], &second.addr, &key);
+    assert_eq!(code, Some(0), "{err}");
+    let run: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(run["status"], "failed", "{run}");
+    assert!(run["reason"]
+        .as_str()
+        .unwrap()
+        .contains("server stopped while this run was in progress"));
+    assert_eq!(run["steps"][0]["status"], "failed", "{run}");
+    assert_eq!(
+        labelled_containers(&id),
+        "",
+        "the restart removes what the run left"
+    );
+    second.child.kill().unwrap();
+    second.child.wait().unwrap();
+}
