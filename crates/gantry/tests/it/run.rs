@@ -57,7 +57,8 @@ fn gantry_run(file: &PathBuf, extra: &[&str]) -> Ran {
     }
 }
 
-fn docker_containers(run_id: &str) -> String {
+/// The ids of the containers labelled with `run_id`, any state.
+pub(crate) fn docker_containers(run_id: &str) -> String {
     let out = Command::new("docker")
         .args([
             "ps",

@@ -35,39 +35,12 @@ fn get(addr: &str, path: &str) -> (u16, String) {
 fn server_starts_on_an_empty_data_dir_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_gantry"))
-        .args([
-            "server",
-            "--listen",
-            "127.0.0.1:0",
-            "--runtime",
-            "process",
-            "--data-dir",
-        ])
-        .arg(&data)
-        .env_remove(gantry_master_key_env())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut first = String::new();
-    out.read_line(&mut first).unwrap();
-    let mut second = String::new();
-    out.read_line(&mut second).unwrap();
-    let key = second
-        .rsplit(' ')
-        .next()
-        .map(str::trim)
-        .filter(|k| k.starts_with("gantry_"))
-        .unwrap_or_else(|| panic!("no admin key in {second}"))
-        .to_owned();
-    let addr = first
-        .split("http://")
-        .nth(1)
-        .and_then(|r| r.split_whitespace().next())
-        .unwrap_or_else(|| panic!("unexpected first line {first}"))
-        .to_owned();
+    let Running {
+        mut child,
+        addr,
+        key,
+    } = start_server(&data, "process", true);
+    let key = key.expect("a first start prints an admin key");
     assert_eq!(get(&addr, "/healthz"), (200, r#"{"status":"ok"}"#.into()));
     assert_eq!(get(&addr, "/readyz").0, 200);
     let (status, body) = get(&addr, "/no/such/route");
@@ -244,7 +217,7 @@ fn start_server(data: &std::path::Path, runtime: &str, first_start: bool) -> Run
         .arg(data)
         .env_remove(gantry_master_key_env())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let mut out = BufReader::new(child.stdout.take().unwrap());
@@ -271,19 +244,6 @@ fn start_server(data: &std::path::Path, runtime: &str, first_start: bool) -> Run
     };
     std::mem::forget(out);
     Running { child, addr, key }
-}
-
-fn labelled_containers(run_id: &str) -> String {
-    let out = Command::new("docker")
-        .args([
-            "ps",
-            "-aq",
-            "--filter",
-            &format!("label=gantry.run={run_id}"),
-        ])
-        .output()
-        .expect("the docker CLI is needed (.ci/run installs docker.io)");
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
 #[test]
@@ -315,7 +275,7 @@ fn kill_9_while_a_container_runs_then_restart_resolves_the_run() {
         .unwrap_or_else(|| panic!("{out}"))
         .to_owned();
     let deadline = Instant::now() + Duration::from_secs(30);
-    while labelled_containers(&id).is_empty() {
+    while crate::run::docker_containers(&id).is_empty() {
         assert!(
             Instant::now() < deadline,
             "the step's container never started"
@@ -325,7 +285,7 @@ fn kill_9_while_a_container_runs_then_restart_resolves_the_run() {
     first.child.kill().unwrap(); // SIGKILL
     first.child.wait().unwrap();
     assert!(
-        !labelled_containers(&id).is_empty(),
+        !crate::run::docker_containers(&id).is_empty(),
         "the container outlives the server"
     );
 
@@ -340,7 +300,7 @@ fn kill_9_while_a_container_runs_then_restart_resolves_the_run() {
         .contains("server stopped while this run was in progress"));
     assert_eq!(run["steps"][0]["status"], "failed", "{run}");
     assert_eq!(
-        labelled_containers(&id),
+        crate::run::docker_containers(&id),
         "",
         "the restart removes what the run left"
     );
