@@ -60,6 +60,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/runs", get(runs::list))
         .route("/runs/{id}", get(runs::get))
         .route("/runs/{id}/logs", get(runs::logs))
+        .route("/runs/{id}/logs/stream", get(runs::stream_logs))
         .route("/runs/{id}/cancel", post(runs::cancel))
         .route("/runs/{id}/steps/{step}/approve", post(runs::approve))
         .route("/runs/{id}/steps/{step}/deny", post(runs::deny))

@@ -261,3 +261,76 @@ pub(crate) async fn deny(
     let reason = json_body(&body)?["reason"].as_str().map(str::to_owned);
     answer(&state, &id, &step, false, &principal, reason).await
 }
+
+/// `GET /runs/{id}/logs/stream`: the run's log lines as server-sent events, live, from
+/// `?after=` or the `Last-Event-ID` header; `event: log` with the chunk as JSON (its position as
+/// the event id, so a client resumes where it stopped), then one `event: end` with the run's
+/// status when it ends.
+pub(crate) async fn stream_logs(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+    Query(q): Query<LogQuery>,
+    headers: axum::http::HeaderMap,
+) -> Result<
+    axum::response::sse::Sse<
+        impl futures_util::Stream<Item = Result<axum::response::sse::Event, std::convert::Infallible>>,
+    >,
+    ApiError,
+> {
+    use axum::response::sse::{Event, KeepAlive, Sse};
+    use futures_util::StreamExt;
+
+    state.store.get_run(&id).await.map_err(|e| match e {
+        StoreError::NotFound(_) => ApiError::not_found(format!("no run `{id}`")),
+        e => e.into(),
+    })?;
+    let after = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .or(q.after);
+    let events = futures_util::stream::unfold(
+        (state, id, after, false),
+        |(state, id, mut after, done)| async move {
+            if done {
+                return None;
+            }
+            loop {
+                // A store failure ends the stream; the client reconnects with Last-Event-ID.
+                let chunks = state.store.read_run_logs(&id, after, 1000).await.ok()?;
+                if !chunks.is_empty() {
+                    let events: Vec<Event> = chunks
+                        .iter()
+                        .map(|c| {
+                            Event::default()
+                                .event("log")
+                                .id(c.position.to_string())
+                                .data(
+                                    json!({
+                                        "position": c.position,
+                                        "step": c.chunk.step,
+                                        "stream": c.chunk.stream,
+                                        "text": String::from_utf8_lossy(&c.chunk.bytes),
+                                    })
+                                    .to_string(),
+                                )
+                        })
+                        .collect();
+                    after = chunks.last().map(|c| c.position);
+                    return Some((events, (state, id, after, false)));
+                }
+                let run = state.store.get_run(&id).await.ok()?;
+                if !matches!(run.summary.status, RunStatus::Queued | RunStatus::Running) {
+                    // Its end is written after its last lines, so nothing is missed.
+                    let end = Event::default()
+                        .event("end")
+                        .data(json!({"status": run.summary.status.as_str()}).to_string());
+                    return Some((vec![end], (state, id, after, true)));
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+        },
+    )
+    .flat_map(|events| futures_util::stream::iter(events.into_iter().map(Ok)));
+    Ok(Sse::new(events).keep_alive(KeepAlive::default()))
+}

@@ -479,3 +479,70 @@ steps:
         .unwrap()
         .contains("secret `token` does not exist"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_stream_live_as_server_sent_events_until_the_run_ends() {
+    let api = api().await;
+    let slow =
+        "steps:\n- name: tick\n  image: none\n  input: ['echo one', 'sleep 1', 'echo two']\n";
+    api.as_admin("PUT", "/api/v1/workflows/slow", slow).await;
+    let (_, started) = api
+        .as_admin("POST", "/api/v1/workflows/slow/runs", "")
+        .await;
+    let id = started["id"].as_str().unwrap().to_owned();
+    // Subscribed while the run is still going: the stream must carry both lines and the end.
+    let response = api
+        .app
+        .clone()
+        .oneshot(
+            Request::get(format!("/api/v1/runs/{id}/logs/stream"))
+                .header("authorization", format!("Bearer {}", api.key))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response.headers()["content-type"].to_str().unwrap(),
+        "text/event-stream"
+    );
+    let body = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        response.into_body().collect(),
+    )
+    .await
+    .expect("the stream ends with the run")
+    .unwrap()
+    .to_bytes();
+    let text = String::from_utf8_lossy(&body);
+    let one = text.find(r#""text":"one\n""#).expect(&text);
+    let two = text.find(r#""text":"two\n""#).expect(&text);
+    let end = text.find("event: end").expect(&text);
+    assert!(one < two && two < end, "{text}");
+    assert!(text.contains(r#"data: {"status":"succeeded"}"#), "{text}");
+    // Resuming after the first line gives only what follows.
+    let first_id = text
+        .lines()
+        .find_map(|l| l.strip_prefix("id: "))
+        .unwrap()
+        .to_owned();
+    let response = api
+        .app
+        .clone()
+        .oneshot(
+            Request::get(format!("/api/v1/runs/{id}/logs/stream"))
+                .header("authorization", format!("Bearer {}", api.key))
+                .header("last-event-id", first_id)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    let text = String::from_utf8_lossy(&body);
+    assert!(
+        !text.contains(r#""text":"one\n""#) && text.contains(r#""text":"two\n""#),
+        "{text}"
+    );
+}
