@@ -20,8 +20,8 @@ use gantry_engine::runtime::{BoxFuture, StepRuntime};
 use gantry_engine::secrets::SecretResolver;
 use gantry_engine::sink::{RunEvent, RunSink, RunState, StepState};
 use gantry_store::{
-    LogChunk, NewRun, RunOrigin, RunStatus, RunUpdate, SealedKind, SealedValue, StepChange,
-    StepStatus, Store,
+    LogChunk, NewEvent, NewRun, RunOrigin, RunStatus, RunUpdate, SealedKind, SealedValue,
+    StepChange, StepStatus, Store,
 };
 use gantry_workflow::{ReferenceKind, ValueKind, Workflow};
 
@@ -29,6 +29,16 @@ use crate::vault::Vault;
 use gantry_workflow::expr::{Evaluation, WhenOutcome};
 use serde_json::{Map, Value};
 use tokio::sync::mpsc;
+
+/// The trigger name manual runs with an idempotency key are recorded under.
+pub const MANUAL_TRIGGER: &str = "manual";
+
+/// A run that `start_once` started, or found already started for the same delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Started {
+    pub id: String,
+    pub created: bool,
+}
 
 /// Why a run could not be started.
 #[derive(Debug, thiserror::Error)]
@@ -324,10 +334,75 @@ impl RunService {
     }
 
     /// Starts a run of the current version of `workflow`; returns its id once it is stored.
-    pub async fn start(
+    ///
+    /// With an idempotency key, the request is first accepted durably as an event; a repeated
+    /// delivery with the same key returns the first run (`created: false`) instead of starting
+    /// a second, also when the two race.
+    pub async fn start_once(
         &self,
         workflow: &str,
         parameters: Map<String, Value>,
+        idempotency_key: Option<String>,
+    ) -> Result<Started, StartError> {
+        let Some(key) = idempotency_key else {
+            let id = self.start(workflow, parameters, RunOrigin::Manual).await?;
+            return Ok(Started { id, created: true });
+        };
+        let store_error = |e: gantry_store::StoreError| StartError::Store(e.to_string());
+        // No event is accepted for a workflow that does not exist.
+        self.store
+            .get_workflow(workflow)
+            .await
+            .map_err(|e| match e {
+                gantry_store::StoreError::NotFound(_) => {
+                    StartError::NoWorkflow(workflow.to_owned())
+                }
+                e => StartError::Store(e.to_string()),
+            })?;
+        let event_id = gantry_store::new_id().map_err(store_error)?;
+        let inserted = self
+            .store
+            .insert_event(&NewEvent {
+                id: event_id,
+                workflow: workflow.to_owned(),
+                trigger: MANUAL_TRIGGER.to_owned(),
+                key: None,
+                idempotency_key: Some(key),
+                data: serde_json::json!({"parameters": parameters}),
+                received_at: Utc::now(),
+            })
+            .await
+            .map_err(store_error)?;
+        if let Some(run) = inserted.event.run_id {
+            return Ok(Started {
+                id: run,
+                created: false,
+            });
+        }
+        let event = inserted.event.id.clone();
+        match self
+            .start(workflow, parameters, RunOrigin::Event(event.clone()))
+            .await
+        {
+            Ok(id) => Ok(Started { id, created: true }),
+            // Another delivery of the same event may have created its run first (the store
+            // allows one run per event); then that run is the answer.
+            Err(StartError::Store(reason)) => {
+                let again = self.store.get_event(&event).await.map_err(store_error)?;
+                again
+                    .run_id
+                    .map(|id| Started { id, created: false })
+                    .ok_or(StartError::Store(reason))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn start(
+        &self,
+        workflow: &str,
+        parameters: Map<String, Value>,
+        origin: RunOrigin,
     ) -> Result<String, StartError> {
         let stored = self
             .store
@@ -365,7 +440,7 @@ impl RunService {
                 workflow: workflow.to_owned(),
                 workflow_version: stored.version,
                 parameters: Value::Object(parameters),
-                origin: RunOrigin::Manual,
+                origin,
                 created_at: now,
             })
             .await

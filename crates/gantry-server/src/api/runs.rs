@@ -72,13 +72,29 @@ fn json_body(body: &[u8]) -> Result<Value, ApiError> {
 pub(crate) async fn start(
     State(state): State<ApiState>,
     Path(name): Path<String>,
+    headers: axum::http::HeaderMap,
     body: Bytes,
 ) -> Result<impl IntoResponse, ApiError> {
     let body = json_body(&body)?;
     let parameters = parameters(&body)?;
-    let id = state
+    let key = match headers.get("idempotency-key") {
+        None => None,
+        Some(v) => Some(
+            v.to_str()
+                .ok()
+                .filter(|k| !k.is_empty() && k.len() <= 200)
+                .ok_or_else(|| {
+                    ApiError::invalid(
+                        "Idempotency-Key",
+                        "an idempotency key is 1 to 200 characters",
+                    )
+                })?
+                .to_owned(),
+        ),
+    };
+    let started = state
         .runs
-        .start(&name, parameters)
+        .start_once(&name, parameters, key)
         .await
         .map_err(|e| match e {
             StartError::NoWorkflow(_) => ApiError::not_found(e.to_string()),
@@ -88,9 +104,14 @@ pub(crate) async fn start(
                 ApiError::internal()
             }
         })?;
+    let status = if started.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
     Ok((
-        StatusCode::CREATED,
-        Json(json!({"id": id, "workflow": name, "status": "queued"})),
+        status,
+        Json(json!({"id": started.id, "workflow": name, "created": started.created})),
     ))
 }
 

@@ -546,3 +546,46 @@ async fn logs_stream_live_as_server_sent_events_until_the_run_ends() {
         "{text}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idempotency_key_starts_one_run_however_often_it_is_sent() {
+    let api = api().await;
+    api.as_admin("PUT", "/api/v1/workflows/once", HELLO).await;
+    let post = |key: &'static str| {
+        let app = api.app.clone();
+        let auth = format!("Bearer {}", api.key);
+        async move {
+            let response = app
+                .oneshot(
+                    Request::post("/api/v1/workflows/once/runs")
+                        .header("authorization", auth)
+                        .header("idempotency-key", key)
+                        .body(Body::empty())
+                        .unwrap(),
+                )
+                .await
+                .unwrap();
+            let status = response.status();
+            let bytes = response.into_body().collect().await.unwrap().to_bytes();
+            let v: Value = serde_json::from_slice(&bytes).unwrap();
+            (status, v["id"].as_str().unwrap().to_owned())
+        }
+    };
+    let (status, first) = post("delivery-1").await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, again) = post("delivery-1").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(again, first);
+    // Racing deliveries of another key: one run between them.
+    let racing: Vec<_> = (0..8).map(|_| tokio::spawn(post("delivery-2"))).collect();
+    let mut ids = std::collections::BTreeSet::new();
+    for r in racing {
+        ids.insert(r.await.unwrap().1);
+    }
+    assert_eq!(ids.len(), 1, "{ids:?}");
+    assert!(!ids.contains(&first));
+    finished(&api, &first).await;
+    finished(&api, ids.iter().next().unwrap()).await;
+    let (_, list) = api.as_admin("GET", "/api/v1/runs?workflow=once", "").await;
+    assert_eq!(list["items"].as_array().unwrap().len(), 2);
+}
