@@ -72,7 +72,7 @@ pub(crate) fn apply(
 pub(crate) fn list(c: &Connection, json: bool) -> anyhow::Result<ExitCode> {
     let client = Client::new(c)?;
     block_on(async move {
-        let mut items: Vec<Value> = Vec::new();
+        let mut all: Vec<Value> = Vec::new();
         let mut after: Option<String> = None;
         loop {
             let path = match &after {
@@ -84,17 +84,17 @@ pub(crate) fn list(c: &Connection, json: bool) -> anyhow::Result<ExitCode> {
                 eprint!("{}", answer.error_text(None));
                 return Ok(ExitCode::from(1));
             }
-            items.extend(answer.body["items"].as_array().cloned().unwrap_or_default());
+            all.extend(items(&answer.body, "items").iter().cloned());
             match answer.body["next"].as_str() {
                 Some(n) => after = Some(n.to_owned()),
                 None => break,
             }
         }
         if json {
-            println!("{}", serde_json::to_string_pretty(&items)?);
+            println!("{}", serde_json::to_string_pretty(&all)?);
             return Ok(ExitCode::SUCCESS);
         }
-        let width = items
+        let width = all
             .iter()
             .filter_map(|i| i["name"].as_str())
             .map(str::len)
@@ -102,7 +102,7 @@ pub(crate) fn list(c: &Connection, json: bool) -> anyhow::Result<ExitCode> {
             .unwrap_or(4)
             .max(4);
         println!("{:<width$}  VERSION  UPDATED", "NAME");
-        for i in &items {
+        for i in &all {
             println!(
                 "{:<width$}  {:>7}  {}",
                 i["name"].as_str().unwrap_or_default(),
@@ -134,7 +134,7 @@ pub(crate) fn versions(c: &Connection, name: &str, json: bool) -> anyhow::Result
             .await?;
         Ok(finish(&answer, json, |b| {
             let mut out = String::from("VERSION  CREATED\n");
-            for v in b["items"].as_array().cloned().unwrap_or_default() {
+            for v in items(b, "items") {
                 out.push_str(&format!(
                     "{:>7}  {}\n",
                     v["version"],
@@ -169,13 +169,18 @@ fn parse_params(params: &[String]) -> anyhow::Result<serde_json::Map<String, Val
     Ok(out)
 }
 
-async fn send_json(
-    client: &Client,
-    method: Method,
-    path: &str,
-    body: Option<String>,
-) -> anyhow::Result<super::client::Answer> {
-    client.send(method, path, body).await
+/// The elements of the list `v[key]` (none when it is not a list).
+fn items<'v>(v: &'v Value, key: &str) -> &'v [Value] {
+    v[key].as_array().map(Vec::as_slice).unwrap_or_default()
+}
+
+/// A log chunk as the CLI prints it: `step │ text`.
+fn log_line(c: &Value) -> String {
+    format!(
+        "{} │ {}",
+        c["step"].as_str().unwrap_or_default(),
+        c["text"].as_str().unwrap_or_default()
+    )
 }
 
 fn step_line(s: &Value) -> String {
@@ -195,7 +200,9 @@ async fn follow(client: &Client, id: &str, logs_only: bool) -> anyhow::Result<Va
     let mut position: Option<i64> = None;
     let mut seen: std::collections::HashMap<String, String> = std::collections::HashMap::new();
     loop {
-        let run = send_json(client, Method::GET, &format!("/runs/{id}"), None).await?;
+        let run = client
+            .send(Method::GET, &format!("/runs/{id}"), None)
+            .await?;
         if !run.ok() {
             anyhow::bail!("{}", run.error_text(None).trim_end());
         }
@@ -203,23 +210,19 @@ async fn follow(client: &Client, id: &str, logs_only: bool) -> anyhow::Result<Va
             Some(p) => format!("/runs/{id}/logs?after={p}"),
             None => format!("/runs/{id}/logs"),
         };
-        let logs = send_json(client, Method::GET, &path, None).await?;
-        for c in logs.body["items"].as_array().cloned().unwrap_or_default() {
-            print!(
-                "{} │ {}",
-                c["step"].as_str().unwrap_or_default(),
-                c["text"].as_str().unwrap_or_default()
-            );
+        let logs = client.send(Method::GET, &path, None).await?;
+        for c in items(&logs.body, "items") {
+            print!("{}", log_line(c));
         }
         if let Some(p) = logs.body["next"].as_i64() {
             position = Some(p);
         }
         if !logs_only {
-            for s in run.body["steps"].as_array().cloned().unwrap_or_default() {
+            for s in items(&run.body, "steps") {
                 let name = s["name"].as_str().unwrap_or_default().to_owned();
                 let status = s["status"].as_str().unwrap_or_default().to_owned();
                 if seen.get(&name) != Some(&status) {
-                    println!("{}", step_line(&s));
+                    println!("{}", step_line(s));
                     seen.insert(name, status);
                 }
             }
@@ -231,13 +234,9 @@ async fn follow(client: &Client, id: &str, logs_only: bool) -> anyhow::Result<Va
                 Some(p) => format!("/runs/{id}/logs?after={p}"),
                 None => format!("/runs/{id}/logs"),
             };
-            let logs = send_json(client, Method::GET, &path, None).await?;
-            for c in logs.body["items"].as_array().cloned().unwrap_or_default() {
-                print!(
-                    "{} │ {}",
-                    c["step"].as_str().unwrap_or_default(),
-                    c["text"].as_str().unwrap_or_default()
-                );
+            let logs = client.send(Method::GET, &path, None).await?;
+            for c in items(&logs.body, "items") {
+                print!("{}", log_line(c));
             }
             return Ok(run.body);
         }
@@ -257,13 +256,13 @@ pub(crate) fn run_action(action: super::RunAction) -> anyhow::Result<ExitCode> {
             let client = Client::new(&connection)?;
             let body = serde_json::json!({"parameters": parse_params(&params)?}).to_string();
             block_on(async move {
-                let answer = send_json(
-                    &client,
-                    Method::POST,
-                    &format!("/workflows/{workflow}/runs"),
-                    Some(body),
-                )
-                .await?;
+                let answer = client
+                    .send(
+                        Method::POST,
+                        &format!("/workflows/{workflow}/runs"),
+                        Some(body),
+                    )
+                    .await?;
                 if !answer.ok() {
                     eprint!("{}", answer.error_text(None));
                     return Ok(ExitCode::from(1));
@@ -299,11 +298,11 @@ pub(crate) fn run_action(action: super::RunAction) -> anyhow::Result<ExitCode> {
             }
             let path = format!("/runs?{}", query.join("&"));
             block_on(async move {
-                let answer = send_json(&client, Method::GET, &path, None).await?;
+                let answer = client.send(Method::GET, &path, None).await?;
                 Ok(finish(&answer, format == super::Format::Json, |b| {
                     let mut out =
                         String::from("ID                                WORKFLOW  STATUS\n");
-                    for r in b["items"].as_array().cloned().unwrap_or_default() {
+                    for r in items(b, "items") {
                         out.push_str(&format!(
                             "{}  {}  {}\n",
                             r["id"].as_str().unwrap_or_default(),
@@ -322,7 +321,9 @@ pub(crate) fn run_action(action: super::RunAction) -> anyhow::Result<ExitCode> {
         } => {
             let client = Client::new(&connection)?;
             block_on(async move {
-                let answer = send_json(&client, Method::GET, &format!("/runs/{id}"), None).await?;
+                let answer = client
+                    .send(Method::GET, &format!("/runs/{id}"), None)
+                    .await?;
                 Ok(finish(&answer, format == super::Format::Json, |b| {
                     let mut out = format!(
                         "run {} of {}: {}\n",
@@ -330,8 +331,8 @@ pub(crate) fn run_action(action: super::RunAction) -> anyhow::Result<ExitCode> {
                         b["workflow"].as_str().unwrap_or_default(),
                         b["status"].as_str().unwrap_or_default()
                     );
-                    for s in b["steps"].as_array().cloned().unwrap_or_default() {
-                        out.push_str(&format!("  {}\n", step_line(&s)));
+                    for s in items(b, "steps") {
+                        out.push_str(&format!("  {}\n", step_line(s)));
                     }
                     out
                 }))
@@ -348,22 +349,11 @@ pub(crate) fn run_action(action: super::RunAction) -> anyhow::Result<ExitCode> {
                     follow(&client, &id, true).await?;
                     return Ok(ExitCode::SUCCESS);
                 }
-                let answer =
-                    send_json(&client, Method::GET, &format!("/runs/{id}/logs"), None).await?;
+                let answer = client
+                    .send(Method::GET, &format!("/runs/{id}/logs"), None)
+                    .await?;
                 Ok(finish(&answer, false, |b| {
-                    b["items"]
-                        .as_array()
-                        .cloned()
-                        .unwrap_or_default()
-                        .iter()
-                        .map(|c| {
-                            format!(
-                                "{} │ {}",
-                                c["step"].as_str().unwrap_or_default(),
-                                c["text"].as_str().unwrap_or_default()
-                            )
-                        })
-                        .collect()
+                    items(b, "items").iter().map(log_line).collect()
                 }))
             })
         }
@@ -409,7 +399,7 @@ fn simple(
 ) -> anyhow::Result<ExitCode> {
     let client = Client::new(connection)?;
     block_on(async move {
-        let answer = send_json(&client, method, &path, body).await?;
+        let answer = client.send(method, &path, body).await?;
         Ok(finish(&answer, false, |_| done))
     })
 }
@@ -445,18 +435,11 @@ pub(crate) fn secret(command: super::SecretCommand) -> anyhow::Result<ExitCode> 
         } => {
             let client = Client::new(&connection)?;
             block_on(async move {
-                let answer = send_json(
-                    &client,
-                    Method::GET,
-                    &format!("/workflows/{workflow}/secrets"),
-                    None,
-                )
-                .await?;
+                let answer = client
+                    .send(Method::GET, &format!("/workflows/{workflow}/secrets"), None)
+                    .await?;
                 Ok(finish(&answer, false, |b| {
-                    b["items"]
-                        .as_array()
-                        .cloned()
-                        .unwrap_or_default()
+                    items(b, "items")
                         .iter()
                         .map(|n| format!("{}\n", n.as_str().unwrap_or_default()))
                         .collect()
@@ -501,12 +484,9 @@ pub(crate) fn connection(command: super::ConnectionCommand) -> anyhow::Result<Ex
         C::List { connection } => {
             let client = Client::new(&connection)?;
             block_on(async move {
-                let answer = send_json(&client, Method::GET, "/connections", None).await?;
+                let answer = client.send(Method::GET, "/connections", None).await?;
                 Ok(finish(&answer, false, |b| {
-                    b["items"]
-                        .as_array()
-                        .cloned()
-                        .unwrap_or_default()
+                    items(b, "items")
                         .iter()
                         .map(|c| {
                             format!(
