@@ -20,6 +20,13 @@ use axum::routing::{get, post, put};
 use axum::Router;
 use gantry_store::Store;
 
+/// A time as every API response writes it: RFC 3339, UTC, milliseconds; `null` when absent.
+pub(crate) fn time_json(t: Option<chrono::DateTime<chrono::Utc>>) -> serde_json::Value {
+    t.map_or(serde_json::Value::Null, |t| {
+        serde_json::Value::String(t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+    })
+}
+
 /// The largest request body accepted, in bytes.
 pub const BODY_LIMIT: usize = 4 * 1024 * 1024;
 

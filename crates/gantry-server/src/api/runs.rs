@@ -7,7 +7,6 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::{Extension, Json};
-use chrono::{DateTime, Utc};
 use gantry_store::{PageRequest, RunFilter, RunStatus, RunSummary, StoreError};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -17,11 +16,7 @@ use super::error::ApiError;
 use super::ApiState;
 use crate::runs::StartError;
 
-fn time(t: Option<DateTime<Utc>>) -> Value {
-    t.map_or(Value::Null, |t| {
-        json!(t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
-    })
-}
+use super::time_json as time;
 
 fn summary_json(r: &RunSummary) -> Value {
     json!({

@@ -23,7 +23,7 @@ pub(crate) struct ListQuery {
 }
 
 fn time(t: DateTime<Utc>) -> Value {
-    json!(t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+    super::time_json(Some(t))
 }
 
 /// Names are path segments and CLI arguments: keep them plain.
