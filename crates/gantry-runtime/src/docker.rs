@@ -155,7 +155,9 @@ impl DockerRuntime {
             stdout: true,
             stderr: true,
             stream: true,
-            logs: true,
+            // Attached before the start, there is nothing earlier to replay; replaying the log
+            // as well would deliver early lines twice.
+            logs: false,
             ..Default::default()
         };
         let output = match self.docker.attach_container(&id, Some(attach)).await {
