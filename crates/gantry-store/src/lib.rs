@@ -168,6 +168,46 @@ pub trait Store: Send + Sync {
         name: &'a str,
     ) -> StoreFuture<'a, ()>;
 
+    // ------------------------------------------------------------ triggers
+
+    /// The record of trigger `name` of `workflow`, created with `id` and `at` if there is none
+    /// yet. An existing record is returned unchanged, so re-applying a workflow keeps its URLs.
+    fn ensure_trigger<'a>(
+        &'a self,
+        id: &'a str,
+        workflow: &'a str,
+        name: &'a str,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> StoreFuture<'a, TriggerRecord>;
+    /// The trigger whose id is `id`.
+    fn find_trigger<'a>(&'a self, id: &'a str) -> StoreFuture<'a, TriggerRecord>;
+    /// A workflow's trigger records, by name.
+    fn list_triggers<'a>(&'a self, workflow: &'a str) -> StoreFuture<'a, Vec<TriggerRecord>>;
+    /// Records that a schedule fired at `at`; an earlier time than the stored one changes
+    /// nothing, so the mark only moves forward. `NotFound` if the trigger has no record.
+    fn mark_fired<'a>(
+        &'a self,
+        workflow: &'a str,
+        name: &'a str,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> StoreFuture<'a, ()>;
+
+    /// `Conflict` if the id is taken.
+    fn create_push_token<'a>(&'a self, token: &'a PushToken) -> StoreFuture<'a, ()>;
+    fn get_push_token<'a>(&'a self, id: &'a str) -> StoreFuture<'a, PushToken>;
+    /// A trigger's tokens, oldest first (revoked ones included).
+    fn list_push_tokens<'a>(
+        &'a self,
+        workflow: &'a str,
+        trigger: &'a str,
+    ) -> StoreFuture<'a, Vec<PushToken>>;
+    /// Revokes a token; revoking twice keeps the first time.
+    fn revoke_push_token<'a>(
+        &'a self,
+        id: &'a str,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> StoreFuture<'a, ()>;
+
     // ------------------------------------------------------------ API keys
 
     /// `Conflict` if the id or the prefix is taken.

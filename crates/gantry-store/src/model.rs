@@ -411,3 +411,27 @@ pub struct WriteBatch {
     pub steps: Vec<(String, StepChange)>,
     pub logs: Vec<LogChunk>,
 }
+
+// ---------------------------------------------------------------- triggers
+
+/// A trigger's durable identity: the id its webhook URL carries, stable across re-applies of the
+/// workflow, and the last fire time a schedule trigger accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TriggerRecord {
+    /// 128 random bits; unguessable, so `/hooks/{id}` needs no other secret.
+    pub id: String,
+    pub workflow: String,
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+    pub last_fire_at: Option<DateTime<Utc>>,
+}
+
+/// A push token's record. The token itself (a signed JWT naming this id) is never stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushToken {
+    pub id: String,
+    pub workflow: String,
+    pub trigger: String,
+    pub created_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}

@@ -68,6 +68,8 @@ pub(crate) const RUN_COLS: &str = "id, workflow, workflow_version, parameters, e
 pub(crate) const LOG_COLS: &str = "id, run_id, step, stream, seq, bytes, at";
 pub(crate) const JOB_COLS: &str = "id, run_id, step, payload, available_at, worker, lease_until, \
      attempts, completed_at, result";
+pub(crate) const TRIGGER_COLS: &str = "id, workflow, name, created_at, last_fire_at";
+pub(crate) const PUSH_TOKEN_COLS: &str = "id, workflow, trigger_name, created_at, revoked_at";
 pub(crate) const API_KEY_COLS: &str =
     "id, prefix, hash, principal, created_at, last_used_at, expires_at, revoked_at";
 
@@ -212,6 +214,26 @@ macro_rules! sql_store {
                 created_at: time(get(row, "created_at")?)?,
                 last_used_at: opt_time(get(row, "last_used_at")?)?,
                 expires_at: opt_time(get(row, "expires_at")?)?,
+                revoked_at: opt_time(get(row, "revoked_at")?)?,
+            })
+        }
+
+        fn trigger_from(row: &$row) -> Result<TriggerRecord, StoreError> {
+            Ok(TriggerRecord {
+                id: get(row, "id")?,
+                workflow: get(row, "workflow")?,
+                name: get(row, "name")?,
+                created_at: time(get(row, "created_at")?)?,
+                last_fire_at: opt_time(get(row, "last_fire_at")?)?,
+            })
+        }
+
+        fn push_token_from(row: &$row) -> Result<PushToken, StoreError> {
+            Ok(PushToken {
+                id: get(row, "id")?,
+                workflow: get(row, "workflow")?,
+                trigger: get(row, "trigger_name")?,
+                created_at: time(get(row, "created_at")?)?,
                 revoked_at: opt_time(get(row, "revoked_at")?)?,
             })
         }
@@ -974,6 +996,167 @@ macro_rules! sql_store {
                     .await?;
                     if done.rows_affected() == 0 {
                         return Err(not_found(kind.as_str(), &format!("{scope}/{name}")));
+                    }
+                    Ok(())
+                })
+            }
+
+            fn ensure_trigger<'a>(
+                &'a self,
+                id: &'a str,
+                workflow: &'a str,
+                name: &'a str,
+                at: chrono::DateTime<chrono::Utc>,
+            ) -> StoreFuture<'a, TriggerRecord> {
+                Box::pin(async move {
+                    sqlx::query(
+                        "INSERT INTO triggers (id, workflow, name, created_at) \
+                         VALUES ($1, $2, $3, $4) ON CONFLICT (workflow, name) DO NOTHING",
+                    )
+                    .bind(id)
+                    .bind(workflow)
+                    .bind(name)
+                    .bind(us(at))
+                    .execute(&self.writer)
+                    .await?;
+                    let sql = format!(
+                        "SELECT {TRIGGER_COLS} FROM triggers WHERE workflow = $1 AND name = $2"
+                    );
+                    // Read on the writer: the row may have been written a moment ago.
+                    let row = sqlx::query(&sql)
+                        .bind(workflow)
+                        .bind(name)
+                        .fetch_optional(&self.writer)
+                        .await?
+                        .ok_or_else(|| not_found("trigger", &format!("{workflow}/{name}")))?;
+                    trigger_from(&row)
+                })
+            }
+
+            fn find_trigger<'a>(&'a self, id: &'a str) -> StoreFuture<'a, TriggerRecord> {
+                Box::pin(async move {
+                    let sql = format!("SELECT {TRIGGER_COLS} FROM triggers WHERE id = $1");
+                    let row = sqlx::query(&sql)
+                        .bind(id)
+                        .fetch_optional(&self.reader)
+                        .await?
+                        .ok_or_else(|| not_found("trigger", id))?;
+                    trigger_from(&row)
+                })
+            }
+
+            fn list_triggers<'a>(
+                &'a self,
+                workflow: &'a str,
+            ) -> StoreFuture<'a, Vec<TriggerRecord>> {
+                Box::pin(async move {
+                    let sql = format!(
+                        "SELECT {TRIGGER_COLS} FROM triggers WHERE workflow = $1 ORDER BY name"
+                    );
+                    let rows = sqlx::query(&sql)
+                        .bind(workflow)
+                        .fetch_all(&self.reader)
+                        .await?;
+                    rows.iter().map(trigger_from).collect()
+                })
+            }
+
+            fn mark_fired<'a>(
+                &'a self,
+                workflow: &'a str,
+                name: &'a str,
+                at: chrono::DateTime<chrono::Utc>,
+            ) -> StoreFuture<'a, ()> {
+                Box::pin(async move {
+                    let exists = sqlx::query(
+                        "UPDATE triggers SET last_fire_at = $3 WHERE workflow = $1 AND name = $2 \
+                         AND (last_fire_at IS NULL OR last_fire_at < $3)",
+                    )
+                    .bind(workflow)
+                    .bind(name)
+                    .bind(us(at))
+                    .execute(&self.writer)
+                    .await?;
+                    if exists.rows_affected() == 0 {
+                        let found = sqlx::query(
+                            "SELECT id FROM triggers WHERE workflow = $1 AND name = $2",
+                        )
+                        .bind(workflow)
+                        .bind(name)
+                        .fetch_optional(&self.writer)
+                        .await?;
+                        if found.is_none() {
+                            return Err(not_found("trigger", &format!("{workflow}/{name}")));
+                        }
+                    }
+                    Ok(())
+                })
+            }
+
+            fn create_push_token<'a>(&'a self, token: &'a PushToken) -> StoreFuture<'a, ()> {
+                Box::pin(async move {
+                    sqlx::query(
+                        "INSERT INTO push_tokens (id, workflow, trigger_name, created_at, \
+                         revoked_at) VALUES ($1, $2, $3, $4, $5)",
+                    )
+                    .bind(&token.id)
+                    .bind(&token.workflow)
+                    .bind(&token.trigger)
+                    .bind(us(token.created_at))
+                    .bind(opt_us(token.revoked_at))
+                    .execute(&self.writer)
+                    .await?;
+                    Ok(())
+                })
+            }
+
+            fn get_push_token<'a>(&'a self, id: &'a str) -> StoreFuture<'a, PushToken> {
+                Box::pin(async move {
+                    let sql = format!("SELECT {PUSH_TOKEN_COLS} FROM push_tokens WHERE id = $1");
+                    let row = sqlx::query(&sql)
+                        .bind(id)
+                        .fetch_optional(&self.reader)
+                        .await?
+                        .ok_or_else(|| not_found("push token", id))?;
+                    push_token_from(&row)
+                })
+            }
+
+            fn list_push_tokens<'a>(
+                &'a self,
+                workflow: &'a str,
+                trigger: &'a str,
+            ) -> StoreFuture<'a, Vec<PushToken>> {
+                Box::pin(async move {
+                    let sql = format!(
+                        "SELECT {PUSH_TOKEN_COLS} FROM push_tokens \
+                         WHERE workflow = $1 AND trigger_name = $2 ORDER BY created_at, id"
+                    );
+                    let rows = sqlx::query(&sql)
+                        .bind(workflow)
+                        .bind(trigger)
+                        .fetch_all(&self.reader)
+                        .await?;
+                    rows.iter().map(push_token_from).collect()
+                })
+            }
+
+            fn revoke_push_token<'a>(
+                &'a self,
+                id: &'a str,
+                at: chrono::DateTime<chrono::Utc>,
+            ) -> StoreFuture<'a, ()> {
+                Box::pin(async move {
+                    let done = sqlx::query(
+                        "UPDATE push_tokens SET revoked_at = COALESCE(revoked_at, $2) \
+                         WHERE id = $1",
+                    )
+                    .bind(id)
+                    .bind(us(at))
+                    .execute(&self.writer)
+                    .await?;
+                    if done.rows_affected() == 0 {
+                        return Err(not_found("push token", id));
                     }
                     Ok(())
                 })

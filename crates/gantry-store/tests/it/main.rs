@@ -13,6 +13,7 @@ mod queue;
 mod restart;
 mod runs;
 mod secrets;
+mod triggers;
 mod workflows;
 
 /// Expands one `#[tokio::test]` per case and backend, each with its own database.
@@ -65,6 +66,8 @@ conformance! {
     queue::concurrent_claims_are_exclusive,
     secrets::put_get_list_delete,
     api_keys::create_find_touch_list_revoke,
+    triggers::ensure_is_stable_and_marks_move_forward,
+    triggers::push_tokens_list_and_revoke,
     batch::thousand_concurrent_events_few_transactions,
     batch::batched_logs_and_a_bad_item_fails_alone,
     batch::batched_run_updates_and_step_changes,
