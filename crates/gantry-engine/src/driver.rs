@@ -679,20 +679,21 @@ impl MetadataBackend for RunHandle {
         Ok(())
     }
 
-    fn emit_event(
-        &self,
-        caller: &Caller,
+    fn emit_event<'a>(
+        &'a self,
+        caller: &'a Caller,
         _data: Value,
         _key: Option<String>,
-    ) -> Result<(), MetadataError> {
-        match caller.kind {
+    ) -> BoxFuture<'a, Result<(), MetadataError>> {
+        let result = match caller.kind {
             CallerKind::Step => Err(MetadataError::Forbidden(
                 "steps may not emit events; only trigger containers may".into(),
             )),
             CallerKind::Trigger => Err(MetadataError::Unavailable(
                 "events from trigger containers need the Gantry server".into(),
             )),
-        }
+        };
+        Box::pin(async move { result })
     }
 
     fn run_workflow<'a>(

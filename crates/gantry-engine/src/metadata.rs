@@ -98,12 +98,13 @@ pub trait MetadataBackend: Send + Sync {
     fn log(&self, caller: &Caller, line: String) -> Result<(), MetadataError>;
 
     /// An event from a trigger container (`POST /events`). Steps may not emit events.
-    fn emit_event(
-        &self,
-        caller: &Caller,
+    /// Asynchronous because the server answers only once the event is stored durably.
+    fn emit_event<'a>(
+        &'a self,
+        caller: &'a Caller,
         data: Value,
         key: Option<String>,
-    ) -> Result<(), MetadataError>;
+    ) -> BoxFuture<'a, Result<(), MetadataError>>;
 
     /// Starts a run of another workflow (`POST /workflows/{name}/run`).
     fn run_workflow<'a>(

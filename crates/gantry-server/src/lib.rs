@@ -20,4 +20,5 @@ pub mod apikey;
 pub mod metadata;
 pub mod runs;
 pub mod server;
+pub mod triggers;
 pub mod vault;

@@ -14,7 +14,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use chrono::Utc;
 use gantry_engine::clock::SystemClock;
 use gantry_engine::driver::{DriverConfig, RunDriver, RunHandle};
-use gantry_engine::metadata::{Caller, MetadataBackend, MetadataError, Output, StartedRun};
+use gantry_engine::metadata::{
+    Caller, CallerKind, MetadataBackend, MetadataError, Output, StartedRun,
+};
 use gantry_engine::run::{Run, RunConfig, RunOptions, RunRecord};
 use gantry_engine::runtime::{BoxFuture, StepRuntime};
 use gantry_engine::secrets::SecretResolver;
@@ -156,10 +158,15 @@ fn referenced(wf: &Workflow) -> (BTreeSet<String>, BTreeSet<(String, String)>) {
     (secrets, connections)
 }
 
-/// The live runs, by id.
+/// The live runs, by id, and the tokens of running trigger containers; answers the metadata
+/// API for both.
 #[derive(Default)]
 pub struct Registry {
     runs: Mutex<HashMap<String, RunHandle>>,
+    /// Token → (workflow, trigger) of a running webhook trigger container.
+    trigger_tokens: Mutex<HashMap<String, (String, String)>>,
+    /// Where trigger containers' events go (set once the trigger service exists).
+    intake: std::sync::OnceLock<Arc<crate::triggers::TriggerService>>,
 }
 
 impl Registry {
@@ -171,6 +178,26 @@ impl Registry {
         self.lock().get(run_id).cloned()
     }
 
+    /// Sets where trigger containers' events go; later calls change nothing.
+    pub fn set_intake(&self, intake: Arc<crate::triggers::TriggerService>) {
+        let _ = self.intake.set(intake);
+    }
+
+    fn trigger_tokens(&self) -> std::sync::MutexGuard<'_, HashMap<String, (String, String)>> {
+        self.trigger_tokens
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Lets a trigger container with `token` call the metadata API as `workflow`'s `trigger`.
+    pub fn add_trigger_token(&self, token: String, workflow: String, trigger: String) {
+        self.trigger_tokens().insert(token, (workflow, trigger));
+    }
+
+    pub fn remove_trigger_token(&self, token: &str) {
+        self.trigger_tokens().remove(token);
+    }
+
     fn of(&self, caller: &Caller) -> Result<RunHandle, MetadataError> {
         self.get(&caller.run_id)
             .ok_or_else(|| MetadataError::NotFound("this run has ended".into()))
@@ -179,6 +206,13 @@ impl Registry {
 
 impl MetadataBackend for Registry {
     fn authenticate(&self, token: &str) -> Option<Caller> {
+        if let Some((workflow, trigger)) = self.trigger_tokens().get(token).cloned() {
+            return Some(Caller {
+                run_id: workflow,
+                name: trigger,
+                kind: CallerKind::Trigger,
+            });
+        }
         let handles: Vec<RunHandle> = self.lock().values().cloned().collect();
         handles.iter().find_map(|h| h.authenticate(token))
     }
@@ -238,13 +272,55 @@ impl MetadataBackend for Registry {
         self.of(caller)?.log(caller, line)
     }
 
-    fn emit_event(
-        &self,
-        caller: &Caller,
+    fn emit_event<'a>(
+        &'a self,
+        caller: &'a Caller,
         data: Value,
         key: Option<String>,
-    ) -> Result<(), MetadataError> {
-        self.of(caller)?.emit_event(caller, data, key)
+    ) -> BoxFuture<'a, Result<(), MetadataError>> {
+        Box::pin(async move {
+            if caller.kind != CallerKind::Trigger {
+                return Err(MetadataError::Forbidden(
+                    "steps may not emit events; only trigger containers may".into(),
+                ));
+            }
+            let Some(intake) = self.intake.get() else {
+                return Err(MetadataError::Unavailable(
+                    "events are not accepted yet".into(),
+                ));
+            };
+            let Value::Object(data) = data else {
+                return Err(MetadataError::Invalid(
+                    "`data` must be a JSON object".into(),
+                ));
+            };
+            let delivery = crate::triggers::Delivery {
+                data,
+                key,
+                idempotency_key: None,
+            };
+            // For a trigger container, the caller's `run_id` is its workflow's name.
+            intake
+                .accept(
+                    &caller.run_id,
+                    &caller.name,
+                    crate::triggers::Door::Container,
+                    delivery,
+                    Utc::now(),
+                )
+                .await
+                .map(|_| ())
+                .map_err(|e| match e {
+                    crate::triggers::TriggerError::Invalid { message, .. } => {
+                        MetadataError::Invalid(message)
+                    }
+                    crate::triggers::TriggerError::Store(reason) => {
+                        tracing::error!(%reason, "an event from a trigger container was not stored");
+                        MetadataError::Unavailable("the event could not be stored".into())
+                    }
+                    other => MetadataError::NotFound(other.to_string()),
+                })
+        })
     }
 
     fn run_workflow<'a>(
@@ -398,7 +474,7 @@ impl RunService {
         }
     }
 
-    async fn start(
+    pub(crate) async fn start(
         &self,
         workflow: &str,
         parameters: Map<String, Value>,

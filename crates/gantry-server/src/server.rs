@@ -35,6 +35,11 @@ pub struct ServerConfig {
     pub database_url: Option<String>,
     /// Where run steps execute.
     pub runtime: RuntimeChoice,
+    /// The base URL callers reach this server at (webhook URLs and the push endpoint are built
+    /// on it); `None` for `http://` and the bound address.
+    pub public_url: Option<String>,
+    /// The clock schedules fire by; `None` for the system clock (tests inject a manual one).
+    pub timer: Option<Arc<dyn crate::triggers::schedule::Timer>>,
 }
 
 /// Where the server's run steps execute.
@@ -163,6 +168,8 @@ pub struct Server {
     pub runtime_name: &'static str,
     metadata: Option<crate::metadata::listen::Listener>,
     registry: Arc<crate::runs::Registry>,
+    triggers: Arc<crate::triggers::TriggerService>,
+    timer: Arc<dyn crate::triggers::schedule::Timer>,
     listener: TcpListener,
     app: Router,
     ready: Arc<AtomicBool>,
@@ -217,9 +224,33 @@ impl Server {
             Some(metadata.port()),
             registry.clone(),
         ));
-        runs.recover()
+        let store_error = |e: gantry_store::StoreError| ServerError::Store(e.to_string());
+        let push = crate::triggers::push::PushKeys::load(store.as_ref(), &vault)
             .await
-            .map_err(|e| ServerError::Store(e.to_string()))?;
+            .map_err(store_error)?;
+        let events = gantry_store::BatchWriter::start(store.clone(), Default::default());
+        let triggers = Arc::new(crate::triggers::TriggerService::new(
+            store.clone(),
+            events,
+            runs.clone(),
+            push,
+        ));
+        registry.set_intake(triggers.clone());
+        runs.recover().await.map_err(store_error)?;
+        // Events accepted just before a stop get their runs now.
+        let dispatched = triggers.dispatch_pending().await.map_err(store_error)?;
+        if dispatched > 0 {
+            tracing::info!(
+                runs = dispatched,
+                "started the runs of events accepted before the stop"
+            );
+        }
+        let public_url = config
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{local_addr}"))
+            .trim_end_matches('/')
+            .to_owned();
         let app = router(AppState {
             ready: ready.clone(),
             store: store.clone(),
@@ -228,12 +259,20 @@ impl Server {
             store,
             runs,
             vault,
+            triggers: triggers.clone(),
+            public_url: public_url.into(),
         }));
+        let timer = config
+            .timer
+            .clone()
+            .unwrap_or_else(|| Arc::new(crate::triggers::schedule::SystemTimer));
         Ok(Server {
             initial_admin_key,
             runtime_name: runtime.name(),
             metadata: Some(metadata),
             registry,
+            triggers,
+            timer,
             listener,
             app,
             ready,
@@ -252,6 +291,11 @@ impl Server {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServerError> {
         let metadata = self.metadata.take().map(|m| m.serve(self.registry.clone()));
+        let scheduler = tokio::spawn(crate::triggers::schedule::run(
+            self.triggers.clone(),
+            self.timer.clone(),
+            None,
+        ));
         self.ready.store(true, Ordering::SeqCst);
         tracing::info!(addr = %self.local_addr, "gantry server ready");
         let ready = self.ready.clone();
@@ -263,6 +307,7 @@ impl Server {
             })
             .await
             .map_err(|e| ServerError::Serve(e.to_string()));
+        scheduler.abort();
         if let Some(m) = metadata {
             m.abort();
         }

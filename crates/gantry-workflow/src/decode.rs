@@ -688,14 +688,25 @@ impl<'s> Decoder<'s> {
             "webhook" => {
                 self.keep_known(&mut f, "a webhook source", &[&["type"], CONTAINER_KEYS]);
                 let c = self.container(&mut f);
-                if c.image.is_none() {
+                // Without an image, Gantry takes the request's JSON body as the event (a
+                // Gantry extension); container settings then have nothing to apply to.
+                let configures_container = c.spec.is_some()
+                    || c.env.is_some()
+                    || !c.input.is_empty()
+                    || c.input_file.is_some()
+                    || c.command.is_some()
+                    || !c.args.is_empty();
+                if c.image.is_none() && configures_container {
                     self.diags.push(
                         Diagnostic::error(
                             Code::MissingField,
-                            "a webhook source needs an `image` that handles the request",
+                            "this webhook source configures a container but names no `image`",
                             span,
                         )
-                        .with_help("for a plain JSON pass-through use a push trigger"),
+                        .with_help(
+                            "add the `image` that handles the request, or remove the container \
+                             settings to take the request's JSON body as the event",
+                        ),
                     );
                 }
                 Some(TriggerSource::Webhook(Box::new(c)))

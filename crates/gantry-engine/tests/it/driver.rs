@@ -393,7 +393,7 @@ steps:
     d.handle.log(&caller, "result is ok-result".into()).unwrap();
     assert_eq!(d.sink.logs(), ["result is ***"]);
     assert!(matches!(
-        d.handle.emit_event(&caller, json!({}), None),
+        d.handle.emit_event(&caller, json!({}), None).await,
         Err(MetadataError::Forbidden(_))
     ));
     assert_eq!(

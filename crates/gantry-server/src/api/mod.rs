@@ -10,13 +10,14 @@ pub mod diagnostics;
 pub mod error;
 mod runs;
 pub mod secrets;
+mod triggers;
 mod workflows;
 
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
 use axum::middleware;
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 use axum::Router;
 use gantry_store::Store;
 
@@ -36,6 +37,10 @@ pub struct ApiState {
     pub store: Arc<dyn Store>,
     pub runs: Arc<crate::runs::RunService>,
     pub vault: Arc<crate::vault::Vault>,
+    pub triggers: Arc<crate::triggers::TriggerService>,
+    /// The server's address as callers reach it (`http://host:port`, no trailing slash): the
+    /// base of webhook URLs and the push endpoint.
+    pub public_url: Arc<str>,
 }
 
 /// The `/api/v1` routes, every one behind an API key.
@@ -54,6 +59,15 @@ pub fn router(state: ApiState) -> Router {
             get(workflows::get_version),
         )
         .route("/workflows/{name}/runs", post(runs::start))
+        .route("/workflows/{name}/triggers", get(triggers::list))
+        .route(
+            "/workflows/{name}/triggers/{trigger}/tokens",
+            get(triggers::list_tokens).post(triggers::create_token),
+        )
+        .route(
+            "/workflows/{name}/triggers/{trigger}/tokens/{id}",
+            delete(triggers::revoke_token),
+        )
         .route("/workflows/{name}/secrets", get(secrets::list_secrets))
         .route(
             "/workflows/{name}/secrets/{secret}",
@@ -77,6 +91,12 @@ pub fn router(state: ApiState) -> Router {
             auth::require_api_key,
         ))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .with_state(state.clone());
+    // The doors events come through: their own credentials, no API key.
+    let doors = Router::new()
+        .route("/hooks/{id}", post(triggers::hook))
+        .route("/api/events", post(triggers::push_event))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state);
-    Router::new().nest("/api/v1", routes)
+    Router::new().nest("/api/v1", routes).merge(doors)
 }

@@ -105,6 +105,7 @@ pub(crate) async fn put(
             at: Utc::now(),
         })
         .await?;
+    state.triggers.workflow_changed(&name);
     let status = if version == 1 {
         StatusCode::CREATED
     } else {
@@ -198,5 +199,6 @@ pub(crate) async fn delete(
             StoreError::NotFound(_) => ApiError::not_found(format!("no workflow named `{name}`")),
             e => e.into(),
         })?;
+    state.triggers.workflow_changed(&name);
     Ok(StatusCode::NO_CONTENT)
 }

@@ -406,7 +406,7 @@ pub(crate) async fn post_event(
         Some(Value::String(k)) => Some(k),
         Some(_) => return Err(ApiError::malformed("`key` must be a string.")),
     };
-    s.backend.emit_event(&caller, data, key)?;
+    s.backend.emit_event(&caller, data, key).await?;
     Ok(StatusCode::ACCEPTED.into_response())
 }
 

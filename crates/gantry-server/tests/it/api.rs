@@ -37,11 +37,19 @@ async fn api() -> Api {
         None,
         Arc::new(Registry::default()),
     ));
+    let triggers = Arc::new(gantry_server::triggers::TriggerService::new(
+        store.clone(),
+        gantry_store::BatchWriter::start(store.clone(), Default::default()),
+        runs.clone(),
+        gantry_server::triggers::push::PushKeys::from_secret(&[1; 32]),
+    ));
     Api {
         app: router(ApiState {
             store: store.clone(),
             runs,
             vault,
+            triggers,
+            public_url: "http://gantry.test".into(),
         }),
         key,
         store,

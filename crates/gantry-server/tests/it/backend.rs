@@ -267,17 +267,19 @@ impl MetadataBackend for MapBackend {
         Ok(())
     }
 
-    fn emit_event(
-        &self,
-        caller: &Caller,
+    fn emit_event<'a>(
+        &'a self,
+        caller: &'a Caller,
         data: Value,
         key: Option<String>,
-    ) -> Result<(), MetadataError> {
-        if caller.kind != CallerKind::Trigger {
-            return Err(MetadataError::Forbidden("steps cannot emit events".into()));
-        }
-        self.record().events.push((caller.name.clone(), data, key));
-        Ok(())
+    ) -> BoxFuture<'a, Result<(), MetadataError>> {
+        let result = if caller.kind != CallerKind::Trigger {
+            Err(MetadataError::Forbidden("steps cannot emit events".into()))
+        } else {
+            self.record().events.push((caller.name.clone(), data, key));
+            Ok(())
+        };
+        Box::pin(async move { result })
     }
 
     fn run_workflow<'a>(

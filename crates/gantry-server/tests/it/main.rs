@@ -9,3 +9,4 @@ mod client;
 mod endpoints;
 mod relay_sdk;
 mod spec;
+mod triggers;

@@ -53,7 +53,11 @@ pub(crate) async fn ensure_is_stable_and_marks_move_forward(db: &TestDb) {
         .await
         .expect("an older mark is accepted and ignored");
     let nightly = store.find_trigger("id-3").await.expect("find");
-    assert_eq!(nightly.last_fire_at, Some(t(60)), "the mark only moves forward");
+    assert_eq!(
+        nightly.last_fire_at,
+        Some(t(60)),
+        "the mark only moves forward"
+    );
     assert!(matches!(
         store.mark_fired("deploy", "missing", t(60)).await,
         Err(StoreError::NotFound(_))
@@ -106,7 +110,10 @@ pub(crate) async fn push_tokens_list_and_revoke(db: &TestDb) {
         store.get_push_token("a").await.expect("get").revoked_at,
         Some(t(5))
     );
-    assert_eq!(store.get_push_token("b").await.expect("get").revoked_at, None);
+    assert_eq!(
+        store.get_push_token("b").await.expect("get").revoked_at,
+        None
+    );
     assert!(matches!(
         store.revoke_push_token("zz", t(5)).await,
         Err(StoreError::NotFound(_))

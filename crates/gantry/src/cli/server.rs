@@ -34,6 +34,8 @@ pub(crate) fn run(
             listen,
             database_url,
             runtime,
+            public_url: std::env::var("GANTRY_PUBLIC_URL").ok(),
+            timer: None,
         })
         .await?;
         println!(

@@ -1,0 +1,304 @@
+//! Triggers through HTTP: the list of a workflow's triggers with their webhook URLs, push
+//! endpoints and schedules; push tokens (create once, list, revoke); and the two public doors,
+//! `POST /hooks/{id}` and `POST /api/events`, which need no API key (the unguessable id and the
+//! push token are the credentials).
+//!
+//! The doors answer `202` only after the event is stored durably, with
+//! `{id, created, runId}`; `200 {accepted: false}` when the trigger's `when` filtered the event
+//! out. Errors use the API's table.
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::header::AUTHORIZATION;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use chrono::Utc;
+use gantry_store::StoreError;
+use gantry_workflow::TriggerSource;
+use serde_json::{json, Map, Value};
+
+use super::error::ApiError;
+use super::{time_json as time, ApiState};
+use crate::triggers::{Acceptance, Delivery, Door, TriggerError};
+
+/// `GET /workflows/{name}/triggers`.
+pub(crate) async fn list(
+    State(state): State<ApiState>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let (_, wf) = state
+        .triggers
+        .workflow(&name)
+        .await
+        .map_err(trigger_error)?;
+    let store = state.store.as_ref();
+    let mut items = Vec::new();
+    for t in &wf.triggers {
+        let trigger = t.name.value.as_str();
+        let mut item = json!({"name": trigger, "type": t.source.type_name()});
+        match &t.source {
+            TriggerSource::Webhook(container) => {
+                let id = gantry_store::new_id()?;
+                let record = store
+                    .ensure_trigger(&id, &name, trigger, Utc::now())
+                    .await?;
+                item["url"] = json!(format!("{}/hooks/{}", state.public_url, record.id));
+                item["image"] = json!(container.image.as_ref().map(|i| i.value.clone()));
+            }
+            TriggerSource::Push { .. } => {
+                item["endpoint"] = json!(format!("{}/api/events", state.public_url));
+                let tokens = store.list_push_tokens(&name, trigger).await?;
+                item["tokens"] = tokens.iter().map(token_json).collect();
+            }
+            TriggerSource::Schedule { schedule, parsed } => {
+                let record = store
+                    .list_triggers(&name)
+                    .await?
+                    .into_iter()
+                    .find(|r| r.name == trigger);
+                let last = record.as_ref().and_then(|r| r.last_fire_at);
+                let from = last.unwrap_or_else(Utc::now).max(Utc::now());
+                item["schedule"] = json!(schedule.value);
+                item["nextFireAt"] = time(parsed.as_ref().and_then(|s| s.next_after(from)));
+                item["lastFireAt"] = time(last);
+            }
+        }
+        items.push(item);
+    }
+    Ok(Json(json!({ "items": items })))
+}
+
+fn token_json(t: &gantry_store::PushToken) -> Value {
+    json!({"id": t.id, "createdAt": time(Some(t.created_at)), "revokedAt": time(t.revoked_at)})
+}
+
+/// The push trigger `trigger` of `name` must exist.
+async fn push_trigger(state: &ApiState, name: &str, trigger: &str) -> Result<(), ApiError> {
+    let (_, wf) = state.triggers.workflow(name).await.map_err(trigger_error)?;
+    if crate::triggers::find(&wf, trigger, Door::Push).is_none() {
+        return Err(ApiError::not_found(format!(
+            "workflow `{name}` has no push trigger named `{trigger}`"
+        )));
+    }
+    Ok(())
+}
+
+/// `POST /workflows/{name}/triggers/{trigger}/tokens`: the token is in this answer only.
+pub(crate) async fn create_token(
+    State(state): State<ApiState>,
+    Path((name, trigger)): Path<(String, String)>,
+) -> Result<impl IntoResponse, ApiError> {
+    push_trigger(&state, &name, &trigger).await?;
+    let (record, token) = state
+        .triggers
+        .push
+        .issue(state.store.as_ref(), &name, &trigger, Utc::now())
+        .await?;
+    let mut body = token_json(&record);
+    body["token"] = json!(token);
+    Ok((StatusCode::CREATED, Json(body)))
+}
+
+/// `GET /workflows/{name}/triggers/{trigger}/tokens`: ids and times, never tokens.
+pub(crate) async fn list_tokens(
+    State(state): State<ApiState>,
+    Path((name, trigger)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    push_trigger(&state, &name, &trigger).await?;
+    let tokens = state.store.list_push_tokens(&name, &trigger).await?;
+    let items: Vec<Value> = tokens.iter().map(token_json).collect();
+    Ok(Json(json!({ "items": items })))
+}
+
+/// `DELETE /workflows/{name}/triggers/{trigger}/tokens/{id}`.
+pub(crate) async fn revoke_token(
+    State(state): State<ApiState>,
+    Path((name, trigger, id)): Path<(String, String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let token = state.store.get_push_token(&id).await?;
+    if token.workflow != name || token.trigger != trigger {
+        return Err(ApiError::not_found(format!("push token {id:?}")));
+    }
+    state.store.revoke_push_token(&id, Utc::now()).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+// ------------------------------------------------------------------ the public doors
+
+/// `POST /hooks/{id}`: the request body (a JSON object) is the event.
+pub(crate) async fn hook(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let unknown = || ApiError::not_found("no such webhook");
+    let record = match state.store.find_trigger(&id).await {
+        Ok(r) => r,
+        Err(StoreError::NotFound(_)) => return Err(unknown()),
+        Err(e) => return Err(e.into()),
+    };
+    let (_, wf) = state
+        .triggers
+        .workflow(&record.workflow)
+        .await
+        .map_err(|_| unknown())?;
+    if crate::triggers::find(&wf, &record.name, Door::Webhook).is_none() {
+        return Err(unknown());
+    }
+    let data = match json_body(&body)? {
+        Value::Null => Map::new(),
+        Value::Object(m) => m,
+        _ => return Err(ApiError::invalid(
+            "",
+            "a webhook event is a JSON object (this trigger has no image to read anything else)",
+        )),
+    };
+    let delivery = Delivery {
+        data,
+        key: None,
+        idempotency_key: idempotency_key(&headers)?,
+    };
+    accept(
+        &state,
+        &record.workflow,
+        &record.name,
+        Door::Webhook,
+        delivery,
+    )
+    .await
+}
+
+/// `POST /api/events` with `Authorization: Bearer <push token>` and `{data, key?}`.
+pub(crate) async fn push_event(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let refused =
+        || ApiError::unauthorized("a valid push token is required: Authorization: Bearer <token>");
+    let presented = headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or_else(refused)?;
+    let identity = state
+        .triggers
+        .push
+        .verify(presented.trim())
+        .ok_or_else(refused)?;
+    let record = match state.store.get_push_token(&identity.token_id).await {
+        Ok(r) => r,
+        Err(StoreError::NotFound(_)) => return Err(refused()),
+        Err(e) => return Err(e.into()),
+    };
+    if record.revoked_at.is_some()
+        || record.workflow != identity.workflow
+        || record.trigger != identity.trigger
+    {
+        return Err(refused());
+    }
+    let mut envelope = match json_body(&body)? {
+        Value::Object(m) => m,
+        _ => {
+            return Err(ApiError::invalid(
+                "",
+                "the body is `{\"data\": {…}, \"key\": \"…\"}`",
+            ))
+        }
+    };
+    let data = match envelope.remove("data") {
+        None | Some(Value::Null) => Map::new(),
+        Some(Value::Object(m)) => m,
+        Some(_) => return Err(ApiError::invalid("data", "`data` must be a JSON object")),
+    };
+    let key = match envelope.remove("key") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(k)) if k.is_empty() => None,
+        Some(Value::String(k)) => Some(k),
+        Some(_) => return Err(ApiError::invalid("key", "`key` must be a string")),
+    };
+    let delivery = Delivery {
+        data,
+        key,
+        idempotency_key: idempotency_key(&headers)?,
+    };
+    accept(
+        &state,
+        &identity.workflow,
+        &identity.trigger,
+        Door::Push,
+        delivery,
+    )
+    .await
+}
+
+async fn accept(
+    state: &ApiState,
+    workflow: &str,
+    trigger: &str,
+    door: Door,
+    delivery: Delivery,
+) -> Result<Response, ApiError> {
+    let acceptance = state
+        .triggers
+        .accept(workflow, trigger, door, delivery, Utc::now())
+        .await
+        .map_err(trigger_error)?;
+    Ok(match acceptance {
+        Acceptance::Accepted {
+            event_id,
+            created,
+            run_id,
+        } => (
+            StatusCode::ACCEPTED,
+            Json(json!({"id": event_id, "created": created, "runId": run_id})),
+        )
+            .into_response(),
+        Acceptance::Filtered => (
+            StatusCode::OK,
+            Json(json!({"accepted": false, "reason": "the trigger's `when` is false for this event"})),
+        )
+            .into_response(),
+    })
+}
+
+pub(crate) fn trigger_error(e: TriggerError) -> ApiError {
+    match e {
+        TriggerError::NoWorkflow(_) | TriggerError::NoTrigger { .. } => {
+            ApiError::not_found(e.to_string())
+        }
+        TriggerError::Invalid { path, message } => ApiError::invalid(&path, message),
+        TriggerError::Store(reason) => {
+            tracing::error!(%reason, "a trigger's event could not be stored");
+            ApiError::internal()
+        }
+    }
+}
+
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    match headers.get("idempotency-key") {
+        None => Ok(None),
+        Some(v) => v
+            .to_str()
+            .ok()
+            .filter(|k| !k.is_empty() && k.len() <= 200)
+            .map(|k| Some(k.to_owned()))
+            .ok_or_else(|| {
+                ApiError::invalid(
+                    "Idempotency-Key",
+                    "an idempotency key is 1 to 200 characters",
+                )
+            }),
+    }
+}
+
+/// A JSON body; an empty body is `null`.
+fn json_body(body: &[u8]) -> Result<Value, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Value::Null);
+    }
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::invalid("", format!("the body is not valid JSON: {e}")))
+}
