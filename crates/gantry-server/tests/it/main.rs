@@ -7,5 +7,6 @@ mod auth;
 mod backend;
 mod client;
 mod endpoints;
+mod openapi;
 mod relay_sdk;
 mod spec;
