@@ -8,6 +8,7 @@
 pub mod auth;
 pub mod diagnostics;
 pub mod error;
+pub mod openapi;
 mod runs;
 pub mod secrets;
 mod triggers;
@@ -17,7 +18,7 @@ use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
 use axum::middleware;
-use axum::routing::{delete, get, post, put};
+use axum::routing::post;
 use axum::Router;
 use gantry_store::Store;
 
@@ -43,54 +44,17 @@ pub struct ApiState {
     pub public_url: Arc<str>,
 }
 
-/// The `/api/v1` routes, every one behind an API key.
+/// The `/api/v1` routes, every one behind an API key but the OpenAPI document.
 pub fn router(state: ApiState) -> Router {
-    let routes = Router::new()
-        .route("/workflows", get(workflows::list))
-        .route(
-            "/workflows/{name}",
-            get(workflows::get)
-                .put(workflows::put)
-                .delete(workflows::delete),
-        )
-        .route("/workflows/{name}/versions", get(workflows::versions))
-        .route(
-            "/workflows/{name}/versions/{version}",
-            get(workflows::get_version),
-        )
-        .route("/workflows/{name}/runs", post(runs::start))
-        .route("/workflows/{name}/triggers", get(triggers::list))
-        .route(
-            "/workflows/{name}/triggers/{trigger}/tokens",
-            get(triggers::list_tokens).post(triggers::create_token),
-        )
-        .route(
-            "/workflows/{name}/triggers/{trigger}/tokens/{id}",
-            delete(triggers::revoke_token),
-        )
-        .route("/workflows/{name}/secrets", get(secrets::list_secrets))
-        .route(
-            "/workflows/{name}/secrets/{secret}",
-            put(secrets::put_secret).delete(secrets::delete_secret),
-        )
-        .route("/connections", get(secrets::list_connections))
-        .route(
-            "/connections/{type}/{name}",
-            put(secrets::put_connection).delete(secrets::delete_connection),
-        )
-        .route("/runs", get(runs::list))
-        .route("/runs/{id}", get(runs::get))
-        .route("/runs/{id}/logs", get(runs::logs))
-        .route("/runs/{id}/logs/stream", get(runs::stream_logs))
-        .route("/runs/{id}/cancel", post(runs::cancel))
-        .route("/runs/{id}/steps/{step}/approve", post(runs::approve))
-        .route("/runs/{id}/steps/{step}/deny", post(runs::deny))
+    let (routes, document) = routes().split();
+    let routes = routes
         .fallback(error::not_found)
         .layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_api_key,
         ))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .merge(document)
         .with_state(state.clone());
     // The doors events come through: their own credentials, no API key.
     let doors = Router::new()
@@ -99,4 +63,32 @@ pub fn router(state: ApiState) -> Router {
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state);
     Router::new().nest("/api/v1", routes).merge(doors)
+}
+
+/// Every route behind the API key, each served and documented from its handler's
+/// `#[utoipa::path]` annotation (method, path, parameters, bodies, statuses): a new handler gets
+/// that annotation and one `.add(routes!(...))` line here, one line per path.
+fn routes() -> openapi::RouteTable {
+    use openapi::routes;
+    openapi::RouteTable::new()
+        .add(routes!(workflows::list))
+        .add(routes!(workflows::get, workflows::put, workflows::delete))
+        .add(routes!(workflows::versions))
+        .add(routes!(workflows::get_version))
+        .add(routes!(runs::start))
+        .add(routes!(triggers::list))
+        .add(routes!(triggers::list_tokens, triggers::create_token))
+        .add(routes!(triggers::revoke_token))
+        .add(routes!(secrets::list_secrets))
+        .add(routes!(secrets::put_secret, secrets::delete_secret))
+        .add(routes!(secrets::list_connections))
+        .add(routes!(secrets::put_connection, secrets::delete_connection))
+        .add(routes!(runs::list))
+        .add(routes!(runs::get))
+        .add(routes!(runs::logs))
+        .add(routes!(runs::stream_logs))
+        .add(routes!(runs::cancel))
+        .add(routes!(runs::rerun))
+        .add(routes!(runs::approve))
+        .add(routes!(runs::deny))
 }

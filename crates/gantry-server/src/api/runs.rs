@@ -13,6 +13,7 @@ use serde_json::{json, Map, Value};
 
 use super::auth::Principal;
 use super::error::ApiError;
+use super::openapi as doc;
 use super::ApiState;
 use crate::runs::StartError;
 
@@ -64,6 +65,24 @@ fn json_body(body: &[u8]) -> Result<Value, ApiError> {
         .map_err(|e| ApiError::invalid("body", format!("the body is not valid JSON: {e}")))
 }
 
+/// Starts a run of a workflow's current version.
+#[utoipa::path(
+    post,
+    path = "/workflows/{name}/runs",
+    tag = "runs",
+    operation_id = "startRun",
+    params(
+        ("name" = String, Path, description = "The workflow's name"),
+        doc::IdempotencyKey,
+    ),
+    request_body(content = Option<doc::StartRun>, description = "The run's parameters; an empty body is none"),
+    responses(
+        (status = 201, description = "A run was started", body = doc::RunStarted),
+        (status = 200, description = "This Idempotency-Key started a run before: that run", body = doc::RunStarted),
+        (status = 404, description = "No such workflow", body = doc::Error),
+        (status = 422, description = "Bad parameters, body or Idempotency-Key", body = doc::Error),
+    ),
+)]
 pub(crate) async fn start(
     State(state): State<ApiState>,
     Path(name): Path<String>,
@@ -72,6 +91,54 @@ pub(crate) async fn start(
 ) -> Result<impl IntoResponse, ApiError> {
     let body = json_body(&body)?;
     let parameters = parameters(&body)?;
+    start_run(&state, name, parameters, &headers).await
+}
+
+/// Starts a new run of run `{id}`'s workflow with the same parameters.
+///
+/// Like Relay's re-run, it runs the workflow's *current* version, which may differ from the
+/// version `{id}` ran. It answers like `POST /workflows/{name}/runs`, `Idempotency-Key`
+/// included (keys share that workflow's starts).
+#[utoipa::path(
+    post,
+    path = "/runs/{id}/rerun",
+    tag = "runs",
+    operation_id = "rerunRun",
+    params(
+        ("id" = String, Path, description = "The run to repeat"),
+        doc::IdempotencyKey,
+    ),
+    responses(
+        (status = 201, description = "A run was started", body = doc::RunStarted),
+        (status = 200, description = "This Idempotency-Key started a run before: that run", body = doc::RunStarted),
+        (status = 404, description = "No such run, or its workflow was deleted", body = doc::Error),
+        (status = 422, description = "The parameters no longer fit the current version, or a bad Idempotency-Key", body = doc::Error),
+    ),
+)]
+pub(crate) async fn rerun(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+    headers: axum::http::HeaderMap,
+) -> Result<impl IntoResponse, ApiError> {
+    let run = state.store.get_run(&id).await.map_err(|e| match e {
+        StoreError::NotFound(_) => ApiError::not_found(format!("no run `{id}`")),
+        e => e.into(),
+    })?;
+    let parameters = match run.summary.parameters {
+        Value::Object(m) => m,
+        // A run stores an object; anything else is from before parameters were recorded.
+        _ => Map::new(),
+    };
+    start_run(&state, run.summary.workflow, parameters, &headers).await
+}
+
+/// The shared tail of a start and a rerun: the idempotency key, the start, the answer.
+async fn start_run(
+    state: &ApiState,
+    name: String,
+    parameters: Map<String, Value>,
+    headers: &axum::http::HeaderMap,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
     let key = match headers.get("idempotency-key") {
         None => None,
         Some(v) => Some(
@@ -110,6 +177,18 @@ pub(crate) async fn start(
     ))
 }
 
+/// Gets a run with its steps and outputs; sensitive outputs are masked.
+#[utoipa::path(
+    get,
+    path = "/runs/{id}",
+    tag = "runs",
+    operation_id = "getRun",
+    params(("id" = String, Path, description = "The run's id")),
+    responses(
+        (status = 200, description = "The run", body = doc::Run),
+        (status = 404, description = "No such run", body = doc::Error),
+    ),
+)]
 pub(crate) async fn get(
     State(state): State<ApiState>,
     Path(id): Path<String>,
@@ -148,14 +227,32 @@ pub(crate) async fn get(
     Ok(Json(out))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct ListQuery {
+    /// Only runs of this workflow.
     workflow: Option<String>,
+    /// Only runs in this status.
+    #[param(value_type = Option<doc::RunStatus>)]
     status: Option<String>,
+    /// At most this many runs (default 50).
     limit: Option<u32>,
+    /// The `next` cursor of the previous page.
     after: Option<String>,
 }
 
+/// Lists runs, newest first.
+#[utoipa::path(
+    get,
+    path = "/runs",
+    tag = "runs",
+    operation_id = "listRuns",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "One page of runs", body = doc::RunPage),
+        (status = 422, description = "An unknown status or a bad cursor", body = doc::Error),
+    ),
+)]
 pub(crate) async fn list(
     State(state): State<ApiState>,
     Query(q): Query<ListQuery>,
@@ -186,12 +283,24 @@ pub(crate) async fn list(
     Ok(Json(json!({"items": items, "next": page.next})))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct LogQuery {
+    /// Lines after this position (the `next` of the previous page, or an event id).
     after: Option<i64>,
+    /// At most this many lines (default 1000, at most 10000); the stream ignores it.
     limit: Option<u32>,
 }
 
+/// Reads a run's log lines, oldest first.
+#[utoipa::path(
+    get,
+    path = "/runs/{id}/logs",
+    tag = "runs",
+    operation_id = "getRunLogs",
+    params(("id" = String, Path, description = "The run's id"), LogQuery),
+    responses((status = 200, description = "One page of log lines; empty for an unknown run", body = doc::LogPage)),
+)]
 pub(crate) async fn logs(
     State(state): State<ApiState>,
     Path(id): Path<String>,
@@ -227,6 +336,18 @@ fn live(state: &ApiState, id: &str) -> Result<gantry_engine::driver::RunHandle, 
     })
 }
 
+/// Cancels a running run.
+#[utoipa::path(
+    post,
+    path = "/runs/{id}/cancel",
+    tag = "runs",
+    operation_id = "cancelRun",
+    params(("id" = String, Path, description = "The run's id")),
+    responses(
+        (status = 202, description = "The run is being cancelled", body = doc::Cancelling),
+        (status = 409, description = "`run_not_active`: the run is not running on this server", body = doc::Error),
+    ),
+)]
 pub(crate) async fn cancel(
     State(state): State<ApiState>,
     Path(id): Path<String>,
@@ -260,6 +381,18 @@ async fn answer(
     })))
 }
 
+/// Approves a run's waiting approval step.
+#[utoipa::path(
+    post,
+    path = "/runs/{id}/steps/{step}/approve",
+    tag = "runs",
+    operation_id = "approveStep",
+    params(("id" = String, Path, description = "The run's id"), ("step" = String, Path, description = "The approval step's name")),
+    responses(
+        (status = 200, description = "Approved", body = doc::Approval),
+        (status = 409, description = "`run_not_active`, or `not_waiting`: the step awaits no answer", body = doc::Error),
+    ),
+)]
 pub(crate) async fn approve(
     State(state): State<ApiState>,
     Extension(principal): Extension<Principal>,
@@ -268,6 +401,20 @@ pub(crate) async fn approve(
     answer(&state, &id, &step, true, &principal, None).await
 }
 
+/// Denies a run's waiting approval step.
+#[utoipa::path(
+    post,
+    path = "/runs/{id}/steps/{step}/deny",
+    tag = "runs",
+    operation_id = "denyStep",
+    params(("id" = String, Path, description = "The run's id"), ("step" = String, Path, description = "The approval step's name")),
+    request_body(content = Option<doc::Deny>, description = "An optional reason"),
+    responses(
+        (status = 200, description = "Denied", body = doc::Approval),
+        (status = 409, description = "`run_not_active`, or `not_waiting`: the step awaits no answer", body = doc::Error),
+        (status = 422, description = "The body is not JSON", body = doc::Error),
+    ),
+)]
 pub(crate) async fn deny(
     State(state): State<ApiState>,
     Extension(principal): Extension<Principal>,
@@ -282,6 +429,21 @@ pub(crate) async fn deny(
 /// `?after=` or the `Last-Event-ID` header; `event: log` with the chunk as JSON (its position as
 /// the event id, so a client resumes where it stopped), then one `event: end` with the run's
 /// status when it ends.
+#[utoipa::path(
+    get,
+    path = "/runs/{id}/logs/stream",
+    tag = "runs",
+    operation_id = "streamRunLogs",
+    params(
+        ("id" = String, Path, description = "The run's id"),
+        LogQuery,
+        ("Last-Event-ID" = Option<i64>, Header, description = "Resume after this position; wins over `after`"),
+    ),
+    responses(
+        (status = 200, description = "Server-sent events: `log` (a log line as JSON, its position as the event id), then one `end` with the run's status", content_type = "text/event-stream", body = String),
+        (status = 404, description = "No such run", body = doc::Error),
+    ),
+)]
 pub(crate) async fn stream_logs(
     State(state): State<ApiState>,
     Path(id): Path<String>,

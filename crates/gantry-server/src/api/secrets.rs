@@ -11,6 +11,7 @@ use gantry_store::{SealedKind, SealedValue, StoreError};
 use serde_json::{json, Value};
 
 use super::error::ApiError;
+use super::openapi as doc;
 use super::ApiState;
 use crate::runs::{connection_binding, secret_binding};
 
@@ -70,6 +71,20 @@ fn seal(
     })
 }
 
+/// Sets a workflow's secret; the value is sealed and never read back.
+#[utoipa::path(
+    put,
+    path = "/workflows/{name}/secrets/{secret}",
+    tag = "secrets",
+    operation_id = "putSecret",
+    params(("name" = String, Path, description = "The workflow's name"), ("secret" = String, Path, description = "The secret's name")),
+    request_body(content = String, content_type = "text/plain", description = "The value, as UTF-8 text"),
+    responses(
+        (status = 204, description = "Stored"),
+        (status = 404, description = "No such workflow", body = doc::Error),
+        (status = 422, description = "A bad name, or a value that is not UTF-8", body = doc::Error),
+    ),
+)]
 pub(crate) async fn put_secret(
     State(state): State<ApiState>,
     Path((workflow, name)): Path<(String, String)>,
@@ -104,6 +119,15 @@ pub(crate) async fn put_secret(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Lists the names of a workflow's secrets.
+#[utoipa::path(
+    get,
+    path = "/workflows/{name}/secrets",
+    tag = "secrets",
+    operation_id = "listSecrets",
+    params(("name" = String, Path, description = "The workflow's name")),
+    responses((status = 200, description = "Secret names, sorted", body = doc::NamePage)),
+)]
 pub(crate) async fn list_secrets(
     State(state): State<ApiState>,
     Path(workflow): Path<String>,
@@ -115,6 +139,18 @@ pub(crate) async fn list_secrets(
     Ok(Json(json!({"items": names, "next": null})))
 }
 
+/// Deletes a workflow's secret.
+#[utoipa::path(
+    delete,
+    path = "/workflows/{name}/secrets/{secret}",
+    tag = "secrets",
+    operation_id = "deleteSecret",
+    params(("name" = String, Path, description = "The workflow's name"), ("secret" = String, Path, description = "The secret's name")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "No such secret", body = doc::Error),
+    ),
+)]
 pub(crate) async fn delete_secret(
     State(state): State<ApiState>,
     Path((workflow, name)): Path<(String, String)>,
@@ -146,6 +182,19 @@ fn check_type(type_: &str) -> Result<(), ApiError> {
     }
 }
 
+/// Sets a connection; its fields are sealed and never read back.
+#[utoipa::path(
+    put,
+    path = "/connections/{type}/{name}",
+    tag = "connections",
+    operation_id = "putConnection",
+    params(("type" = String, Path, description = "The connection type: aws, azure, gcp, kubernetes, slack, ssh, jira, datadog, pagerduty, puppet, http-basic, token or generic"), ("name" = String, Path, description = "The connection's name")),
+    request_body(content = HashMap<String, String>, description = "The connection's fields, all strings"),
+    responses(
+        (status = 204, description = "Stored"),
+        (status = 422, description = "An unknown type, a bad name, or a body that is not an object of strings", body = doc::Error),
+    ),
+)]
 pub(crate) async fn put_connection(
     State(state): State<ApiState>,
     Path((type_, name)): Path<(String, String)>,
@@ -180,6 +229,14 @@ pub(crate) async fn put_connection(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Lists every connection's type and name.
+#[utoipa::path(
+    get,
+    path = "/connections",
+    tag = "connections",
+    operation_id = "listConnections",
+    responses((status = 200, description = "Connections by type, then name", body = doc::ConnectionPage)),
+)]
 pub(crate) async fn list_connections(
     State(state): State<ApiState>,
 ) -> Result<Json<Value>, ApiError> {
@@ -196,6 +253,18 @@ pub(crate) async fn list_connections(
     Ok(Json(json!({"items": items, "next": null})))
 }
 
+/// Deletes a connection.
+#[utoipa::path(
+    delete,
+    path = "/connections/{type}/{name}",
+    tag = "connections",
+    operation_id = "deleteConnection",
+    params(("type" = String, Path, description = "The connection type: aws, azure, gcp, kubernetes, slack, ssh, jira, datadog, pagerduty, puppet, http-basic, token or generic"), ("name" = String, Path, description = "The connection's name")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "No such connection", body = doc::Error),
+    ),
+)]
 pub(crate) async fn delete_connection(
     State(state): State<ApiState>,
     Path((type_, name)): Path<(String, String)>,

@@ -19,10 +19,22 @@ use gantry_workflow::TriggerSource;
 use serde_json::{json, Map, Value};
 
 use super::error::ApiError;
+use super::openapi as doc;
 use super::{time_json as time, ApiState};
 use crate::triggers::{Acceptance, Delivery, Door, TriggerError};
 
-/// `GET /workflows/{name}/triggers`.
+/// Lists a workflow's triggers with their webhook URLs, push endpoints and schedules.
+#[utoipa::path(
+    get,
+    path = "/workflows/{name}/triggers",
+    tag = "triggers",
+    operation_id = "listTriggers",
+    params(("name" = String, Path, description = "The workflow's name")),
+    responses(
+        (status = 200, description = "The workflow's triggers", body = doc::TriggerPage),
+        (status = 404, description = "No such workflow", body = doc::Error),
+    ),
+)]
 pub(crate) async fn list(
     State(state): State<ApiState>,
     Path(name): Path<String>,
@@ -66,7 +78,7 @@ pub(crate) async fn list(
         }
         items.push(item);
     }
-    Ok(Json(json!({ "items": items })))
+    Ok(Json(json!({ "items": items, "next": null })))
 }
 
 fn token_json(t: &gantry_store::PushToken) -> Value {
@@ -84,7 +96,21 @@ async fn push_trigger(state: &ApiState, name: &str, trigger: &str) -> Result<(),
     Ok(())
 }
 
-/// `POST /workflows/{name}/triggers/{trigger}/tokens`: the token is in this answer only.
+/// Creates a push token; the token is in this answer only.
+#[utoipa::path(
+    post,
+    path = "/workflows/{name}/triggers/{trigger}/tokens",
+    tag = "triggers",
+    operation_id = "createPushToken",
+    params(
+        ("name" = String, Path, description = "The workflow's name"),
+        ("trigger" = String, Path, description = "A push trigger's name"),
+    ),
+    responses(
+        (status = 201, description = "The new token", body = doc::NewPushToken),
+        (status = 404, description = "No such workflow or push trigger", body = doc::Error),
+    ),
+)]
 pub(crate) async fn create_token(
     State(state): State<ApiState>,
     Path((name, trigger)): Path<(String, String)>,
@@ -100,7 +126,21 @@ pub(crate) async fn create_token(
     Ok((StatusCode::CREATED, Json(body)))
 }
 
-/// `GET /workflows/{name}/triggers/{trigger}/tokens`: ids and times, never tokens.
+/// Lists a push trigger's tokens: ids and times, never the tokens.
+#[utoipa::path(
+    get,
+    path = "/workflows/{name}/triggers/{trigger}/tokens",
+    tag = "triggers",
+    operation_id = "listPushTokens",
+    params(
+        ("name" = String, Path, description = "The workflow's name"),
+        ("trigger" = String, Path, description = "A push trigger's name"),
+    ),
+    responses(
+        (status = 200, description = "The tokens, oldest first", body = doc::PushTokenPage),
+        (status = 404, description = "No such workflow or push trigger", body = doc::Error),
+    ),
+)]
 pub(crate) async fn list_tokens(
     State(state): State<ApiState>,
     Path((name, trigger)): Path<(String, String)>,
@@ -108,10 +148,25 @@ pub(crate) async fn list_tokens(
     push_trigger(&state, &name, &trigger).await?;
     let tokens = state.store.list_push_tokens(&name, &trigger).await?;
     let items: Vec<Value> = tokens.iter().map(token_json).collect();
-    Ok(Json(json!({ "items": items })))
+    Ok(Json(json!({ "items": items, "next": null })))
 }
 
-/// `DELETE /workflows/{name}/triggers/{trigger}/tokens/{id}`.
+/// Revokes a push token: events sent with it are refused from now on.
+#[utoipa::path(
+    delete,
+    path = "/workflows/{name}/triggers/{trigger}/tokens/{id}",
+    tag = "triggers",
+    operation_id = "revokePushToken",
+    params(
+        ("name" = String, Path, description = "The workflow's name"),
+        ("trigger" = String, Path, description = "A push trigger's name"),
+        ("id" = String, Path, description = "The token's id"),
+    ),
+    responses(
+        (status = 204, description = "Revoked (revoking twice keeps the first time)"),
+        (status = 404, description = "No such token for this trigger", body = doc::Error),
+    ),
+)]
 pub(crate) async fn revoke_token(
     State(state): State<ApiState>,
     Path((name, trigger, id)): Path<(String, String, String)>,

@@ -14,11 +14,15 @@ use serde_json::{json, Value};
 
 use super::diagnostics::diagnostics_json;
 use super::error::ApiError;
+use super::openapi as doc;
 use super::ApiState;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct ListQuery {
+    /// At most this many workflows (default 100).
     limit: Option<u32>,
+    /// The `next` cursor of the previous page.
     after: Option<String>,
 }
 
@@ -56,6 +60,21 @@ fn version_json(v: &WorkflowVersion, with_yaml: bool) -> Value {
     out
 }
 
+/// Creates or replaces a workflow from its YAML; every version is kept.
+#[utoipa::path(
+    put,
+    path = "/workflows/{name}",
+    tag = "workflows",
+    operation_id = "putWorkflow",
+    params(("name" = String, Path, description = "The workflow's name")),
+    request_body(content = String, content_type = "application/yaml", description = "The workflow's YAML"),
+    responses(
+        (status = 201, description = "The first version was stored", body = doc::WorkflowSaved),
+        (status = 200, description = "A new version was stored", body = doc::WorkflowSaved),
+        (status = 413, description = "The body is larger than 4 MiB", body = doc::Error),
+        (status = 422, description = "A bad name, or `invalid_workflow` with every diagnostic in `details`", body = doc::Error),
+    ),
+)]
 pub(crate) async fn put(
     State(state): State<ApiState>,
     Path(name): Path<String>,
@@ -121,6 +140,18 @@ pub(crate) async fn put(
     ))
 }
 
+/// Lists workflows with their current version.
+#[utoipa::path(
+    get,
+    path = "/workflows",
+    tag = "workflows",
+    operation_id = "listWorkflows",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "One page of workflows, by name", body = doc::WorkflowPage),
+        (status = 422, description = "The `after` cursor is not valid", body = doc::Error),
+    ),
+)]
 pub(crate) async fn list(
     State(state): State<ApiState>,
     Query(q): Query<ListQuery>,
@@ -147,6 +178,18 @@ pub(crate) async fn list(
     Ok(Json(json!({"items": items, "next": page.next})))
 }
 
+/// Gets a workflow's current version with its YAML.
+#[utoipa::path(
+    get,
+    path = "/workflows/{name}",
+    tag = "workflows",
+    operation_id = "getWorkflow",
+    params(("name" = String, Path, description = "The workflow's name")),
+    responses(
+        (status = 200, description = "The current version with its YAML", body = doc::WorkflowVersion),
+        (status = 404, description = "No such workflow", body = doc::Error),
+    ),
+)]
 pub(crate) async fn get(
     State(state): State<ApiState>,
     Path(name): Path<String>,
@@ -158,6 +201,18 @@ pub(crate) async fn get(
     Ok(Json(version_json(&w, true)))
 }
 
+/// Lists a workflow's versions.
+#[utoipa::path(
+    get,
+    path = "/workflows/{name}/versions",
+    tag = "workflows",
+    operation_id = "listWorkflowVersions",
+    params(("name" = String, Path, description = "The workflow's name")),
+    responses(
+        (status = 200, description = "Every version, without YAML", body = doc::WorkflowVersionPage),
+        (status = 404, description = "No such workflow", body = doc::Error),
+    ),
+)]
 pub(crate) async fn versions(
     State(state): State<ApiState>,
     Path(name): Path<String>,
@@ -170,6 +225,21 @@ pub(crate) async fn versions(
     Ok(Json(json!({"items": items, "next": null})))
 }
 
+/// Gets one version of a workflow with its YAML.
+#[utoipa::path(
+    get,
+    path = "/workflows/{name}/versions/{version}",
+    tag = "workflows",
+    operation_id = "getWorkflowVersion",
+    params(
+        ("name" = String, Path, description = "The workflow's name"),
+        ("version" = i64, Path, description = "A version number, from 1"),
+    ),
+    responses(
+        (status = 200, description = "That version with its YAML", body = doc::WorkflowVersion),
+        (status = 404, description = "No such workflow or version", body = doc::Error),
+    ),
+)]
 pub(crate) async fn get_version(
     State(state): State<ApiState>,
     Path((name, version)): Path<(String, i64)>,
@@ -187,6 +257,18 @@ pub(crate) async fn get_version(
     Ok(Json(version_json(&v, true)))
 }
 
+/// Deletes a workflow; its versions stay readable by number.
+#[utoipa::path(
+    delete,
+    path = "/workflows/{name}",
+    tag = "workflows",
+    operation_id = "deleteWorkflow",
+    params(("name" = String, Path, description = "The workflow's name")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "No such workflow", body = doc::Error),
+    ),
+)]
 pub(crate) async fn delete(
     State(state): State<ApiState>,
     Path(name): Path<String>,

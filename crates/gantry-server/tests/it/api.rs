@@ -13,14 +13,14 @@ use http_body_util::BodyExt;
 use serde_json::Value;
 use tower::ServiceExt;
 
-struct Api {
+pub(crate) struct Api {
     app: Router,
     key: String,
     store: Arc<dyn Store>,
     _dir: tempfile::TempDir,
 }
 
-async fn api() -> Api {
+pub(crate) async fn api() -> Api {
     let dir = tempfile::tempdir().unwrap();
     let store: Arc<dyn Store> = Arc::new(
         SqliteStore::open(dir.path().join("gantry.db"))
@@ -58,7 +58,7 @@ async fn api() -> Api {
 }
 
 impl Api {
-    async fn call(
+    pub(crate) async fn call(
         &self,
         method: &str,
         path: &str,
@@ -81,13 +81,18 @@ impl Api {
         (status, value)
     }
 
-    async fn as_admin(&self, method: &str, path: &str, body: &str) -> (StatusCode, Value) {
+    pub(crate) async fn as_admin(
+        &self,
+        method: &str,
+        path: &str,
+        body: &str,
+    ) -> (StatusCode, Value) {
         let key = self.key.clone();
         self.call(method, path, Some(&key), body).await
     }
 }
 
-const HELLO: &str = "steps:\n- name: greet\n  image: alpine\n  input: [echo hi]\n";
+pub(crate) const HELLO: &str = "steps:\n- name: greet\n  image: alpine\n  input: [echo hi]\n";
 
 #[tokio::test]
 async fn every_route_needs_a_valid_key() {
@@ -215,7 +220,7 @@ async fn bad_names_and_oversized_bodies_are_refused() {
 }
 
 /// Polls a run until it ends.
-async fn finished(api: &Api, id: &str) -> Value {
+pub(crate) async fn finished(api: &Api, id: &str) -> Value {
     for _ in 0..200 {
         let (_, run) = api.as_admin("GET", &format!("/api/v1/runs/{id}"), "").await;
         if !matches!(run["status"].as_str(), Some("queued" | "running")) {
@@ -226,7 +231,7 @@ async fn finished(api: &Api, id: &str) -> Value {
     panic!("run {id} did not end");
 }
 
-const PIPELINE: &str = r#"
+pub(crate) const PIPELINE: &str = r#"
 parameters:
   who: {default: world}
 steps:
@@ -594,6 +599,99 @@ async fn an_idempotency_key_starts_one_run_however_often_it_is_sent() {
     assert!(!ids.contains(&first));
     finished(&api, &first).await;
     finished(&api, ids.iter().next().unwrap()).await;
+    let (_, list) = api.as_admin("GET", "/api/v1/runs?workflow=once", "").await;
+    assert_eq!(list["items"].as_array().unwrap().len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rerun_starts_the_current_version_with_the_same_parameters() {
+    let api = api().await;
+    api.as_admin("PUT", "/api/v1/workflows/pipeline", PIPELINE)
+        .await;
+    let (_, body) = api
+        .as_admin(
+            "POST",
+            "/api/v1/workflows/pipeline/runs",
+            r#"{"parameters": {"who": "again"}}"#,
+        )
+        .await;
+    let first = body["id"].as_str().unwrap().to_owned();
+    let old = finished(&api, &first).await;
+    assert_eq!(old["status"], "succeeded", "{old}");
+    // A second version: the rerun runs it, not the version of the first run.
+    let (status, _) = api
+        .as_admin(
+            "PUT",
+            "/api/v1/workflows/pipeline",
+            &format!("{PIPELINE}# v2\n"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+
+    let rerun = format!("/api/v1/runs/{first}/rerun");
+    let (status, body) = api.as_admin("POST", &rerun, "").await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["workflow"], "pipeline");
+    assert_eq!(body["created"], true);
+    let second = body["id"].as_str().unwrap().to_owned();
+    assert_ne!(second, first);
+    let new = finished(&api, &second).await;
+    assert_eq!(new["status"], "succeeded", "{new}");
+    assert_eq!(new["parameters"], old["parameters"]);
+    assert_eq!(new["parameters"]["who"], "again");
+    assert_eq!(old["version"], 1);
+    assert_eq!(new["version"], 2);
+    assert_eq!(new["outputs"][0]["value"], "hello again");
+
+    let (status, body) = api
+        .as_admin("POST", "/api/v1/runs/no-such-run/rerun", "")
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["code"], "not_found");
+    assert!(body["message"].as_str().unwrap().contains("no-such-run"));
+    assert_eq!(body["path"], Value::Null);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rerun_with_an_idempotency_key_starts_one_run() {
+    let api = api().await;
+    api.as_admin("PUT", "/api/v1/workflows/once", HELLO).await;
+    let (_, body) = api
+        .as_admin("POST", "/api/v1/workflows/once/runs", "")
+        .await;
+    let first = body["id"].as_str().unwrap().to_owned();
+    let rerun = |key: &'static str| {
+        let app = api.app.clone();
+        let auth = format!("Bearer {}", api.key);
+        let path = format!("/api/v1/runs/{first}/rerun");
+        async move {
+            let response = app
+                .oneshot(
+                    Request::post(path)
+                        .header("authorization", auth)
+                        .header("idempotency-key", key)
+                        .body(Body::empty())
+                        .unwrap(),
+                )
+                .await
+                .unwrap();
+            let status = response.status();
+            let bytes = response.into_body().collect().await.unwrap().to_bytes();
+            let v: Value = serde_json::from_slice(&bytes).unwrap();
+            (status, v)
+        }
+    };
+    let (status, once) = rerun("rerun-1").await;
+    assert_eq!(status, StatusCode::CREATED, "{once}");
+    let (status, again) = rerun("rerun-1").await;
+    assert_eq!(status, StatusCode::OK, "{again}");
+    assert_eq!(again["id"], once["id"]);
+    assert_eq!(again["created"], false);
+    let (status, bad) = rerun("").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(bad["path"], "Idempotency-Key");
+    finished(&api, &first).await;
+    finished(&api, once["id"].as_str().unwrap()).await;
     let (_, list) = api.as_admin("GET", "/api/v1/runs?workflow=once", "").await;
     assert_eq!(list["items"].as_array().unwrap().len(), 2);
 }

@@ -7,6 +7,7 @@ mod auth;
 mod backend;
 mod client;
 mod endpoints;
+mod openapi;
 mod relay_sdk;
 mod spec;
 mod triggers;
