@@ -251,3 +251,104 @@ fn run_logs_follow_streams_each_line_once_in_order_and_exits_by_the_result() {
     assert!(err.contains("[not_found]"), "{err}");
     stop(server);
 }
+
+/// A TCP relay to `server` that cuts its first connection after `cut` bytes of the answer and
+/// relays later ones whole; returns its address and a count of the connections it took.
+fn cutting_relay(
+    server: &str,
+    cut: usize,
+) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::Read;
+    use std::net::{Shutdown, TcpListener, TcpStream};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let count = std::sync::Arc::new(AtomicUsize::new(0));
+    let taken = count.clone();
+    let server = server.to_owned();
+    std::thread::spawn(move || {
+        for client in listener.incoming() {
+            let Ok(mut client) = client else { return };
+            let first = taken.fetch_add(1, Ordering::SeqCst) == 0;
+            let mut upstream = TcpStream::connect(&server).unwrap();
+            let (mut up_write, mut client_read) =
+                (upstream.try_clone().unwrap(), client.try_clone().unwrap());
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut client_read, &mut up_write);
+            });
+            std::thread::spawn(move || {
+                let limit = if first { cut } else { usize::MAX };
+                let mut sent = 0;
+                let mut buf = [0u8; 64];
+                while sent < limit {
+                    let n = match upstream.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => n.min(limit - sent),
+                    };
+                    if client.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                    sent += n;
+                }
+                let _ = client.shutdown(Shutdown::Both);
+                let _ = upstream.shutdown(Shutdown::Both);
+            });
+        }
+    });
+    (addr, count)
+}
+
+#[test]
+fn run_logs_follow_resumes_after_the_connection_is_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_server(&dir.path().join("data"), "process", true);
+    let key = server
+        .key
+        .clone()
+        .expect("a first start prints an admin key");
+    let url = format!("http://{}", server.addr);
+    let config = dir.path().join("config.toml");
+    let id = start_run(
+        &config,
+        &url,
+        &key,
+        dir.path(),
+        "count",
+        "steps:\n- name: count\n  image: none\n  input: ['for i in $(seq 1 30); do echo line-$i; done']\n",
+    );
+    let mut wait = gantry(&config);
+    let (code, _, err) = output(wait.args([
+        "run",
+        "logs",
+        &id,
+        "--follow",
+        "--server",
+        &url,
+        "--api-key",
+        &key,
+    ]));
+    assert_eq!(code, Some(0), "{err}");
+
+    // The first answer is cut inside an event, a few events in.
+    let (relay, connections) = cutting_relay(&server.addr, 700);
+    let mut follow = gantry(&config);
+    let (code, out, err) = output(follow.args([
+        "run",
+        "logs",
+        &id,
+        "--follow",
+        "--server",
+        &format!("http://{relay}"),
+        "--api-key",
+        &key,
+    ]));
+    assert_eq!(code, Some(0), "{out}{err}");
+    let expected: String = (1..=30).map(|i| format!("count │ line-{i}\n")).collect();
+    assert_eq!(out, expected);
+    assert_eq!(
+        connections.load(std::sync::atomic::Ordering::SeqCst),
+        2,
+        "one cut connection, one resumed"
+    );
+    stop(server);
+}
