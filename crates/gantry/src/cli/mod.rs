@@ -1,10 +1,14 @@
 //! Command-line definitions (clap) and dispatch. Help text and shell completions come from here.
 
 mod client;
+mod follow;
+mod profile;
 mod remote;
 mod render;
 mod run;
 mod server;
+mod sse;
+mod trigger;
 mod workflow;
 
 use std::io::IsTerminal;
@@ -49,6 +53,34 @@ enum Command {
     /// Manage connections on the server.
     #[command(subcommand)]
     Connection(ConnectionCommand),
+    /// Show a workflow's triggers on the server; make, list and revoke push trigger tokens.
+    #[command(subcommand)]
+    Trigger(trigger::TriggerCommand),
+    /// Save a server and an API key as a profile, after checking the key with the server.
+    ///
+    /// Client commands then use it without `--server` and `--api-key`. For each of the server and
+    /// the key, the order is: the flag, `GANTRY_SERVER`/`GANTRY_API_KEY`, the profile named by
+    /// `--profile` or `GANTRY_PROFILE`, the `default` profile. Profiles live in `$GANTRY_CONFIG`,
+    /// else `$XDG_CONFIG_HOME/gantry/config.toml`, else `~/.config/gantry/config.toml`, written
+    /// with mode 0600. A key the server refuses is not saved.
+    Login {
+        /// The server's URL, e.g. `https://gantry.example.com`.
+        #[arg(long, value_name = "URL")]
+        server: String,
+        /// The API key; read from standard input when left out (so it stays out of the shell's
+        /// history).
+        #[arg(long, value_name = "KEY")]
+        api_key: Option<String>,
+        /// The profile's name.
+        #[arg(long, default_value = profile::DEFAULT_PROFILE, value_name = "NAME")]
+        profile: String,
+    },
+    /// Remove a saved profile (the key stays valid on the server until revoked there).
+    Logout {
+        /// The profile's name.
+        #[arg(long, default_value = profile::DEFAULT_PROFILE, value_name = "NAME")]
+        profile: String,
+    },
     /// Start the Gantry server (on an embedded data directory; no other setup).
     ///
     /// Prints the address it listens on. Serves `/healthz` and `/readyz`. Stops gracefully on
@@ -200,6 +232,15 @@ enum RunAction {
         #[command(flatten)]
         connection: client::Connection,
     },
+    /// Start run ID again, as a new run.
+    Rerun {
+        id: String,
+        /// Print the new run's log lines and state until it ends; exit 0 only if it succeeded.
+        #[arg(long)]
+        follow: bool,
+        #[command(flatten)]
+        connection: client::Connection,
+    },
     /// List runs on the server, newest first.
     List {
         #[arg(long)]
@@ -220,9 +261,10 @@ enum RunAction {
         #[command(flatten)]
         connection: client::Connection,
     },
-    /// Print a run's log lines (`--follow` until it ends).
+    /// Print a run's log lines (`--follow`: as they are written, until it ends).
     Logs {
         id: String,
+        /// Stream the lines live until the run ends; exit 0 only if it succeeded.
         #[arg(long)]
         follow: bool,
         #[command(flatten)]
@@ -416,6 +458,13 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }) => remote::run_action(action),
         Command::Secret(c) => remote::secret(c),
         Command::Connection(c) => remote::connection(c),
+        Command::Trigger(c) => trigger::trigger(c),
+        Command::Login {
+            server,
+            api_key,
+            profile: name,
+        } => profile::login(&server, api_key, &name),
+        Command::Logout { profile: name } => profile::logout(&name),
         Command::Run(r) => run::run(run::RunArgs {
             file: r.file.unwrap_or_default(),
             params: r.params,

@@ -1,4 +1,5 @@
-//! Workflow commands that talk to `gantry server`: apply, list, get, versions, delete.
+//! Commands that talk to `gantry server`: workflows (apply, list, get, versions, delete), runs
+//! (start, rerun, list, get, logs, approve, deny, cancel), secrets and connections.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -7,7 +8,8 @@ use anyhow::Context;
 use reqwest::Method;
 use serde_json::Value;
 
-use super::client::{block_on, Client, Connection};
+use super::client::{block_on, segment, Client, Connection};
+use super::follow::{follow, log_line, step_line, StepWatch};
 
 fn finish(
     answer: &super::client::Answer,
@@ -174,73 +176,38 @@ fn items<'v>(v: &'v Value, key: &str) -> &'v [Value] {
     v[key].as_array().map(Vec::as_slice).unwrap_or_default()
 }
 
-/// A log chunk as the CLI prints it: `step │ text`.
-fn log_line(c: &Value) -> String {
-    format!(
-        "{} │ {}",
-        c["step"].as_str().unwrap_or_default(),
-        c["text"].as_str().unwrap_or_default()
-    )
+/// What `run start` and `run rerun` print once the server made the run, then the run followed to
+/// its end with `--follow` (exit 0 only when it succeeded).
+async fn started(
+    client: &Client,
+    answer: &super::client::Answer,
+    following: bool,
+    rerun_of: Option<&str>,
+) -> anyhow::Result<ExitCode> {
+    if !answer.ok() {
+        eprint!("{}", answer.error_text(None));
+        return Ok(ExitCode::from(1));
+    }
+    let id = answer.body["id"].as_str().unwrap_or_default().to_owned();
+    let workflow = answer.body["workflow"].as_str().unwrap_or_default();
+    match rerun_of {
+        Some(old) => println!("run {id} of {workflow} started (a rerun of {old})"),
+        None => println!("run {id} of {workflow} started"),
+    }
+    if !following {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut steps = StepWatch::default();
+    let status = follow(client, &id, &mut std::io::stdout(), Some(&mut steps)).await?;
+    println!("run {status}");
+    Ok(exit_for(&status))
 }
 
-fn step_line(s: &Value) -> String {
-    let reason = s["reason"]
-        .as_str()
-        .map(|r| format!("  ({r})"))
-        .unwrap_or_default();
-    format!(
-        "{}  {}{reason}",
-        s["name"].as_str().unwrap_or_default(),
-        s["status"].as_str().unwrap_or_default()
-    )
-}
-
-/// Prints a run's log lines and step changes until it ends; returns its final record.
-async fn follow(client: &Client, id: &str, logs_only: bool) -> anyhow::Result<Value> {
-    let mut position: Option<i64> = None;
-    let mut seen: std::collections::HashMap<String, String> = std::collections::HashMap::new();
-    loop {
-        let run = client
-            .send(Method::GET, &format!("/runs/{id}"), None)
-            .await?;
-        if !run.ok() {
-            anyhow::bail!("{}", run.error_text(None).trim_end());
-        }
-        let path = match position {
-            Some(p) => format!("/runs/{id}/logs?after={p}"),
-            None => format!("/runs/{id}/logs"),
-        };
-        let logs = client.send(Method::GET, &path, None).await?;
-        for c in items(&logs.body, "items") {
-            print!("{}", log_line(c));
-        }
-        if let Some(p) = logs.body["next"].as_i64() {
-            position = Some(p);
-        }
-        if !logs_only {
-            for s in items(&run.body, "steps") {
-                let name = s["name"].as_str().unwrap_or_default().to_owned();
-                let status = s["status"].as_str().unwrap_or_default().to_owned();
-                if seen.get(&name) != Some(&status) {
-                    println!("{}", step_line(s));
-                    seen.insert(name, status);
-                }
-            }
-        }
-        let status = run.body["status"].as_str().unwrap_or_default().to_owned();
-        if !matches!(status.as_str(), "queued" | "running") {
-            // Lines stored just before the end.
-            let path = match position {
-                Some(p) => format!("/runs/{id}/logs?after={p}"),
-                None => format!("/runs/{id}/logs"),
-            };
-            let logs = client.send(Method::GET, &path, None).await?;
-            for c in items(&logs.body, "items") {
-                print!("{}", log_line(c));
-            }
-            return Ok(run.body);
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+fn exit_for(status: &str) -> ExitCode {
+    if status == "succeeded" {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
     }
 }
 
@@ -259,27 +226,24 @@ pub(crate) fn run_action(action: super::RunAction) -> anyhow::Result<ExitCode> {
                 let answer = client
                     .send(
                         Method::POST,
-                        &format!("/workflows/{workflow}/runs"),
+                        &format!("/workflows/{}/runs", segment(&workflow)),
                         Some(body),
                     )
                     .await?;
-                if !answer.ok() {
-                    eprint!("{}", answer.error_text(None));
-                    return Ok(ExitCode::from(1));
-                }
-                let id = answer.body["id"].as_str().unwrap_or_default().to_owned();
-                println!("run {id} of {workflow} started");
-                if !following {
-                    return Ok(ExitCode::SUCCESS);
-                }
-                let run = follow(&client, &id, false).await?;
-                let status = run["status"].as_str().unwrap_or_default();
-                println!("run {status}");
-                Ok(if status == "succeeded" {
-                    ExitCode::SUCCESS
-                } else {
-                    ExitCode::from(1)
-                })
+                started(&client, &answer, following, None).await
+            })
+        }
+        A::Rerun {
+            id,
+            follow: following,
+            connection,
+        } => {
+            let client = Client::new(&connection)?;
+            block_on(async move {
+                let answer = client
+                    .send(Method::POST, &format!("/runs/{}/rerun", segment(&id)), None)
+                    .await?;
+                started(&client, &answer, following, Some(&id)).await
             })
         }
         A::List {
@@ -346,15 +310,31 @@ pub(crate) fn run_action(action: super::RunAction) -> anyhow::Result<ExitCode> {
             let client = Client::new(&connection)?;
             block_on(async move {
                 if following {
-                    follow(&client, &id, true).await?;
-                    return Ok(ExitCode::SUCCESS);
+                    let status = follow(&client, &id, &mut std::io::stdout(), None).await?;
+                    // Standard output holds only log lines, so a pipe gets nothing else.
+                    if status != "succeeded" {
+                        eprintln!("run {id} {status}");
+                    }
+                    return Ok(exit_for(&status));
                 }
-                let answer = client
-                    .send(Method::GET, &format!("/runs/{id}/logs"), None)
-                    .await?;
-                Ok(finish(&answer, false, |b| {
-                    items(b, "items").iter().map(log_line).collect()
-                }))
+                // Page by page: the server sends at most 1000 lines an answer.
+                let mut after: Option<i64> = None;
+                loop {
+                    let path = match after {
+                        Some(p) => format!("/runs/{}/logs?after={p}", segment(&id)),
+                        None => format!("/runs/{}/logs", segment(&id)),
+                    };
+                    let answer = client.send(Method::GET, &path, None).await?;
+                    let lines = items(&answer.body, "items");
+                    if !answer.ok() || lines.is_empty() {
+                        return Ok(finish(&answer, false, |_| String::new()));
+                    }
+                    print!("{}", lines.iter().map(log_line).collect::<String>());
+                    after = answer.body["next"].as_i64();
+                    if after.is_none() {
+                        return Ok(ExitCode::SUCCESS);
+                    }
+                }
             })
         }
         A::Approve {

@@ -1,4 +1,5 @@
-//! Diagnostics for people (miette, with the source line) and for programs (JSON).
+//! Output for people: diagnostics (miette, with the source line; JSON for programs) and plain
+//! tables of server lists.
 
 use gantry_workflow::{Diagnostic, LineIndex, Severity};
 use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, MietteDiagnostic, NamedSource};
@@ -51,4 +52,45 @@ pub(crate) fn diagnostics_text(file: &str, src: &str, diags: &[Diagnostic], colo
         out.push('\n');
     }
     out
+}
+
+/// A plain-text table: a header row, then one row per item, columns padded to their widest cell
+/// (counted in characters) and separated by two spaces; no trailing spaces.
+pub(crate) fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let header: Vec<String> = header.iter().map(|h| (*h).to_owned()).collect();
+    for row in std::iter::once(&header).chain(rows) {
+        let mut line = String::new();
+        for (i, (cell, w)) in row.iter().zip(&widths).enumerate() {
+            if i > 0 {
+                line.push_str("  ");
+            }
+            line.push_str(cell);
+            line.extend(std::iter::repeat_n(' ', w - cell.chars().count()));
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn table_pads_columns_by_characters() {
+        let rows = vec![
+            vec!["é".to_owned(), "x".to_owned(), String::new()],
+            vec!["longer".to_owned(), "y".to_owned(), "z".to_owned()],
+        ];
+        assert_eq!(
+            super::table(&["A", "B", "C"], &rows),
+            "A       B  C\né       x\nlonger  y  z\n"
+        );
+    }
 }

@@ -1,7 +1,9 @@
 //! End-to-end tests of the `gantry` binary: exit codes, human and JSON output, real runs.
 
+mod cli;
 mod run;
 mod server;
+mod triggers;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -102,7 +102,7 @@ fn gantry_master_key_env() -> &'static str {
     "GANTRY_MASTER_KEY"
 }
 
-fn gantry(args: &[&str], server: &str, key: &str) -> (Option<i32>, String, String) {
+pub(crate) fn gantry(args: &[&str], server: &str, key: &str) -> (Option<i32>, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_gantry"))
         .args(args)
         .env("GANTRY_SERVER", format!("http://{server}"))
@@ -196,15 +196,15 @@ fn cli_round_trip(server: &str, key: &str, dir: &std::path::Path) {
     assert_eq!(out, "greet │ hello Gantry, token ***\n");
 }
 
-struct Running {
-    child: std::process::Child,
-    addr: String,
-    key: Option<String>,
+pub(crate) struct Running {
+    pub(crate) child: std::process::Child,
+    pub(crate) addr: String,
+    pub(crate) key: Option<String>,
 }
 
 /// Starts `gantry server` on `data` and reads its address (and, on a first start, the admin key
 /// it prints then).
-fn start_server(data: &std::path::Path, runtime: &str, first_start: bool) -> Running {
+pub(crate) fn start_server(data: &std::path::Path, runtime: &str, first_start: bool) -> Running {
     let mut child = Command::new(env!("CARGO_BIN_EXE_gantry"))
         .args([
             "server",
