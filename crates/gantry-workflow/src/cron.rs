@@ -3,11 +3,14 @@
 //! `@every <duration>` and a `CRON_TZ=`/`TZ=` prefix.
 //!
 //! Day-of-month and day-of-week follow Vixie cron: when both are restricted, a day matches if
-//! either does. Times are computed in UTC; a time zone prefix is validated for shape and kept.
+//! either does. Fields are matched on the wall clock of the `CRON_TZ=` time zone (an IANA name,
+//! from `chrono-tz`, used in this module only), UTC without one. Across a daylight-saving change,
+//! a wall-clock time that does not exist is skipped and one that happens twice fires once, at its
+//! first occurrence.
 
 use std::ops::Range;
 
-use chrono::{DateTime, Datelike, Duration, TimeZone, Timelike, Utc};
+use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveDateTime, TimeZone, Timelike, Utc};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CronError {
@@ -21,6 +24,7 @@ pub struct CronError {
 pub struct Schedule {
     pub time_zone: Option<String>,
     pub kind: ScheduleKind,
+    tz: Option<chrono_tz::Tz>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,22 +95,20 @@ impl Schedule {
         let mut rest = src.trim();
         let mut offset = trimmed_start;
         let mut time_zone = None;
+        let mut parsed_tz = None;
         for prefix in ["CRON_TZ=", "TZ="] {
             if let Some(after) = rest.strip_prefix(prefix) {
                 let tz_len = after.find(char::is_whitespace).unwrap_or(after.len());
                 let tz = &after[..tz_len];
-                let valid = !tz.is_empty()
-                    && tz
-                        .chars()
-                        .all(|c| c.is_ascii_alphanumeric() || "/_+-".contains(c));
-                if !valid {
+                let Ok(zone) = tz.parse::<chrono_tz::Tz>() else {
                     return Err(CronError {
                         message: format!("`{tz}` is not a time zone name"),
                         range: offset + prefix.len()..offset + prefix.len() + tz_len,
                         help: Some("use an IANA name such as `Europe/Paris`".into()),
                     });
-                }
+                };
                 time_zone = Some(tz.to_owned());
+                parsed_tz = Some(zone);
                 let consumed = prefix.len() + tz_len;
                 let after_tz = &rest[consumed..];
                 offset += consumed + (after_tz.len() - after_tz.trim_start().len());
@@ -116,7 +118,11 @@ impl Schedule {
         }
         if let Some(descriptor) = rest.strip_prefix('@') {
             let kind = descriptor_kind(descriptor, offset, rest.len())?;
-            return Ok(Schedule { time_zone, kind });
+            return Ok(Schedule {
+                time_zone,
+                kind,
+                tz: parsed_tz,
+            });
         }
         let mut parts = Vec::new();
         let mut pos = offset;
@@ -146,6 +152,7 @@ impl Schedule {
         let dow = (dow | (dow >> 7)) & 0x7f;
         Ok(Schedule {
             time_zone,
+            tz: parsed_tz,
             kind: ScheduleKind::Fields(Fields {
                 minutes: sets[0],
                 hours: sets[1] as u32,
@@ -165,7 +172,28 @@ impl Schedule {
                 let secs = i64::try_from(*secs).ok()?;
                 after.checked_add_signed(Duration::seconds(secs))
             }
-            ScheduleKind::Fields(f) => f.next_after(after),
+            ScheduleKind::Fields(f) => {
+                let Some(tz) = self.tz else {
+                    return f.next_after(after.naive_utc()).map(|n| n.and_utc());
+                };
+                let mut local = after.with_timezone(&tz).naive_local();
+                // Each turn moves `local` forward, and `Fields::next_after` gives up after 5
+                // years, so this ends.
+                loop {
+                    let next = f.next_after(local)?;
+                    match tz.from_local_datetime(&next) {
+                        chrono::LocalResult::Single(t) | chrono::LocalResult::Ambiguous(t, _) => {
+                            let t = t.with_timezone(&Utc);
+                            if t > after {
+                                return Some(t);
+                            }
+                        }
+                        // A wall-clock time skipped by a daylight-saving change.
+                        chrono::LocalResult::None => {}
+                    }
+                    local = next;
+                }
+            }
         }
     }
 }
@@ -272,7 +300,7 @@ fn value(s: &str, spec: &FieldSpec, err: &dyn Fn(String) -> CronError) -> Result
 }
 
 impl Fields {
-    fn day_matches(&self, t: &DateTime<Utc>) -> bool {
+    fn day_matches(&self, t: &NaiveDateTime) -> bool {
         let dom = self.days_of_month & (1 << t.day()) != 0;
         let dow = self.days_of_week & (1 << t.weekday().num_days_from_sunday()) != 0;
         if self.dom_restricted && self.dow_restricted {
@@ -282,7 +310,8 @@ impl Fields {
         }
     }
 
-    fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    /// The first matching wall-clock minute strictly after `after`, within 5 years.
+    fn next_after(&self, after: NaiveDateTime) -> Option<NaiveDateTime> {
         let start = after.with_second(0)?.with_nanosecond(0)? + Duration::minutes(1);
         let limit = start + Duration::days(366 * 5);
         let mut t = start;
@@ -293,7 +322,7 @@ impl Fields {
                 } else {
                     (t.year(), t.month() + 1)
                 };
-                t = Utc.with_ymd_and_hms(y, m, 1, 0, 0, 0).single()?;
+                t = NaiveDate::from_ymd_opt(y, m, 1)?.and_hms_opt(0, 0, 0)?;
                 continue;
             }
             if !self.day_matches(&t) {
@@ -322,6 +351,39 @@ mod tests {
         let s = Schedule::parse(expr).unwrap();
         let from: DateTime<Utc> = from.parse().unwrap();
         s.next_after(from).unwrap().to_rfc3339()
+    }
+
+    #[test]
+    fn time_zones_follow_the_wall_clock_across_daylight_saving() {
+        // 09:00 in Paris is 08:00 UTC in winter, 07:00 UTC in summer.
+        assert_eq!(
+            next("CRON_TZ=Europe/Paris 0 9 * * *", "2026-01-10T12:00:00Z"),
+            "2026-01-11T08:00:00+00:00"
+        );
+        assert_eq!(
+            next("TZ=Europe/Paris 0 9 * * *", "2026-07-10T12:00:00Z"),
+            "2026-07-11T07:00:00+00:00"
+        );
+        // 02:30 does not exist on 2026-03-29 in Paris (clocks go 02:00 -> 03:00): skipped.
+        assert_eq!(
+            next("CRON_TZ=Europe/Paris 30 2 * * *", "2026-03-28T12:00:00Z"),
+            "2026-03-30T00:30:00+00:00"
+        );
+        // 02:30 happens twice on 2026-10-25: it fires once, at the first.
+        assert_eq!(
+            next("CRON_TZ=Europe/Paris 30 2 * * *", "2026-10-24T12:00:00Z"),
+            "2026-10-25T00:30:00+00:00"
+        );
+        assert_eq!(
+            next("CRON_TZ=Europe/Paris 30 2 * * *", "2026-10-25T00:30:00Z"),
+            "2026-10-26T01:30:00+00:00"
+        );
+        assert_eq!(
+            Schedule::parse("CRON_TZ=Mars/Olympus 0 9 * * *")
+                .unwrap_err()
+                .message,
+            "`Mars/Olympus` is not a time zone name"
+        );
     }
 
     #[test]
@@ -357,7 +419,8 @@ mod tests {
         );
         assert_eq!(
             next("CRON_TZ=Europe/Paris 30 6 * * *", "2026-11-23T00:00:00Z"),
-            "2026-11-23T06:30:00+00:00"
+            "2026-11-23T05:30:00+00:00",
+            "06:30 in Paris is 05:30 UTC in November"
         );
     }
 

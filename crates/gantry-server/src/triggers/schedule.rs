@@ -11,7 +11,7 @@
 //! workflow never fires for times before it existed.
 //!
 //! Time comes from a [`Timer`], so tests drive schedules with [`ManualTimer`].
-//! Times are computed in UTC (see `gantry_workflow::cron`).
+//! Fire times follow the `CRON_TZ=` time zone when there is one (see `gantry_workflow::cron`).
 //!
 //! Concurrency: one task; the fires that are due together are accepted concurrently, so their
 //! events share group-commit transactions.
