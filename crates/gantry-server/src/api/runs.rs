@@ -57,7 +57,25 @@ fn parameters(body: &Value) -> Result<Map<String, Value>, ApiError> {
 }
 
 /// A JSON body, whatever its content type says; an empty body is `null`.
-fn json_body(body: &[u8]) -> Result<Value, ApiError> {
+/// The `Idempotency-Key` header, when there is one: 1 to 200 characters.
+pub(crate) fn idempotency_key(headers: &axum::http::HeaderMap) -> Result<Option<String>, ApiError> {
+    match headers.get("idempotency-key") {
+        None => Ok(None),
+        Some(v) => v
+            .to_str()
+            .ok()
+            .filter(|k| !k.is_empty() && k.len() <= 200)
+            .map(|k| Some(k.to_owned()))
+            .ok_or_else(|| {
+                ApiError::invalid(
+                    "Idempotency-Key",
+                    "an idempotency key is 1 to 200 characters",
+                )
+            }),
+    }
+}
+
+pub(crate) fn json_body(body: &[u8]) -> Result<Value, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(Value::Null);
     }
@@ -139,21 +157,7 @@ async fn start_run(
     parameters: Map<String, Value>,
     headers: &axum::http::HeaderMap,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let key = match headers.get("idempotency-key") {
-        None => None,
-        Some(v) => Some(
-            v.to_str()
-                .ok()
-                .filter(|k| !k.is_empty() && k.len() <= 200)
-                .ok_or_else(|| {
-                    ApiError::invalid(
-                        "Idempotency-Key",
-                        "an idempotency key is 1 to 200 characters",
-                    )
-                })?
-                .to_owned(),
-        ),
-    };
+    let key = idempotency_key(headers)?;
     let started = state
         .runs
         .start_once(&name, parameters, key)

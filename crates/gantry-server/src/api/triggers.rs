@@ -20,6 +20,7 @@ use serde_json::{json, Map, Value};
 
 use super::error::ApiError;
 use super::openapi as doc;
+use super::runs::{idempotency_key, json_body};
 use super::{time_json as time, ApiState};
 use crate::triggers::{Acceptance, Delivery, Door, TriggerError};
 
@@ -330,30 +331,4 @@ pub(crate) fn trigger_error(e: TriggerError) -> ApiError {
             ApiError::internal()
         }
     }
-}
-
-fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
-    match headers.get("idempotency-key") {
-        None => Ok(None),
-        Some(v) => v
-            .to_str()
-            .ok()
-            .filter(|k| !k.is_empty() && k.len() <= 200)
-            .map(|k| Some(k.to_owned()))
-            .ok_or_else(|| {
-                ApiError::invalid(
-                    "Idempotency-Key",
-                    "an idempotency key is 1 to 200 characters",
-                )
-            }),
-    }
-}
-
-/// A JSON body; an empty body is `null`.
-fn json_body(body: &[u8]) -> Result<Value, ApiError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(Value::Null);
-    }
-    serde_json::from_slice(body)
-        .map_err(|e| ApiError::invalid("", format!("the body is not valid JSON: {e}")))
 }

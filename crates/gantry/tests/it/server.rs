@@ -8,13 +8,21 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn get(addr: &str, path: &str) -> (u16, String) {
+    request(addr, &format!("GET {path}"), "", "")
+}
+
+/// One HTTP/1.1 exchange: `line` is the method and path, `headers` whole header lines (each
+/// ending in CRLF); returns the status and the body.
+pub(crate) fn request(addr: &str, line: &str, headers: &str, body: &str) -> (u16, String) {
     let mut stream = TcpStream::connect(addr).unwrap();
     stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
+        .set_read_timeout(Some(Duration::from_secs(20)))
         .unwrap();
     write!(
         stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        "{line} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{headers}\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
     )
     .unwrap();
     let mut response = String::new();

@@ -2,42 +2,19 @@
 //! from the CLI, events sent over a socket, runs followed to success; revoked and wrong tokens
 //! refused; a rerun through the CLI.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::server::{gantry, start_server};
+use crate::server::{gantry, request, start_server};
 
 /// `POST path` with a JSON body and an optional bearer token; returns status and body.
 fn post(addr: &str, path: &str, bearer: Option<&str>, body: &str) -> (u16, String) {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(20)))
-        .unwrap();
     let auth = bearer
         .map(|t| format!("Authorization: Bearer {t}\r\n"))
         .unwrap_or_default();
-    write!(
-        stream,
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{auth}\
-         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let status = response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    (status, body)
+    let headers = format!("{auth}Content-Type: application/json\r\n");
+    request(addr, &format!("POST {path}"), &headers, body)
 }
 
 const WORKFLOW: &str = r#"apiVersion: v1
