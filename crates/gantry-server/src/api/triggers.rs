@@ -46,17 +46,31 @@ pub(crate) async fn list(
         .await
         .map_err(trigger_error)?;
     let store = state.store.as_ref();
+    // One read of the stored records; a webhook seen for the first time gets its id here.
+    let records: std::collections::HashMap<String, gantry_store::TriggerRecord> = store
+        .list_triggers(&name)
+        .await?
+        .into_iter()
+        .map(|r| (r.name.clone(), r))
+        .collect();
+    let now = Utc::now();
     let mut items = Vec::new();
     for t in &wf.triggers {
         let trigger = t.name.value.as_str();
+        let record = records.get(trigger);
         let mut item = json!({"name": trigger, "type": t.source.type_name()});
         match &t.source {
             TriggerSource::Webhook(container) => {
-                let id = gantry_store::new_id()?;
-                let record = store
-                    .ensure_trigger(&id, &name, trigger, Utc::now())
-                    .await?;
-                item["url"] = json!(format!("{}/hooks/{}", state.public_url, record.id));
+                let id = match record {
+                    Some(r) => r.id.clone(),
+                    None => {
+                        store
+                            .ensure_trigger(&gantry_store::new_id()?, &name, trigger, now)
+                            .await?
+                            .id
+                    }
+                };
+                item["url"] = json!(format!("{}/hooks/{id}", state.public_url));
                 item["image"] = json!(container.image.as_ref().map(|i| i.value.clone()));
             }
             TriggerSource::Push { .. } => {
@@ -65,13 +79,8 @@ pub(crate) async fn list(
                 item["tokens"] = tokens.iter().map(token_json).collect();
             }
             TriggerSource::Schedule { schedule, parsed } => {
-                let record = store
-                    .list_triggers(&name)
-                    .await?
-                    .into_iter()
-                    .find(|r| r.name == trigger);
-                let last = record.as_ref().and_then(|r| r.last_fire_at);
-                let from = last.unwrap_or_else(Utc::now).max(Utc::now());
+                let last = record.and_then(|r| r.last_fire_at);
+                let from = last.unwrap_or(now).max(now);
                 item["schedule"] = json!(schedule.value);
                 item["nextFireAt"] = time(parsed.as_ref().and_then(|s| s.next_after(from)));
                 item["lastFireAt"] = time(last);
