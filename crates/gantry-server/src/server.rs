@@ -216,8 +216,12 @@ impl Server {
                 reason: format!("the metadata API for steps: {e}"),
             })?;
         let registry = Arc::new(crate::runs::Registry::default());
+        // One group-commit writer for accepted events and every write of a run, so they share
+        // transactions.
+        let writes = gantry_store::BatchWriter::start(store.clone(), Default::default());
         let runs = Arc::new(crate::runs::RunService::new(
             store.clone(),
+            writes.clone(),
             vault.clone(),
             runtime.clone(),
             config.data_dir.join("runs"),
@@ -228,10 +232,9 @@ impl Server {
         let push = crate::triggers::push::PushKeys::load(store.as_ref(), &vault)
             .await
             .map_err(store_error)?;
-        let events = gantry_store::BatchWriter::start(store.clone(), Default::default());
         let triggers = Arc::new(crate::triggers::TriggerService::new(
             store.clone(),
-            events,
+            writes,
             runs.clone(),
             push,
         ));
