@@ -170,6 +170,7 @@ pub struct Server {
     registry: Arc<crate::runs::Registry>,
     triggers: Arc<crate::triggers::TriggerService>,
     timer: Arc<dyn crate::triggers::schedule::Timer>,
+    schedule_observer: Option<tokio::sync::mpsc::UnboundedSender<crate::triggers::schedule::Fired>>,
     listener: TcpListener,
     app: Router,
     ready: Arc<AtomicBool>,
@@ -276,6 +277,7 @@ impl Server {
             registry,
             triggers,
             timer,
+            schedule_observer: None,
             listener,
             app,
             ready,
@@ -288,6 +290,16 @@ impl Server {
         self.local_addr
     }
 
+    /// Reports every schedule fire on the returned channel, with its durable acceptance time
+    /// (benchmarks and tests watch the scheduler through it). Call before `serve`.
+    pub fn observe_schedules(
+        &mut self,
+    ) -> tokio::sync::mpsc::UnboundedReceiver<crate::triggers::schedule::Fired> {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        self.schedule_observer = Some(tx);
+        rx
+    }
+
     /// Serves until `shutdown` completes, then lets requests in flight finish.
     pub async fn serve(
         mut self,
@@ -297,7 +309,7 @@ impl Server {
         let scheduler = tokio::spawn(crate::triggers::schedule::run(
             self.triggers.clone(),
             self.timer.clone(),
-            None,
+            self.schedule_observer.take(),
         ));
         self.ready.store(true, Ordering::SeqCst);
         tracing::info!(addr = %self.local_addr, "gantry server ready");
