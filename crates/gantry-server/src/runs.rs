@@ -5,7 +5,9 @@
 //!
 //! Concurrency: each run's driver is a tokio task; its events go through an unbounded channel
 //! to one recorder task per run, so the engine's sink never waits on the database and the store
-//! sees a run's changes in order. Log lines are appended in batches.
+//! sees a run's changes in order. Every write of a run (its creation, state changes, log lines,
+//! its end) goes through the server's group-commit `BatchWriter`, so runs share transactions
+//! (and their fsyncs) with each other and with accepted events instead of paying one each.
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
@@ -22,8 +24,8 @@ use gantry_engine::runtime::{BoxFuture, StepRuntime};
 use gantry_engine::secrets::SecretResolver;
 use gantry_engine::sink::{RunEvent, RunSink, RunState, StepState};
 use gantry_store::{
-    LogChunk, NewEvent, NewRun, RunOrigin, RunStatus, RunUpdate, SealedKind, SealedValue,
-    StepChange, StepStatus, Store,
+    BatchWriter, LogChunk, NewEvent, NewRun, RunOrigin, RunStatus, RunUpdate, SealedKind,
+    SealedValue, StepChange, StepStatus, Store, Write,
 };
 use gantry_workflow::{ReferenceKind, ValueKind, Workflow};
 
@@ -379,6 +381,8 @@ fn step_status(state: StepState) -> StepStatus {
 /// Starts and tracks the server's runs.
 pub struct RunService {
     store: Arc<dyn Store>,
+    /// Group commit for every write of a run.
+    writes: BatchWriter,
     vault: Arc<Vault>,
     runtime: Arc<dyn StepRuntime>,
     work_root: PathBuf,
@@ -389,6 +393,7 @@ pub struct RunService {
 impl RunService {
     pub fn new(
         store: Arc<dyn Store>,
+        writes: BatchWriter,
         vault: Arc<Vault>,
         runtime: Arc<dyn StepRuntime>,
         work_root: PathBuf,
@@ -397,6 +402,7 @@ impl RunService {
     ) -> Self {
         RunService {
             store,
+            writes,
             vault,
             runtime,
             work_root,
@@ -510,8 +516,8 @@ impl RunService {
         })
         .map_err(|e| StartError::Invalid(e.to_string()))?;
         let now = Utc::now();
-        self.store
-            .create_run(&NewRun {
+        self.writes
+            .create_run(NewRun {
                 id: run_id.clone(),
                 workflow: workflow.to_owned(),
                 workflow_version: stored.version,
@@ -537,17 +543,18 @@ impl RunService {
         });
         self.registry.lock().insert(run_id.clone(), handle);
         let store = self.store.clone();
+        let writes = self.writes.clone();
         let registry = self.registry.clone();
         let id = run_id.clone();
         tokio::spawn(async move {
-            tokio::spawn(record(store.clone(), id.clone(), events_rx));
+            tokio::spawn(record(writes.clone(), id.clone(), events_rx));
             let record_of_run = driver.run().await;
             // Everything the run reported is stored before its end is.
             let (flushed_tx, flushed) = tokio::sync::oneshot::channel();
             if events_tx.send(Note::Flush(flushed_tx)).is_ok() {
                 let _ = flushed.await;
             }
-            finish(store.as_ref(), &record_of_run).await;
+            finish(store.as_ref(), &writes, &record_of_run).await;
             // Dropping the last handle closes the channel and ends the recorder.
             registry.lock().remove(&id);
         });
@@ -655,15 +662,17 @@ fn restrict(path: &std::path::Path) {
 #[cfg(not(unix))]
 fn restrict(_path: &std::path::Path) {}
 
-/// Writes a run's events to the store in order, log lines in batches.
-async fn record(store: Arc<dyn Store>, run_id: String, mut events: mpsc::UnboundedReceiver<Note>) {
+/// Writes a run's events to the store in order: everything that arrived together is queued on
+/// the group-commit writer in one go (it keeps the order), and a flush is answered once
+/// everything before it is committed.
+async fn record(writes: BatchWriter, run_id: String, mut events: mpsc::UnboundedReceiver<Note>) {
     let mut seq: HashMap<(String, &'static str), i64> = HashMap::new();
     while let Some(first) = events.recv().await {
         let mut batch = vec![first];
         while let Ok(more) = events.try_recv() {
             batch.push(more);
         }
-        let mut logs = Vec::new();
+        let mut queued = Vec::new();
         let mut flushes = Vec::new();
         for note in batch {
             let event = match note {
@@ -673,34 +682,31 @@ async fn record(store: Arc<dyn Store>, run_id: String, mut events: mpsc::Unbound
                     continue;
                 }
             };
-            match event {
-                RunEvent::Log {
+            if let RunEvent::Log {
+                step,
+                stream,
+                line,
+                at,
+            } = event
+            {
+                let n = seq.entry((step.clone(), stream.as_str())).or_insert(0);
+                *n += 1;
+                queued.push(Write::Log(LogChunk {
+                    run_id: run_id.clone(),
                     step,
-                    stream,
-                    line,
+                    stream: stream.as_str().to_owned(),
+                    seq: *n,
+                    bytes: format!("{line}\n").into_bytes(),
                     at,
-                } => {
-                    let n = seq.entry((step.clone(), stream.as_str())).or_insert(0);
-                    *n += 1;
-                    logs.push(LogChunk {
-                        run_id: run_id.clone(),
-                        step,
-                        stream: stream.as_str().to_owned(),
-                        seq: *n,
-                        bytes: format!("{line}\n").into_bytes(),
-                        at,
-                    });
-                }
-                other => {
-                    if !logs.is_empty() {
-                        append(store.as_ref(), &std::mem::take(&mut logs)).await;
-                    }
-                    state_change(store.as_ref(), &run_id, other).await;
-                }
+                }));
+            } else if let Some(write) = state_change(&run_id, event) {
+                queued.push(write);
             }
         }
-        if !logs.is_empty() {
-            append(store.as_ref(), &logs).await;
+        if !queued.is_empty() {
+            if let Err(e) = writes.write_in_order(queued).await {
+                tracing::error!(error = %e, run = run_id, "could not record a run's changes");
+            }
         }
         for done in flushes {
             let _ = done.send(());
@@ -708,74 +714,48 @@ async fn record(store: Arc<dyn Store>, run_id: String, mut events: mpsc::Unbound
     }
 }
 
-async fn append(store: &dyn Store, logs: &[LogChunk]) {
-    if let Err(e) = store.append_logs(logs).await {
-        tracing::error!(error = %e, "could not store log lines");
-    }
-}
-
-async fn state_change(store: &dyn Store, run_id: &str, event: RunEvent) {
-    let result = match event {
+/// The write a state change makes, if any.
+fn state_change(run_id: &str, event: RunEvent) -> Option<Write> {
+    match event {
         // The end of a run is written by `finish`, after its steps and outputs, so a reader
         // that sees a final status also sees everything the run recorded.
-        RunEvent::RunChanged { state, .. } if state.is_final() => Ok(()),
-        RunEvent::RunChanged { state, reason, at } => {
-            store
-                .update_run(
-                    run_id,
-                    &RunUpdate {
-                        status: run_status(state),
-                        reason,
-                        started_at: (state == RunState::Running).then_some(at),
-                        ended_at: state.is_final().then_some(at),
-                    },
-                )
-                .await
-        }
+        RunEvent::RunChanged { state, .. } if state.is_final() => None,
+        RunEvent::RunChanged { state, reason, at } => Some(Write::RunUpdate(
+            run_id.to_owned(),
+            RunUpdate {
+                status: run_status(state),
+                reason,
+                started_at: (state == RunState::Running).then_some(at),
+                ended_at: state.is_final().then_some(at),
+            },
+        )),
         RunEvent::StepChanged {
             step,
             state,
             reason,
             at,
-        } => {
-            store
-                .record_step(
-                    run_id,
-                    &StepChange {
-                        step,
-                        state: step_status(state),
-                        reason,
-                        started_at: (state == StepState::Running).then_some(at),
-                        ended_at: state.is_final().then_some(at),
-                        exit_code: None,
-                        at,
-                    },
-                )
-                .await
-        }
-        RunEvent::Log { .. } => Ok(()),
-    };
-    if let Err(e) = result {
-        tracing::error!(error = %e, run = run_id, "could not record a state change");
+        } => Some(Write::Step(
+            run_id.to_owned(),
+            StepChange {
+                step,
+                state: step_status(state),
+                reason,
+                started_at: (state == StepState::Running).then_some(at),
+                ended_at: state.is_final().then_some(at),
+                exit_code: None,
+                at,
+            },
+        )),
+        RunEvent::Log { .. } => None,
     }
 }
 
 /// The final word on a run: every step's times, exit code and outputs (sensitive ones masked),
-/// and the run's own status, from the engine's record.
-async fn finish(store: &dyn Store, record: &RunRecord) {
+/// and the run's own status, from the engine's record. Outputs are committed first; the steps
+/// and then the run's end are queued in that order on the group-commit writer, which never
+/// commits the end before them (at most together with them).
+async fn finish(store: &dyn Store, writes: &BatchWriter, record: &RunRecord) {
     for s in &record.steps {
-        let change = StepChange {
-            step: s.name.clone(),
-            state: step_status(s.state),
-            reason: s.reason.clone(),
-            started_at: s.started_at,
-            ended_at: s.ended_at,
-            exit_code: s.exit_code,
-            at: s.ended_at.unwrap_or_else(Utc::now),
-        };
-        if let Err(e) = store.record_step(&record.run_id, &change).await {
-            tracing::error!(error = %e, "could not record a step");
-        }
         for o in &s.outputs {
             let output = gantry_store::Output {
                 step: s.name.clone(),
@@ -788,13 +768,34 @@ async fn finish(store: &dyn Store, record: &RunRecord) {
             }
         }
     }
-    let update = RunUpdate {
-        status: run_status(record.state),
-        reason: record.reason.clone(),
-        started_at: record.started_at,
-        ended_at: record.ended_at,
-    };
-    if let Err(e) = store.update_run(&record.run_id, &update).await {
-        tracing::error!(error = %e, "could not record the end of a run");
+    let mut queued: Vec<Write> = record
+        .steps
+        .iter()
+        .map(|s| {
+            Write::Step(
+                record.run_id.clone(),
+                StepChange {
+                    step: s.name.clone(),
+                    state: step_status(s.state),
+                    reason: s.reason.clone(),
+                    started_at: s.started_at,
+                    ended_at: s.ended_at,
+                    exit_code: s.exit_code,
+                    at: s.ended_at.unwrap_or_else(Utc::now),
+                },
+            )
+        })
+        .collect();
+    queued.push(Write::RunUpdate(
+        record.run_id.clone(),
+        RunUpdate {
+            status: run_status(record.state),
+            reason: record.reason.clone(),
+            started_at: record.started_at,
+            ended_at: record.ended_at,
+        },
+    ));
+    if let Err(e) = writes.write_in_order(queued).await {
+        tracing::error!(error = %e, run = record.run_id, "could not record the end of a run");
     }
 }

@@ -170,6 +170,7 @@ pub struct Server {
     registry: Arc<crate::runs::Registry>,
     triggers: Arc<crate::triggers::TriggerService>,
     timer: Arc<dyn crate::triggers::schedule::Timer>,
+    schedule_observer: Option<tokio::sync::mpsc::UnboundedSender<crate::triggers::schedule::Fired>>,
     listener: TcpListener,
     app: Router,
     ready: Arc<AtomicBool>,
@@ -216,8 +217,12 @@ impl Server {
                 reason: format!("the metadata API for steps: {e}"),
             })?;
         let registry = Arc::new(crate::runs::Registry::default());
+        // One group-commit writer for accepted events and every write of a run, so they share
+        // transactions.
+        let writes = gantry_store::BatchWriter::start(store.clone(), Default::default());
         let runs = Arc::new(crate::runs::RunService::new(
             store.clone(),
+            writes.clone(),
             vault.clone(),
             runtime.clone(),
             config.data_dir.join("runs"),
@@ -228,10 +233,9 @@ impl Server {
         let push = crate::triggers::push::PushKeys::load(store.as_ref(), &vault)
             .await
             .map_err(store_error)?;
-        let events = gantry_store::BatchWriter::start(store.clone(), Default::default());
         let triggers = Arc::new(crate::triggers::TriggerService::new(
             store.clone(),
-            events,
+            writes,
             runs.clone(),
             push,
         ));
@@ -273,6 +277,7 @@ impl Server {
             registry,
             triggers,
             timer,
+            schedule_observer: None,
             listener,
             app,
             ready,
@@ -285,6 +290,16 @@ impl Server {
         self.local_addr
     }
 
+    /// Reports every schedule fire on the returned channel, with its durable acceptance time
+    /// (benchmarks and tests watch the scheduler through it). Call before `serve`.
+    pub fn observe_schedules(
+        &mut self,
+    ) -> tokio::sync::mpsc::UnboundedReceiver<crate::triggers::schedule::Fired> {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        self.schedule_observer = Some(tx);
+        rx
+    }
+
     /// Serves until `shutdown` completes, then lets requests in flight finish.
     pub async fn serve(
         mut self,
@@ -294,7 +309,7 @@ impl Server {
         let scheduler = tokio::spawn(crate::triggers::schedule::run(
             self.triggers.clone(),
             self.timer.clone(),
-            None,
+            self.schedule_observer.take(),
         ));
         self.ready.store(true, Ordering::SeqCst);
         tracing::info!(addr = %self.local_addr, "gantry server ready");

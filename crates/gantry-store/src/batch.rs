@@ -1,5 +1,5 @@
-//! Group commit: `BatchWriter` gathers event inserts, run updates, step changes and log-chunk
-//! appends from many callers and writes them in one transaction.
+//! Group commit: `BatchWriter` gathers event inserts, new runs, run updates, step changes,
+//! log-chunk appends and schedule marks from many callers and writes them in one transaction.
 //!
 //! Owns batching only. What each write means is the store's business (`Store::write_batch`).
 //!
@@ -18,7 +18,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::{
-    EventInsert, LogChunk, NewEvent, RunUpdate, StepChange, Store, StoreError, WriteBatch,
+    EventInsert, LogChunk, NewEvent, NewRun, RunUpdate, StepChange, Store, StoreError, WriteBatch,
 };
 
 /// How the writer groups writes.
@@ -26,7 +26,9 @@ use crate::{
 pub struct BatchConfig {
     /// Most items per transaction.
     pub max_items: usize,
-    /// Longest a first item waits for company before its batch is written.
+    /// Longest a first item waits for company before its batch is written. Zero (the default)
+    /// writes whatever is queued as soon as the writer is free: items that arrive while a batch
+    /// commits form the next one, so batches grow with the load and a lone item pays no wait.
     pub max_delay: Duration,
     /// Items waiting to be batched before callers are held back.
     pub queue: usize,
@@ -36,7 +38,7 @@ impl Default for BatchConfig {
     fn default() -> Self {
         BatchConfig {
             max_items: 512,
-            max_delay: Duration::from_millis(2),
+            max_delay: Duration::ZERO,
             queue: 8192,
         }
     }
@@ -63,12 +65,24 @@ impl BatchStats {
 
 enum Item {
     Event(NewEvent, oneshot::Sender<Result<EventInsert, StoreError>>),
+    Run(NewRun, Done),
     RunUpdate(String, RunUpdate, Done),
     Step(String, StepChange, Done),
     Log(LogChunk, Done),
+    Mark(String, String, chrono::DateTime<chrono::Utc>, Done),
 }
 
 type Done = oneshot::Sender<Result<(), StoreError>>;
+
+/// One write of a run, for [`BatchWriter::write_in_order`].
+#[derive(Debug, Clone)]
+pub enum Write {
+    /// `(run id, update)`, as `Store::update_run`.
+    RunUpdate(String, RunUpdate),
+    /// `(run id, change)`, as `Store::record_step`.
+    Step(String, StepChange),
+    Log(LogChunk),
+}
 
 /// A handle to the group-commit task. Cheap to clone.
 #[derive(Clone)]
@@ -101,9 +115,58 @@ impl BatchWriter {
         self.ask(|reply| Item::Event(event, reply)).await
     }
 
+    /// Records a schedule's fire (see `Store::mark_fired`); returns after the commit.
+    pub async fn mark_fired(
+        &self,
+        workflow: String,
+        trigger: String,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), StoreError> {
+        self.ask(|reply| Item::Mark(workflow, trigger, at, reply))
+            .await
+    }
+
+    /// Creates a run (see `Store::create_run`); returns after the commit.
+    pub async fn create_run(&self, run: NewRun) -> Result<(), StoreError> {
+        self.ask(|reply| Item::Run(run, reply)).await
+    }
+
     /// Appends a log chunk (see `Store::append_logs`); returns after the commit.
     pub async fn append_log(&self, chunk: LogChunk) -> Result<(), StoreError> {
         self.ask(|reply| Item::Log(chunk, reply)).await
+    }
+
+    /// Queues `writes` one after the other and waits until every one is committed; returns the
+    /// first error. The channel keeps their order and batches are written in that order, so a
+    /// write is never committed before one queued ahead of it (they may share a transaction,
+    /// which commits them together): a run's changes, its log lines and then its end can go in
+    /// one call without paying one commit each.
+    pub async fn write_in_order(&self, writes: Vec<Write>) -> Result<(), StoreError> {
+        let mut answers = Vec::with_capacity(writes.len());
+        for write in writes {
+            let (reply, answer) = oneshot::channel();
+            let item = match write {
+                Write::RunUpdate(id, update) => Item::RunUpdate(id, update, reply),
+                Write::Step(id, change) => Item::Step(id, change, reply),
+                Write::Log(chunk) => Item::Log(chunk, reply),
+            };
+            self.sender
+                .send(item)
+                .await
+                .map_err(|_| StoreError::Database(CLOSED.to_owned()))?;
+            answers.push(answer);
+        }
+        let mut result = Ok(());
+        for answer in answers {
+            let answer = answer
+                .await
+                .map_err(|_| StoreError::Database(CLOSED.to_owned()))
+                .and_then(|a| a);
+            if result.is_ok() {
+                result = answer;
+            }
+        }
+        result
     }
 
     /// Updates a run (see `Store::update_run`); returns after the commit.
@@ -171,9 +234,13 @@ async fn write(store: &dyn Store, items: Vec<Item>, stats: &BatchStats) {
     for item in &items {
         match item {
             Item::Event(event, _) => batch.events.push(event.clone()),
+            Item::Run(run, _) => batch.runs.push(run.clone()),
             Item::RunUpdate(id, update, _) => batch.run_updates.push((id.clone(), update.clone())),
             Item::Step(id, change, _) => batch.steps.push((id.clone(), change.clone())),
             Item::Log(chunk, _) => batch.logs.push(chunk.clone()),
+            Item::Mark(workflow, trigger, at, _) => {
+                batch.marks.push((workflow.clone(), trigger.clone(), *at))
+            }
         }
     }
     stats.transactions.fetch_add(1, Ordering::Relaxed);
@@ -189,9 +256,11 @@ async fn write(store: &dyn Store, items: Vec<Item>, stats: &BatchStats) {
                         // A caller that gave up waiting is not an error.
                         let _ = reply.send(answer);
                     }
-                    Item::RunUpdate(_, _, reply)
+                    Item::Run(_, reply)
+                    | Item::RunUpdate(_, _, reply)
                     | Item::Step(_, _, reply)
-                    | Item::Log(_, reply) => {
+                    | Item::Log(_, reply)
+                    | Item::Mark(_, _, _, reply) => {
                         let _ = reply.send(Ok(()));
                     }
                 }
@@ -204,6 +273,9 @@ async fn write(store: &dyn Store, items: Vec<Item>, stats: &BatchStats) {
                     Item::Event(event, reply) => {
                         let _ = reply.send(store.insert_event(&event).await);
                     }
+                    Item::Run(run, reply) => {
+                        let _ = reply.send(store.create_run(&run).await);
+                    }
                     Item::RunUpdate(id, update, reply) => {
                         let _ = reply.send(store.update_run(&id, &update).await);
                     }
@@ -212,6 +284,9 @@ async fn write(store: &dyn Store, items: Vec<Item>, stats: &BatchStats) {
                     }
                     Item::Log(chunk, reply) => {
                         let _ = reply.send(store.append_logs(std::slice::from_ref(&chunk)).await);
+                    }
+                    Item::Mark(workflow, trigger, at, reply) => {
+                        let _ = reply.send(store.mark_fired(&workflow, &trigger, at).await);
                     }
                 }
             }
@@ -222,9 +297,11 @@ async fn write(store: &dyn Store, items: Vec<Item>, stats: &BatchStats) {
                     Item::Event(_, reply) => {
                         let _ = reply.send(Err(err.clone()));
                     }
-                    Item::RunUpdate(_, _, reply)
+                    Item::Run(_, reply)
+                    | Item::RunUpdate(_, _, reply)
                     | Item::Step(_, _, reply)
-                    | Item::Log(_, reply) => {
+                    | Item::Log(_, reply)
+                    | Item::Mark(_, _, _, reply) => {
                         let _ = reply.send(Err(err.clone()));
                     }
                 }

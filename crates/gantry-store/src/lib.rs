@@ -26,7 +26,7 @@ mod sqlite;
 use std::future::Future;
 use std::pin::Pin;
 
-pub use batch::{BatchConfig, BatchStats, BatchWriter};
+pub use batch::{BatchConfig, BatchStats, BatchWriter, Write};
 pub use error::StoreError;
 pub use model::*;
 pub use postgres::{PostgresOptions, PostgresStore};

@@ -401,15 +401,20 @@ pub struct ApiKey {
 // ---------------------------------------------------------------- batches
 
 /// Writes committed together in one transaction (see `BatchWriter`), applied in this order:
-/// events, run updates, step changes, log chunks; within each kind, in list order.
+/// events, new runs, run updates, step changes, log chunks, schedule marks; within each kind, in
+/// list order.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct WriteBatch {
     pub events: Vec<NewEvent>,
+    /// As `Store::create_run`.
+    pub runs: Vec<NewRun>,
     /// `(run id, update)`, as `Store::update_run`.
     pub run_updates: Vec<(String, RunUpdate)>,
     /// `(run id, change)`, as `Store::record_step`.
     pub steps: Vec<(String, StepChange)>,
     pub logs: Vec<LogChunk>,
+    /// `(workflow, trigger, fire time)`, as `Store::mark_fired`.
+    pub marks: Vec<(String, String, DateTime<Utc>)>,
 }
 
 // ---------------------------------------------------------------- triggers

@@ -296,6 +296,82 @@ macro_rules! sql_store {
             }
         }
 
+        async fn create_run_tx(tx: &mut Tx, run: &NewRun) -> Result<(), StoreError> {
+            let event_id = match &run.origin {
+                RunOrigin::Manual => None,
+                RunOrigin::Event(id) => Some(id.as_str()),
+            };
+            if let Some(event_id) = event_id {
+                let linked = sqlx::query(
+                    "UPDATE events SET run_id = $1 WHERE id = $2 AND run_id IS NULL",
+                )
+                .bind(&run.id)
+                .bind(event_id)
+                .execute(&mut **tx)
+                .await?;
+                if linked.rows_affected() == 0 {
+                    let exists = sqlx::query("SELECT id FROM events WHERE id = $1")
+                        .bind(event_id)
+                        .fetch_optional(&mut **tx)
+                        .await?;
+                    return Err(match exists {
+                        Some(_) => StoreError::Conflict(format!(
+                            "event {event_id:?} already has a run"
+                        )),
+                        None => not_found("event", event_id),
+                    });
+                }
+            }
+            sqlx::query(
+                "INSERT INTO runs (id, workflow, workflow_version, parameters, event_id, \
+                 status, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(&run.id)
+            .bind(&run.workflow)
+            .bind(run.workflow_version)
+            .bind(json_text(&run.parameters)?)
+            .bind(event_id)
+            .bind(RunStatus::Queued.as_str())
+            .bind(us(run.created_at))
+            .execute(&mut **tx)
+            .await
+            .map_err(|err| match StoreError::from(err) {
+                StoreError::Conflict(_) => {
+                    StoreError::Conflict(format!("run {:?} exists", run.id))
+                }
+                other => other,
+            })?;
+            Ok(())
+        }
+
+        async fn mark_fired_tx(
+            tx: &mut Tx,
+            workflow: &str,
+            name: &str,
+            at: chrono::DateTime<chrono::Utc>,
+        ) -> Result<(), StoreError> {
+            let exists = sqlx::query(
+                "UPDATE triggers SET last_fire_at = $3 WHERE workflow = $1 AND name = $2 \
+                 AND (last_fire_at IS NULL OR last_fire_at < $3)",
+            )
+            .bind(workflow)
+            .bind(name)
+            .bind(us(at))
+            .execute(&mut **tx)
+            .await?;
+            if exists.rows_affected() == 0 {
+                let found = sqlx::query("SELECT id FROM triggers WHERE workflow = $1 AND name = $2")
+                    .bind(workflow)
+                    .bind(name)
+                    .fetch_optional(&mut **tx)
+                    .await?;
+                if found.is_none() {
+                    return Err(not_found("trigger", &format!("{workflow}/{name}")));
+                }
+            }
+            Ok(())
+        }
+
         async fn update_run_tx(
             tx: &mut Tx,
             id: &str,
@@ -587,51 +663,8 @@ macro_rules! sql_store {
 
             fn create_run<'a>(&'a self, run: &'a NewRun) -> StoreFuture<'a, ()> {
                 Box::pin(async move {
-                    let event_id = match &run.origin {
-                        RunOrigin::Manual => None,
-                        RunOrigin::Event(id) => Some(id.as_str()),
-                    };
                     let mut tx = self.writer.begin().await?;
-                    if let Some(event_id) = event_id {
-                        let linked = sqlx::query(
-                            "UPDATE events SET run_id = $1 WHERE id = $2 AND run_id IS NULL",
-                        )
-                        .bind(&run.id)
-                        .bind(event_id)
-                        .execute(&mut *tx)
-                        .await?;
-                        if linked.rows_affected() == 0 {
-                            let exists = sqlx::query("SELECT id FROM events WHERE id = $1")
-                                .bind(event_id)
-                                .fetch_optional(&mut *tx)
-                                .await?;
-                            return Err(match exists {
-                                Some(_) => StoreError::Conflict(format!(
-                                    "event {event_id:?} already has a run"
-                                )),
-                                None => not_found("event", event_id),
-                            });
-                        }
-                    }
-                    sqlx::query(
-                        "INSERT INTO runs (id, workflow, workflow_version, parameters, event_id, \
-                         status, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                    )
-                    .bind(&run.id)
-                    .bind(&run.workflow)
-                    .bind(run.workflow_version)
-                    .bind(json_text(&run.parameters)?)
-                    .bind(event_id)
-                    .bind(RunStatus::Queued.as_str())
-                    .bind(us(run.created_at))
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(|err| match StoreError::from(err) {
-                        StoreError::Conflict(_) => {
-                            StoreError::Conflict(format!("run {:?} exists", run.id))
-                        }
-                        other => other,
-                    })?;
+                    create_run_tx(&mut tx, run).await?;
                     tx.commit().await?;
                     Ok(())
                 })
@@ -1068,27 +1101,9 @@ macro_rules! sql_store {
                 at: chrono::DateTime<chrono::Utc>,
             ) -> StoreFuture<'a, ()> {
                 Box::pin(async move {
-                    let exists = sqlx::query(
-                        "UPDATE triggers SET last_fire_at = $3 WHERE workflow = $1 AND name = $2 \
-                         AND (last_fire_at IS NULL OR last_fire_at < $3)",
-                    )
-                    .bind(workflow)
-                    .bind(name)
-                    .bind(us(at))
-                    .execute(&self.writer)
-                    .await?;
-                    if exists.rows_affected() == 0 {
-                        let found = sqlx::query(
-                            "SELECT id FROM triggers WHERE workflow = $1 AND name = $2",
-                        )
-                        .bind(workflow)
-                        .bind(name)
-                        .fetch_optional(&self.writer)
-                        .await?;
-                        if found.is_none() {
-                            return Err(not_found("trigger", &format!("{workflow}/{name}")));
-                        }
-                    }
+                    let mut tx = self.writer.begin().await?;
+                    mark_fired_tx(&mut tx, workflow, name, at).await?;
+                    tx.commit().await?;
                     Ok(())
                 })
             }
@@ -1260,6 +1275,9 @@ macro_rules! sql_store {
                     for event in &batch.events {
                         inserted.push(insert_event_tx(&mut tx, event).await?);
                     }
+                    for run in &batch.runs {
+                        create_run_tx(&mut tx, run).await?;
+                    }
                     for (id, update) in &batch.run_updates {
                         update_run_tx(&mut tx, id, update).await?;
                     }
@@ -1267,6 +1285,9 @@ macro_rules! sql_store {
                         record_step_tx(&mut tx, run_id, change).await?;
                     }
                     append_logs_tx(&mut tx, &batch.logs).await?;
+                    for (workflow, name, at) in &batch.marks {
+                        mark_fired_tx(&mut tx, workflow, name, *at).await?;
+                    }
                     tx.commit().await?;
                     Ok(inserted)
                 })

@@ -198,7 +198,13 @@ async fn fire(
             return;
         }
     };
-    if let Err(e) = service.store().mark_fired(&workflow, &trigger, at).await {
+    // Through the group-commit writer: a thousand fires due together share a few transactions
+    // instead of queueing a thousand commits before the next fires' events.
+    if let Err(e) = service
+        .events
+        .mark_fired(workflow.clone(), trigger.clone(), at)
+        .await
+    {
         tracing::warn!(%workflow, %trigger, error = %e, "could not record a schedule's fire");
     }
     if let Some(observer) = observer {

@@ -29,8 +29,10 @@ pub(crate) async fn api() -> Api {
     );
     let key = create_admin_key(store.as_ref(), "admin").await.unwrap();
     let vault = Arc::new(gantry_server::vault::Vault::load(dir.path(), None).unwrap());
+    let writes = gantry_store::BatchWriter::start(store.clone(), Default::default());
     let runs = Arc::new(RunService::new(
         store.clone(),
+        writes.clone(),
         vault.clone(),
         Arc::new(gantry_runtime::ProcessRuntime::new()),
         dir.path().join("runs"),
@@ -39,7 +41,7 @@ pub(crate) async fn api() -> Api {
     ));
     let triggers = Arc::new(gantry_server::triggers::TriggerService::new(
         store.clone(),
-        gantry_store::BatchWriter::start(store.clone(), Default::default()),
+        writes,
         runs.clone(),
         gantry_server::triggers::push::PushKeys::from_secret(&[1; 32]),
     ));

@@ -4,7 +4,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use gantry_store::{
-    BatchConfig, BatchWriter, RunStatus, RunUpdate, StepChange, StepStatus, StoreError,
+    BatchConfig, BatchWriter, NewRun, RunOrigin, RunStatus, RunUpdate, StepChange, StepStatus,
+    StoreError, Write,
 };
 
 use crate::events::event;
@@ -128,4 +129,68 @@ pub(crate) async fn batched_run_updates_and_step_changes(db: &TestDb) {
         store.get_run("r2").await.expect("r2").steps[0].state,
         StepStatus::Waiting
     );
+}
+
+/// Runs created from events, a run's changes and end queued in order, and schedule marks, through
+/// the writer: a second run for the same event fails alone, and the end lands with its steps.
+pub(crate) async fn batched_runs_ordered_writes_and_marks(db: &TestDb) {
+    use crate::harness::t;
+    let store = db.open().await;
+    store
+        .insert_event(&event("e1", None, None))
+        .await
+        .expect("event");
+    store
+        .ensure_trigger("tr-1", "wf", "nightly", t(0))
+        .await
+        .expect("trigger");
+    let writer = BatchWriter::start(Arc::clone(&store), BatchConfig::default());
+    let run = |id: &str| NewRun {
+        id: id.to_owned(),
+        workflow: "wf".to_owned(),
+        workflow_version: 1,
+        parameters: serde_json::json!({}),
+        origin: RunOrigin::Event("e1".to_owned()),
+        created_at: t(1),
+    };
+    let (first, second, mark) = tokio::join!(
+        writer.create_run(run("r1")),
+        writer.create_run(run("r2")),
+        writer.mark_fired("wf".to_owned(), "nightly".to_owned(), t(60)),
+    );
+    assert_eq!((&first, &mark), (&Ok(()), &Ok(())));
+    assert!(matches!(second, Err(StoreError::Conflict(_))), "{second:?}");
+    assert_eq!(
+        store.get_event("e1").await.expect("e1").run_id.as_deref(),
+        Some("r1")
+    );
+    let step = |state, ended| StepChange {
+        step: "x".to_owned(),
+        state,
+        reason: None,
+        started_at: None,
+        ended_at: ended,
+        exit_code: None,
+        at: t(2),
+    };
+    let update = |status, ended| RunUpdate {
+        status,
+        reason: None,
+        started_at: Some(t(1)),
+        ended_at: ended,
+    };
+    writer
+        .write_in_order(vec![
+            Write::RunUpdate("r1".to_owned(), update(RunStatus::Running, None)),
+            Write::Step("r1".to_owned(), step(StepStatus::Running, None)),
+            Write::Step("r1".to_owned(), step(StepStatus::Succeeded, Some(t(3)))),
+            Write::RunUpdate("r1".to_owned(), update(RunStatus::Succeeded, Some(t(3)))),
+        ])
+        .await
+        .expect("ordered writes");
+    let r1 = store.get_run("r1").await.expect("r1");
+    assert_eq!(r1.summary.status, RunStatus::Succeeded);
+    assert_eq!(r1.steps[0].state, StepStatus::Succeeded);
+    let nightly = store.list_triggers("wf").await.expect("triggers");
+    assert_eq!(nightly[0].last_fire_at, Some(t(60)));
 }

@@ -71,6 +71,7 @@ conformance! {
     batch::thousand_concurrent_events_few_transactions,
     batch::batched_logs_and_a_bad_item_fails_alone,
     batch::batched_run_updates_and_step_changes,
+    batch::batched_runs_ordered_writes_and_marks,
     restart::data_survives_reopen_and_migrations_are_idempotent,
 }
 
