@@ -401,13 +401,25 @@ fn step_folder(name: &str, index: usize) -> String {
 // a blocking thread.
 fn write_step_folder(dir: &Path, spec: &Value) -> Result<(), String> {
     let outputs = dir.join("outputs");
-    // Outputs of an earlier attempt must not become this attempt's.
-    match std::fs::remove_dir_all(&outputs) {
+    // A new folder has no outputs; only a folder of an earlier attempt needs clearing, so the
+    // first attempt costs two `mkdir`s and nothing else.
+    match std::fs::create_dir(dir) {
         Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(format!("could not clear {}: {e}", outputs.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            // Outputs of an earlier attempt must not become this attempt's.
+            match std::fs::remove_dir_all(&outputs) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(format!("could not clear {}: {e}", outputs.display())),
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| format!("could not create {}: {e}", dir.display()))?;
+        }
+        Err(e) => return Err(format!("could not create {}: {e}", dir.display())),
     }
-    std::fs::create_dir_all(&outputs)
+    std::fs::create_dir(&outputs)
         .map_err(|e| format!("could not create {}: {e}", outputs.display()))?;
     let text =
         serde_json::to_vec_pretty(spec).map_err(|e| format!("could not encode the spec: {e}"))?;

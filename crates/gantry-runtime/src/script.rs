@@ -200,6 +200,22 @@ async fn write_script(step_dir: &Path, text: &[u8]) -> Result<(), ScriptError> {
         content.extend_from_slice(DEFAULT_SHEBANG.as_bytes());
     }
     content.extend_from_slice(text);
+    // The usual case, a step's first attempt: create the file with its mode in one call. The
+    // file is small, so a plain blocking write costs less than hops to a blocking thread.
+    {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o755)
+            .open(&path)
+        {
+            Ok(mut file) => return file.write_all(&content).map_err(unwritable),
+            Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(err) => return Err(unwritable(err)),
+        }
+    }
     let temporary = step_dir.join(format!(".{INPUT_SCRIPT}.tmp"));
     tokio::fs::write(&temporary, &content)
         .await

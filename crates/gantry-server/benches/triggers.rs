@@ -156,6 +156,13 @@ impl Running {
             runtime: RuntimeChoice::Process,
             public_url: None,
             timer: None,
+            workers: {
+                let mut w = gantry_server::workers::WorkerConfig::default();
+                w.max_parallel_steps = env_usize("GANTRY_MAX_PARALLEL_STEPS", w.max_parallel_steps);
+                w.nice = env_usize("GANTRY_BENCH_NICE", w.nice as usize) as i32;
+                w
+            },
+            work_dir: None,
         })
         .await
         .expect("bind");

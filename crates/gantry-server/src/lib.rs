@@ -22,3 +22,4 @@ pub mod runs;
 pub mod server;
 pub mod triggers;
 pub mod vault;
+pub mod workers;

@@ -388,9 +388,12 @@ pub struct RunService {
     work_root: PathBuf,
     metadata_port: Option<u16>,
     registry: Arc<Registry>,
+    /// Where runs execute (see `crate::workers`).
+    workers: tokio::runtime::Handle,
 }
 
 impl RunService {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         store: Arc<dyn Store>,
         writes: BatchWriter,
@@ -399,6 +402,7 @@ impl RunService {
         work_root: PathBuf,
         metadata_port: Option<u16>,
         registry: Arc<Registry>,
+        workers: tokio::runtime::Handle,
     ) -> Self {
         RunService {
             store,
@@ -408,7 +412,16 @@ impl RunService {
             work_root,
             metadata_port,
             registry,
+            workers,
         }
+    }
+
+    /// Runs `task` where runs execute.
+    pub(crate) fn spawn<F>(&self, task: F)
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        self.workers.spawn(task);
     }
 
     pub fn registry(&self) -> &Arc<Registry> {
@@ -528,9 +541,9 @@ impl RunService {
             .await
             .map_err(|e| StartError::Store(e.to_string()))?;
         let work_dir = self.work_root.join(&run_id);
-        std::fs::create_dir_all(&work_dir)
+        let scratch = work_dir.clone();
+        create_private_dir(&work_dir)
             .map_err(|e| StartError::Store(format!("cannot create the run's folder: {e}")))?;
-        restrict(&work_dir);
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         let (driver, handle) = RunDriver::new(DriverConfig {
             run,
@@ -546,7 +559,7 @@ impl RunService {
         let writes = self.writes.clone();
         let registry = self.registry.clone();
         let id = run_id.clone();
-        tokio::spawn(async move {
+        self.workers.spawn(async move {
             tokio::spawn(record(writes.clone(), id.clone(), events_rx));
             let record_of_run = driver.run().await;
             // Everything the run reported is stored before its end is.
@@ -555,6 +568,8 @@ impl RunService {
                 let _ = flushed.await;
             }
             finish(store.as_ref(), &writes, &record_of_run).await;
+            // Outputs are stored; the scratch folder (spec files with secret values) goes.
+            remove_scratch(scratch).await;
             // Dropping the last handle closes the channel and ends the recorder.
             registry.lock().remove(&id);
         });
@@ -606,6 +621,7 @@ impl RunService {
                     },
                 )
                 .await?;
+            remove_scratch(self.work_root.join(&summary.id)).await;
             match self.runtime.clean_up(Some(&summary.id)).await {
                 Ok(0) => {}
                 Ok(n) => {
@@ -652,15 +668,33 @@ impl RunService {
     }
 }
 
+/// Creates a run's folder readable by its owner only (spec.json files hold secret values), in
+/// one call: the mode is given at creation.
 #[cfg(unix)]
-fn restrict(path: &std::path::Path) {
-    use std::os::unix::fs::PermissionsExt;
-    // spec.json files hold secret values.
-    let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700));
+fn create_private_dir(path: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
 }
 
 #[cfg(not(unix))]
-fn restrict(_path: &std::path::Path) {}
+fn create_private_dir(path: &std::path::Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(path)
+}
+
+/// Removes a run's scratch folder, off the async threads; a folder already gone is fine.
+async fn remove_scratch(dir: PathBuf) {
+    let removed = tokio::task::spawn_blocking(move || match std::fs::remove_dir_all(&dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err((dir, e)),
+        _ => Ok(()),
+    })
+    .await;
+    if let Ok(Err((dir, e))) = removed {
+        tracing::warn!(folder = %dir.display(), error = %e, "could not remove a run's scratch folder");
+    }
+}
 
 /// Writes a run's events to the store in order: everything that arrived together is queued on
 /// the group-commit writer in one go (it keeps the order), and a flush is answered once

@@ -40,6 +40,11 @@ pub struct ServerConfig {
     pub public_url: Option<String>,
     /// The clock schedules fire by; `None` for the system clock (tests inject a manual one).
     pub timer: Option<Arc<dyn crate::triggers::schedule::Timer>>,
+    /// Where and how many runs execute at once.
+    pub workers: crate::workers::WorkerConfig,
+    /// Where runs' scratch folders go; `None` for a memory file system when there is one (see
+    /// `crate::workers::scratch_root`).
+    pub work_dir: Option<PathBuf>,
 }
 
 /// Where the server's run steps execute.
@@ -175,6 +180,8 @@ pub struct Server {
     app: Router,
     ready: Arc<AtomicBool>,
     local_addr: SocketAddr,
+    /// Where runs execute; stopped when the server is dropped.
+    workers: crate::workers::Workers,
 }
 
 impl Server {
@@ -217,6 +224,12 @@ impl Server {
                 reason: format!("the metadata API for steps: {e}"),
             })?;
         let registry = Arc::new(crate::runs::Registry::default());
+        let workers = crate::workers::Workers::start(config.workers)
+            .map_err(|e| ServerError::Serve(format!("cannot start the worker threads: {e}")))?;
+        let runtime: Arc<dyn StepRuntime> = Arc::new(crate::workers::Bounded::new(
+            runtime,
+            config.workers.max_parallel_steps,
+        ));
         // One group-commit writer for accepted events and every write of a run, so they share
         // transactions.
         let writes = gantry_store::BatchWriter::start(store.clone(), Default::default());
@@ -225,9 +238,10 @@ impl Server {
             writes.clone(),
             vault.clone(),
             runtime.clone(),
-            config.data_dir.join("runs"),
+            crate::workers::scratch_root(&config.data_dir, config.work_dir.as_deref()),
             Some(metadata.port()),
             registry.clone(),
+            workers.handle().clone(),
         ));
         let store_error = |e: gantry_store::StoreError| ServerError::Store(e.to_string());
         let push = crate::triggers::push::PushKeys::load(store.as_ref(), &vault)
@@ -282,6 +296,7 @@ impl Server {
             app,
             ready,
             local_addr,
+            workers,
         })
     }
 
@@ -326,6 +341,8 @@ impl Server {
         if let Some(m) = metadata {
             m.abort();
         }
+        // Runs still in flight stop here; the next start resolves them (`RunService::recover`).
+        drop(self.workers);
         result
     }
 }

@@ -10,6 +10,14 @@
 //! fails, each item is retried alone, so one bad item (a log chunk of an unknown run) fails only
 //! its own caller. The task ends when the last `BatchWriter` clone is dropped, after draining.
 //! A full channel makes callers wait: that is the back-pressure.
+//!
+//! Priority: intake writes (accepted events, schedule marks: a caller is waiting to answer an
+//! HTTP request or a timer) and run bookkeeping (new runs, their updates, steps, logs) arrive on
+//! two channels. Each transaction takes every intake write waiting, and while there are some,
+//! at most `bulk_with_intake` bookkeeping writes beside them, so a burst of events is not
+//! answered behind the writes of the runs it started. Bookkeeping never starves: each
+//! transaction carries some. Order holds within each channel, which is what `write_in_order`
+//! promises (a run's writes are all bookkeeping).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -32,6 +40,8 @@ pub struct BatchConfig {
     pub max_delay: Duration,
     /// Items waiting to be batched before callers are held back.
     pub queue: usize,
+    /// Most bookkeeping writes in a transaction that also carries intake writes.
+    pub bulk_with_intake: usize,
 }
 
 impl Default for BatchConfig {
@@ -40,6 +50,7 @@ impl Default for BatchConfig {
             max_items: 512,
             max_delay: Duration::ZERO,
             queue: 8192,
+            bulk_with_intake: 64,
         }
     }
 }
@@ -87,6 +98,9 @@ pub enum Write {
 /// A handle to the group-commit task. Cheap to clone.
 #[derive(Clone)]
 pub struct BatchWriter {
+    /// Intake: events and schedule marks.
+    urgent: mpsc::Sender<Item>,
+    /// Run bookkeeping.
     sender: mpsc::Sender<Item>,
     stats: Arc<BatchStats>,
 }
@@ -105,9 +119,20 @@ impl BatchWriter {
     /// Starts the task on the current tokio runtime.
     pub fn start(store: Arc<dyn Store>, config: BatchConfig) -> Self {
         let (sender, receiver) = mpsc::channel(config.queue.max(1));
+        let (urgent, urgent_receiver) = mpsc::channel(config.queue.max(1));
         let stats = Arc::new(BatchStats::default());
-        tokio::spawn(run(store, config, receiver, Arc::clone(&stats)));
-        BatchWriter { sender, stats }
+        tokio::spawn(run(
+            store,
+            config,
+            urgent_receiver,
+            receiver,
+            Arc::clone(&stats),
+        ));
+        BatchWriter {
+            urgent,
+            sender,
+            stats,
+        }
     }
 
     /// Accepts an event durably (see `Store::insert_event`); returns after the commit.
@@ -190,8 +215,13 @@ impl BatchWriter {
         item: impl FnOnce(oneshot::Sender<Result<T, StoreError>>) -> Item,
     ) -> Result<T, StoreError> {
         let (reply, answer) = oneshot::channel();
-        self.sender
-            .send(item(reply))
+        let item = item(reply);
+        let channel = match item {
+            Item::Event(..) | Item::Mark(..) => &self.urgent,
+            _ => &self.sender,
+        };
+        channel
+            .send(item)
             .await
             .map_err(|_| StoreError::Database(CLOSED.to_owned()))?;
         answer
@@ -203,24 +233,75 @@ impl BatchWriter {
 async fn run(
     store: Arc<dyn Store>,
     config: BatchConfig,
-    mut receiver: mpsc::Receiver<Item>,
+    mut urgent: mpsc::Receiver<Item>,
+    mut bulk: mpsc::Receiver<Item>,
     stats: Arc<BatchStats>,
 ) {
     let max_items = config.max_items.max(1);
+    let bulk_with_intake = config.bulk_with_intake.clamp(1, max_items);
     let mut items = Vec::with_capacity(max_items);
-    while let Some(first) = receiver.recv().await {
+    let (mut urgent_open, mut bulk_open) = (true, true);
+    while urgent_open || bulk_open {
+        // Wait for a first item from either side, intake first when both have one.
+        let first = tokio::select! {
+            biased;
+            item = urgent.recv(), if urgent_open => match item {
+                Some(item) => item,
+                None => {
+                    urgent_open = false;
+                    continue;
+                }
+            },
+            item = bulk.recv(), if bulk_open => match item {
+                Some(item) => item,
+                None => {
+                    bulk_open = false;
+                    continue;
+                }
+            },
+        };
         items.push(first);
         let deadline = tokio::time::Instant::now() + config.max_delay;
-        while items.len() < max_items {
-            match receiver.try_recv() {
-                Ok(item) => items.push(item),
-                Err(mpsc::error::TryRecvError::Disconnected) => break,
-                Err(mpsc::error::TryRecvError::Empty) => {
-                    match tokio::time::timeout_at(deadline, receiver.recv()).await {
-                        Ok(Some(item)) => items.push(item),
-                        Ok(None) | Err(_) => break,
-                    }
+        loop {
+            // Every intake write waiting, then bookkeeping up to its share.
+            while items.len() < max_items {
+                match urgent.try_recv() {
+                    Ok(item) => items.push(item),
+                    Err(_) => break,
                 }
+            }
+            let intake = items
+                .iter()
+                .filter(|i| matches!(i, Item::Event(..) | Item::Mark(..)))
+                .count();
+            let bulk_room = if intake > 0 {
+                bulk_with_intake
+            } else {
+                max_items
+            };
+            let mut bulk_taken = items.len() - intake;
+            while items.len() < max_items && bulk_taken < bulk_room {
+                match bulk.try_recv() {
+                    Ok(item) => {
+                        items.push(item);
+                        bulk_taken += 1;
+                    }
+                    Err(_) => break,
+                }
+            }
+            if items.len() >= max_items || config.max_delay.is_zero() {
+                break;
+            }
+            // Wait for company until the deadline.
+            let more = tokio::select! {
+                biased;
+                item = urgent.recv(), if urgent_open => item,
+                item = bulk.recv(), if bulk_open && bulk_taken < bulk_room => item,
+                () = tokio::time::sleep_until(deadline) => None,
+            };
+            match more {
+                Some(item) => items.push(item),
+                None => break,
             }
         }
         write(store.as_ref(), std::mem::take(&mut items), &stats).await;

@@ -253,7 +253,11 @@ impl TriggerService {
         }
         let event_id = inserted.event.id.clone();
         let runs = self.runs.clone();
-        tokio::spawn(async move { start_for(&runs, &inserted.event).await });
+        // Started where runs execute, so a burst of events is acknowledged before its runs
+        // compete for the cores (the event is durable; its run may lag).
+        self.runs.spawn(async move {
+            start_for(&runs, &inserted.event).await;
+        });
         Ok(Acceptance::Accepted {
             event_id,
             created: true,

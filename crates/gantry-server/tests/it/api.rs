@@ -38,6 +38,7 @@ pub(crate) async fn api() -> Api {
         dir.path().join("runs"),
         None,
         Arc::new(Registry::default()),
+        tokio::runtime::Handle::current(),
     ));
     let triggers = Arc::new(gantry_server::triggers::TriggerService::new(
         store.clone(),

@@ -28,6 +28,8 @@ impl Running {
             runtime: RuntimeChoice::Process,
             public_url: None,
             timer,
+            workers: Default::default(),
+            work_dir: None,
         })
         .await
         .expect("bind");

@@ -56,6 +56,7 @@ pub(crate) async fn batched_logs_and_a_bad_item_fails_alone(db: &TestDb) {
         max_items: 64,
         max_delay: Duration::from_millis(20),
         queue: 128,
+        ..BatchConfig::default()
     };
     let writer = BatchWriter::start(Arc::clone(&store), config);
     let mut tasks = Vec::new();
@@ -95,6 +96,7 @@ pub(crate) async fn batched_run_updates_and_step_changes(db: &TestDb) {
         max_items: 64,
         max_delay: Duration::from_millis(20),
         queue: 128,
+        ..BatchConfig::default()
     };
     let writer = BatchWriter::start(Arc::clone(&store), config);
     let running = RunUpdate {

@@ -103,6 +103,17 @@ enum Command {
         /// Where run steps execute: `auto` uses Docker when its engine answers.
         #[arg(long, value_enum, default_value_t = ServerRuntime::Auto)]
         runtime: ServerRuntime,
+        /// The base URL callers reach this server at; webhook URLs and the push endpoint are
+        /// built on it (default: `http://` and the listen address).
+        #[arg(long, env = "GANTRY_PUBLIC_URL", value_name = "URL")]
+        public_url: Option<String>,
+        /// How many steps may execute at once; more wait for a slot (default: 32 per core).
+        #[arg(long, env = "GANTRY_MAX_PARALLEL_STEPS", value_name = "N")]
+        max_parallel_steps: Option<usize>,
+        /// Where runs' scratch folders go (removed when each run ends); default: a folder on
+        /// `/dev/shm` when it allows executing files, else `runs/` in the data directory.
+        #[arg(long, env = "GANTRY_WORK_DIR", value_name = "DIR")]
+        work_dir: Option<PathBuf>,
         /// Write logs as JSON lines.
         #[arg(long)]
         json_logs: bool,
@@ -414,18 +425,24 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             listen,
             database_url,
             runtime,
+            public_url,
+            max_parallel_steps,
+            work_dir,
             json_logs,
-        } => server::run(
+        } => server::run(server::Options {
             data_dir,
             listen,
             database_url,
-            match runtime {
+            runtime: match runtime {
                 ServerRuntime::Auto => gantry_server::server::RuntimeChoice::Auto,
                 ServerRuntime::Docker => gantry_server::server::RuntimeChoice::Docker,
                 ServerRuntime::Process => gantry_server::server::RuntimeChoice::Process,
             },
+            public_url,
+            max_parallel_steps,
+            work_dir,
             json_logs,
-        ),
+        }),
         Command::Admin(AdminCommand::CreateKey {
             data_dir,
             database_url,

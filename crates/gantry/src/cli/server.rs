@@ -6,14 +6,31 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use gantry_server::server::{RuntimeChoice, Server, ServerConfig};
+use gantry_server::workers::WorkerConfig;
 
-pub(crate) fn run(
-    data_dir: PathBuf,
-    listen: SocketAddr,
-    database_url: Option<String>,
-    runtime: RuntimeChoice,
-    json_logs: bool,
-) -> anyhow::Result<ExitCode> {
+/// What `gantry server` was started with.
+pub(crate) struct Options {
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    pub database_url: Option<String>,
+    pub runtime: RuntimeChoice,
+    pub public_url: Option<String>,
+    pub max_parallel_steps: Option<usize>,
+    pub work_dir: Option<PathBuf>,
+    pub json_logs: bool,
+}
+
+pub(crate) fn run(options: Options) -> anyhow::Result<ExitCode> {
+    let Options {
+        data_dir,
+        listen,
+        database_url,
+        runtime,
+        public_url,
+        max_parallel_steps,
+        work_dir,
+        json_logs,
+    } = options;
     let filter = tracing_subscriber::EnvFilter::try_from_env("GANTRY_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let logs = tracing_subscriber::fmt()
@@ -34,8 +51,16 @@ pub(crate) fn run(
             listen,
             database_url,
             runtime,
-            public_url: std::env::var("GANTRY_PUBLIC_URL").ok(),
+            public_url,
             timer: None,
+            workers: {
+                let mut workers = WorkerConfig::default();
+                if let Some(n) = max_parallel_steps {
+                    workers.max_parallel_steps = n.max(1);
+                }
+                workers
+            },
+            work_dir,
         })
         .await?;
         println!(

@@ -1,0 +1,321 @@
+//! Where runs execute: a tokio runtime of its own, apart from the one that accepts requests,
+//! whose threads run at a lower CPU priority, and a bound on how many steps run at once.
+//!
+//! Why: accepting an event is cheap (a group-committed row), running it is not (folders, a
+//! process or a container, the run's writes). On one machine they share the cores; when a burst
+//! of webhooks arrives, the acknowledgements must not wait behind the runs the burst starts.
+//! Accepted events are durable, so runs may lag behind the intake and catch up afterwards.
+//!
+//! Invariants: every run's driver, recorder and step runtime calls are spawned on
+//! [`Workers::handle`]; the request runtime only accepts, answers and writes. At most
+//! `max_parallel_steps` steps execute at once (a step waiting for a slot is `running` but has
+//! not started its program); approval steps and waits hold no slot.
+//!
+//! Scratch: each run gets a folder (its steps' `spec.json`, scripts and `outputs/`), removed
+//! when the run ends. Nothing in it needs to survive a crash (outputs are stored when a step
+//! ends; a cut-off run is failed at the next start), so by default it lives on a memory file
+//! system (`/dev/shm`, when it allows executing files) rather than beside the database: creating
+//! files there costs a fraction of a journaling file system's `mkdir`, and it does not queue
+//! behind the database's own fsyncs. Spec files hold secret values; on a memory file system they
+//! never reach a disk.
+//!
+//! Priority: the worker threads set their nice value (Linux: a per-thread attribute), so under
+//! contention the request threads get most of the CPU. Programs of the process runtime, forked
+//! from these threads, inherit that niceness; containers (started by the Docker engine) do not.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use gantry_engine::runtime::{BoxFuture, LogLine, StepJob, StepOutcome, StepRuntime};
+use tokio::runtime::{Handle, Runtime};
+use tokio::sync::{mpsc, Semaphore};
+use tokio_util::sync::CancellationToken;
+
+/// How the worker runtime is sized.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WorkerConfig {
+    /// Threads of the worker runtime.
+    pub threads: usize,
+    /// The nice value of its threads (0 keeps the server's own priority).
+    pub nice: i32,
+    /// Steps that may execute at once.
+    pub max_parallel_steps: usize,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        let cores = std::thread::available_parallelism().map_or(2, usize::from);
+        WorkerConfig {
+            threads: cores,
+            nice: 10,
+            max_parallel_steps: 32 * cores,
+        }
+    }
+}
+
+/// Where runs' scratch folders go: `explicit` when given, else a folder on `/dev/shm` named after
+/// the data directory (so two servers on one machine do not meet), else `runs/` in the data
+/// directory.
+pub fn scratch_root(data_dir: &Path, explicit: Option<&Path>) -> PathBuf {
+    if let Some(dir) = explicit {
+        return dir.to_owned();
+    }
+    let shm = Path::new("/dev/shm");
+    if memory_fs_usable(shm) {
+        use sha2::Digest;
+        let absolute = std::fs::canonicalize(data_dir).unwrap_or_else(|_| data_dir.to_owned());
+        let digest = sha2::Sha256::digest(absolute.as_os_str().as_encoded_bytes());
+        let tag: String = digest[..6].iter().map(|b| format!("{b:02x}")).collect();
+        return shm.join(format!("gantry-{tag}"));
+    }
+    data_dir.join("runs")
+}
+
+/// A writable folder on a file system that allows executing files (step scripts run from it).
+#[cfg(target_os = "linux")]
+fn memory_fs_usable(dir: &Path) -> bool {
+    use rustix::fs::{Access, StatVfsMountFlags};
+    match rustix::fs::statvfs(dir) {
+        Ok(fs) => {
+            !fs.f_flag.contains(StatVfsMountFlags::NOEXEC)
+                && !fs.f_flag.contains(StatVfsMountFlags::RDONLY)
+                && rustix::fs::access(dir, Access::WRITE_OK).is_ok()
+        }
+        Err(_) => false,
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn memory_fs_usable(_dir: &Path) -> bool {
+    false
+}
+
+/// The worker runtime; dropping it stops its tasks (runs in flight are then resolved at the
+/// next start, as after a crash).
+pub struct Workers {
+    runtime: Option<Runtime>,
+    handle: Handle,
+}
+
+impl Workers {
+    pub fn start(config: WorkerConfig) -> std::io::Result<Workers> {
+        let nice = config.nice;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(config.threads.max(1))
+            .thread_name("gantry-worker")
+            .on_thread_start(move || lower_priority(nice))
+            .enable_all()
+            .build()?;
+        let handle = runtime.handle().clone();
+        Ok(Workers {
+            runtime: Some(runtime),
+            handle,
+        })
+    }
+
+    pub fn handle(&self) -> &Handle {
+        &self.handle
+    }
+}
+
+impl Drop for Workers {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            // Dropped from async code (a server stopping); do not block its thread.
+            runtime.shutdown_background();
+        }
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn lower_priority(nice: i32) {
+    if nice == 0 {
+        return;
+    }
+    // `setpriority` on a thread id changes that thread only (Linux).
+    let tid = rustix::thread::gettid();
+    if let Err(e) = rustix::process::setpriority_process(Some(tid), nice) {
+        tracing::debug!(nice, error = %e, "could not lower a worker thread's priority");
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn lower_priority(_nice: i32) {}
+
+/// A step runtime that lets at most `limit` steps execute at once.
+pub struct Bounded {
+    inner: Arc<dyn StepRuntime>,
+    slots: Arc<Semaphore>,
+}
+
+impl Bounded {
+    pub fn new(inner: Arc<dyn StepRuntime>, limit: usize) -> Bounded {
+        Bounded {
+            inner,
+            slots: Arc::new(Semaphore::new(limit.max(1))),
+        }
+    }
+}
+
+impl StepRuntime for Bounded {
+    fn name(&self) -> &'static str {
+        self.inner.name()
+    }
+
+    fn run(
+        &self,
+        job: StepJob,
+        logs: mpsc::Sender<LogLine>,
+        cancel: CancellationToken,
+    ) -> BoxFuture<'_, StepOutcome> {
+        Box::pin(async move {
+            let slot = tokio::select! {
+                slot = self.slots.acquire() => slot,
+                () = cancel.cancelled() => return StepOutcome::Cancelled,
+            };
+            let Ok(_slot) = slot else {
+                // The semaphore is never closed; treat it like a cancellation if it were.
+                return StepOutcome::Cancelled;
+            };
+            self.inner.run(job, logs, cancel).await
+        })
+    }
+
+    fn clean_up<'a>(&'a self, run_id: Option<&'a str>) -> BoxFuture<'a, Result<usize, String>> {
+        self.inner.clean_up(run_id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gantry_engine::runtime::Program;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    /// Counts how many of its steps run at once; each takes a few milliseconds.
+    #[derive(Default)]
+    struct Counting {
+        now: AtomicUsize,
+        most: AtomicUsize,
+    }
+
+    impl StepRuntime for Counting {
+        fn name(&self) -> &'static str {
+            "counting"
+        }
+
+        fn run(
+            &self,
+            _job: StepJob,
+            _logs: mpsc::Sender<LogLine>,
+            _cancel: CancellationToken,
+        ) -> BoxFuture<'_, StepOutcome> {
+            Box::pin(async move {
+                let n = self.now.fetch_add(1, Ordering::SeqCst) + 1;
+                self.most.fetch_max(n, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                self.now.fetch_sub(1, Ordering::SeqCst);
+                StepOutcome::Exited(0)
+            })
+        }
+
+        fn clean_up<'a>(&'a self, _: Option<&'a str>) -> BoxFuture<'a, Result<usize, String>> {
+            Box::pin(async { Ok(0) })
+        }
+    }
+
+    fn job(i: usize) -> StepJob {
+        StepJob {
+            run_id: format!("r{i}"),
+            step: "s".into(),
+            image: None,
+            program: Program::Script("true".into()),
+            env: Default::default(),
+            step_dir: std::env::temp_dir(),
+            metadata: None,
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn at_most_the_limit_of_steps_run_at_once() {
+        let counting = Arc::new(Counting::default());
+        let bounded = Arc::new(Bounded::new(counting.clone(), 3));
+        let tasks: Vec<_> = (0..20)
+            .map(|i| {
+                let bounded = bounded.clone();
+                tokio::spawn(async move {
+                    let (tx, _rx) = mpsc::channel(1);
+                    bounded.run(job(i), tx, CancellationToken::new()).await
+                })
+            })
+            .collect();
+        for t in tasks {
+            assert_eq!(t.await.unwrap(), StepOutcome::Exited(0));
+        }
+        assert_eq!(counting.most.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn a_step_waiting_for_a_slot_can_be_cancelled() {
+        let counting = Arc::new(Counting::default());
+        let bounded = Bounded::new(counting.clone(), 1);
+        let _held = bounded.slots.clone().acquire_owned().await.unwrap();
+        let cancel = CancellationToken::new();
+        cancel.cancel();
+        let (tx, _rx) = mpsc::channel(1);
+        assert_eq!(
+            bounded.run(job(0), tx, cancel).await,
+            StepOutcome::Cancelled
+        );
+        assert_eq!(counting.most.load(Ordering::SeqCst), 0);
+    }
+
+    #[test]
+    fn an_explicit_scratch_folder_wins_and_the_default_is_per_data_directory() {
+        let a = tempfile::tempdir().unwrap();
+        let b = tempfile::tempdir().unwrap();
+        let chosen = Path::new("/somewhere/else");
+        assert_eq!(scratch_root(a.path(), Some(chosen)), chosen);
+        let (ra, rb) = (scratch_root(a.path(), None), scratch_root(b.path(), None));
+        assert_ne!(ra, rb, "two data directories share no scratch folder");
+        assert_eq!(ra, scratch_root(a.path(), None), "the choice is stable");
+        if !ra.starts_with("/dev/shm") {
+            assert_eq!(ra, a.path().join("runs"));
+        }
+    }
+
+    #[test]
+    fn worker_threads_run_tasks_and_stop_when_dropped() {
+        let workers = Workers::start(WorkerConfig {
+            threads: 1,
+            nice: 5,
+            max_parallel_steps: 1,
+        })
+        .unwrap();
+        let name = workers
+            .handle()
+            .block_on(async {
+                tokio::spawn(async { std::thread::current().name().map(str::to_owned) }).await
+            })
+            .unwrap();
+        // block_on runs on the caller's thread; the spawned task on a worker thread.
+        assert_eq!(name.as_deref(), Some("gantry-worker"));
+        #[cfg(target_os = "linux")]
+        {
+            let nice = workers
+                .handle()
+                .block_on(async {
+                    tokio::spawn(async {
+                        rustix::process::getpriority_process(Some(rustix::thread::gettid()))
+                    })
+                    .await
+                })
+                .unwrap()
+                .unwrap();
+            // Raising the niceness is always allowed, so the threads have it.
+            assert_eq!(nice, 5);
+        }
+        drop(workers);
+    }
+}
