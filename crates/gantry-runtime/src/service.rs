@@ -82,7 +82,7 @@ pub trait ServiceRuntime: Send + Sync {
 }
 
 /// How a runtime stops what it started.
-pub(crate) trait Teardown: Send {
+pub(crate) trait Teardown: Send + Sync {
     fn stop(self: Box<Self>) -> BoxFuture<'static, ()>;
 }
 

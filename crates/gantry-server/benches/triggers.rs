@@ -156,6 +156,7 @@ impl Running {
             runtime: RuntimeChoice::Process,
             public_url: None,
             timer: None,
+            trigger_containers: Default::default(),
         })
         .await
         .expect("bind");

@@ -103,6 +103,16 @@ enum Command {
         /// Where run steps execute: `auto` uses Docker when its engine answers.
         #[arg(long, value_enum, default_value_t = ServerRuntime::Auto)]
         runtime: ServerRuntime,
+        /// How long a webhook trigger's container runs without a request before it is stopped
+        /// (it starts again at the next one).
+        #[arg(
+            long,
+            env = "GANTRY_TRIGGER_IDLE_TIMEOUT",
+            default_value = "5m",
+            value_name = "DURATION",
+            value_parser = parse_duration
+        )]
+        trigger_idle_timeout: std::time::Duration,
         /// Write logs as JSON lines.
         #[arg(long)]
         json_logs: bool,
@@ -414,6 +424,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             listen,
             database_url,
             runtime,
+            trigger_idle_timeout,
             json_logs,
         } => server::run(
             data_dir,
@@ -424,6 +435,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ServerRuntime::Docker => gantry_server::server::RuntimeChoice::Docker,
                 ServerRuntime::Process => gantry_server::server::RuntimeChoice::Process,
             },
+            trigger_idle_timeout,
             json_logs,
         ),
         Command::Admin(AdminCommand::CreateKey {

@@ -6,12 +6,14 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use gantry_server::server::{RuntimeChoice, Server, ServerConfig};
+use gantry_server::triggers::container::TriggerContainerConfig;
 
 pub(crate) fn run(
     data_dir: PathBuf,
     listen: SocketAddr,
     database_url: Option<String>,
     runtime: RuntimeChoice,
+    trigger_idle_timeout: std::time::Duration,
     json_logs: bool,
 ) -> anyhow::Result<ExitCode> {
     let filter = tracing_subscriber::EnvFilter::try_from_env("GANTRY_LOG")
@@ -36,6 +38,10 @@ pub(crate) fn run(
             runtime,
             public_url: std::env::var("GANTRY_PUBLIC_URL").ok(),
             timer: None,
+            trigger_containers: TriggerContainerConfig {
+                idle_timeout: trigger_idle_timeout,
+                ..Default::default()
+            },
         })
         .await?;
         println!(
