@@ -470,14 +470,16 @@ fn read_outputs(dir: &Path) -> (Vec<(String, String)>, Vec<String>) {
 
 /// An env value as Relay's entrypointer exports it (Go's `%v`): strings as they are, anything
 /// else as JSON.
-fn env_string(v: &Value) -> String {
+pub fn env_string(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
         other => other.to_string(),
     }
 }
 
-fn program(c: &Container, workflow_dir: &Path) -> Program {
+/// What a container (a step's, or a webhook trigger's) runs: its `input` lines, its
+/// `inputFile` (relative to `workflow_dir`), or its `command` and `args`.
+pub fn program(c: &Container, workflow_dir: &Path) -> Program {
     if !c.input.is_empty() {
         let script = c
             .input
@@ -504,8 +506,8 @@ fn program(c: &Container, workflow_dir: &Path) -> Program {
     }
 }
 
-/// 256 random bits from the operating system, as hex.
-fn new_token() -> Result<String, getrandom::Error> {
+/// 256 random bits from the operating system, as hex: a metadata API token.
+pub fn new_token() -> Result<String, getrandom::Error> {
     let mut bytes = [0u8; 32];
     getrandom::getrandom(&mut bytes)?;
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())

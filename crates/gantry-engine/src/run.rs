@@ -1165,34 +1165,10 @@ impl Run {
         }
     }
 
-    /// Asks the resolver for the secrets and connections `u` lacks, each at most once per
-    /// evaluation. True when something new was learned (evaluate again: a name may have been
-    /// computed from it).
-    fn fetch(&mut self, u: &Unresolved, asked: &mut BTreeSet<(bool, String, String)>) -> bool {
-        let mut learned = false;
-        for s in &u.secrets {
-            if !asked.insert((true, String::new(), s.name.clone())) {
-                continue;
-            }
-            if let Some(value) = self.resolver.secret(&s.name) {
-                self.data.secrets.insert(s.name.clone(), value);
-                learned = true;
-            }
-        }
-        for c in &u.connections {
-            // A whole connection type cannot be listed through the resolver.
-            if c.name.is_empty() || !asked.insert((false, c.r#type.clone(), c.name.clone())) {
-                continue;
-            }
-            if let Some(value) = self.resolver.connection(&c.r#type, &c.name) {
-                self.data
-                    .connections
-                    .entry(c.r#type.clone())
-                    .or_default()
-                    .insert(c.name.clone(), value);
-                learned = true;
-            }
-        }
+    /// Asks the resolver for the secrets and connections `u` lacks (see
+    /// [`crate::secrets::fetch`]) and refreshes the masks when something was learned.
+    fn fetch(&mut self, u: &Unresolved, asked: &mut crate::secrets::Asked) -> bool {
+        let learned = crate::secrets::fetch(self.resolver.as_ref(), u, &mut self.data, asked);
         if learned {
             self.refresh_masks();
         }
@@ -1200,43 +1176,20 @@ impl Run {
     }
 
     fn refresh_masks(&mut self) {
-        let mut masks: Vec<String> = Vec::new();
-        let add_text = |text: &str, masks: &mut Vec<String>| {
-            // Log lines are single lines, so a multi-line value is masked line by line too.
-            masks.push(text.to_owned());
-            masks.extend(text.lines().map(str::to_owned));
-        };
-        for v in self.data.secrets.values() {
-            add_text(v, &mut masks);
-        }
-        for fields in self.data.connections.values().flat_map(|c| c.values()) {
-            let mut stack = vec![fields];
-            while let Some(v) = stack.pop() {
-                match v {
-                    // Short fields (a region, a port) are not worth hiding and would blot logs.
-                    Value::String(s) if s.chars().count() >= 6 => add_text(s, &mut masks),
-                    Value::Array(items) => stack.extend(items),
-                    Value::Object(m) => stack.extend(m.values()),
-                    _ => {}
-                }
-            }
-        }
+        let mut outputs = Vec::new();
         for (name, s) in self.info.iter().zip(&self.steps) {
             for (key, o) in &s.outputs {
                 if !o.sensitive {
                     continue;
                 }
                 match self.data.outputs.get(&name.name).and_then(|m| m.get(key)) {
-                    Some(Value::String(text)) => add_text(text, &mut masks),
+                    Some(Value::String(text)) => outputs.push(text.clone()),
                     Some(Value::Null) | None => {}
-                    Some(other) => add_text(&other.to_string(), &mut masks),
+                    Some(other) => outputs.push(other.to_string()),
                 }
             }
         }
-        masks.retain(|m| !m.trim().is_empty());
-        masks.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
-        masks.dedup();
-        self.masks = masks;
+        self.masks = crate::secrets::masks(&self.data, outputs);
     }
 }
 

@@ -7,15 +7,22 @@
 //! removing the container whatever happened. [`StepRuntime::clean_up`] finds containers by those
 //! labels, for what a crash left behind.
 //!
+//! A trigger's service container is labelled `gantry.managed=true`, `gantry.workflow`,
+//! `gantry.trigger` and `gantry.owner` (the server), has its folder mounted read-only at
+//! [`CONTAINER_SERVICE_DIR`], listens on [`CONTAINER_PORT`], and is reached at its address on
+//! the Docker bridge; [`ServiceRuntime::clean_up_services`] finds an owner's leftovers by label.
+//!
 //! It must not keep containers once a step's outcome is known, pass Gantry's own environment
 //! into a container, or put the step's environment into an error message.
 //!
 //! Concurrency model: one future per step, sharing one [`Docker`] client (a pooled connection
 //! to the socket, cheap to clone). The step's log stream is read by a task in a `JoinSet` owned
 //! by that future. If the future is dropped before the step ended, a guard spawns the removal
-//! of its container on the current tokio runtime.
+//! of its container on the current tokio runtime. A service's log stream and the wait for its
+//! end live in one watcher task per service.
 
 use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::time::Duration;
 
@@ -35,6 +42,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::lines::{LineSplitter, LogSender};
 use crate::script::{self, Executable, INPUT_SCRIPT};
+use crate::service::{Service, ServiceError, ServiceJob, ServiceRuntime, Teardown, CONTAINER_PORT};
 use crate::RuntimeError;
 
 /// Where the step's folder appears inside its container.
@@ -49,6 +57,15 @@ pub const LABEL_MANAGED: &str = "gantry.managed";
 pub const LABEL_RUN: &str = "gantry.run";
 /// The name of the step a container runs.
 pub const LABEL_STEP: &str = "gantry.step";
+/// The workflow of a trigger's service container.
+pub const LABEL_WORKFLOW: &str = "gantry.workflow";
+/// The trigger a service container serves; step containers do not carry it.
+pub const LABEL_TRIGGER: &str = "gantry.trigger";
+/// The server that owns a service container (see [`ServiceJob::owner`]).
+pub const LABEL_OWNER: &str = "gantry.owner";
+
+/// Where a service's folder (its `input` script) appears inside its container, read-only.
+pub const CONTAINER_SERVICE_DIR: &str = "/var/run/gantry/trigger";
 
 /// How long the output of a stopped container may keep arriving.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
@@ -83,15 +100,43 @@ impl DockerRuntime {
             .find_map(|g| g.parse().ok())
     }
 
-    /// The containers of one run (or of every run), by label, whatever their state.
-    async fn containers(&self, run_id: Option<&str>) -> Result<Vec<String>, DockerError> {
+    /// The containers with the given labels, whatever their state.
+    async fn containers(
+        &self,
+        filters: HashMap<String, Vec<String>>,
+    ) -> Result<Vec<String>, DockerError> {
         let options = ListContainersOptions {
             all: true,
-            filters: Some(label_filters(run_id)),
+            filters: Some(filters),
             ..Default::default()
         };
         let containers = self.docker.list_containers(Some(options)).await?;
         Ok(containers.into_iter().filter_map(|c| c.id).collect())
+    }
+
+    /// Removes the given containers; a container already gone is not counted.
+    async fn remove_all(&self, ids: Vec<String>) -> Result<usize, String> {
+        let mut removed = 0;
+        let mut failures = Vec::new();
+        for id in ids {
+            match remove_container(&self.docker, &id).await {
+                Ok(()) => removed += 1,
+                // Gone already: its own step removed it in the meantime.
+                Err(DockerError::DockerResponseServerError {
+                    status_code: 404, ..
+                }) => {}
+                Err(err) => failures.push(format!("{id}: {}", reason(&err))),
+            }
+        }
+        if failures.is_empty() {
+            Ok(removed)
+        } else {
+            Err(format!(
+                "{removed} container(s) removed, {} could not be: {}",
+                failures.len(),
+                failures.join("; ")
+            ))
+        }
     }
 
     async fn run_step(
@@ -266,40 +311,247 @@ impl StepRuntime for DockerRuntime {
 
     fn clean_up<'a>(&'a self, run_id: Option<&'a str>) -> BoxFuture<'a, Result<usize, String>> {
         Box::pin(async move {
-            let ids = self.containers(run_id).await.map_err(|err| {
-                format!("Gantry's containers could not be listed: {}", reason(&err))
-            })?;
-            let mut removed = 0;
-            let mut failures = Vec::new();
-            for id in ids {
-                match remove_container(&self.docker, &id).await {
-                    Ok(()) => removed += 1,
-                    // Gone already: its own step removed it in the meantime.
-                    Err(DockerError::DockerResponseServerError {
-                        status_code: 404, ..
-                    }) => {}
-                    Err(err) => failures.push(format!("{id}: {}", reason(&err))),
-                }
-            }
-            if failures.is_empty() {
-                Ok(removed)
-            } else {
-                Err(format!(
-                    "{removed} container(s) removed, {} could not be: {}",
-                    failures.len(),
-                    failures.join("; ")
-                ))
-            }
+            let ids = self
+                .containers(label_filters(run_id))
+                .await
+                .map_err(|err| {
+                    format!("Gantry's containers could not be listed: {}", reason(&err))
+                })?;
+            self.remove_all(ids).await
         })
     }
 }
 
-/// The label filter of [`DockerRuntime::clean_up`]: every Gantry container, or one run's.
+// ------------------------------------------------------------------ services
+
+impl ServiceRuntime for DockerRuntime {
+    fn start_service(
+        &self,
+        job: ServiceJob,
+        logs: mpsc::Sender<LogLine>,
+    ) -> BoxFuture<'_, Result<Service, ServiceError>> {
+        Box::pin(async move {
+            let mut container = ContainerGuard {
+                docker: self.docker.clone(),
+                id: None,
+            };
+            let started = self
+                .start_service_container(&job, logs, &mut container)
+                .await;
+            if started.is_err() {
+                container.remove().await;
+            }
+            started
+        })
+    }
+
+    fn clean_up_services<'a>(&'a self, owner: &'a str) -> BoxFuture<'a, Result<usize, String>> {
+        Box::pin(async move {
+            let ids = self
+                .containers(service_filters(owner))
+                .await
+                .map_err(|err| {
+                    format!(
+                        "Gantry's trigger containers could not be listed: {}",
+                        reason(&err)
+                    )
+                })?;
+            self.remove_all(ids).await
+        })
+    }
+}
+
+impl DockerRuntime {
+    /// Creates, attaches to and starts a service's container; `container` holds its id until
+    /// the [`Service`] takes it over, so a failure on the way removes it.
+    async fn start_service_container(
+        &self,
+        job: &ServiceJob,
+        logs: mpsc::Sender<LogLine>,
+        container: &mut ContainerGuard,
+    ) -> Result<Service, ServiceError> {
+        let Some(image) = job.image.as_deref() else {
+            return Err(ServiceError::Start(
+                "the docker runtime needs an `image`".to_owned(),
+            ));
+        };
+        let image = with_tag(image);
+        crate::check_environment(&job.env).map_err(ServiceError::Start)?;
+        let executable = script::prepare(&job.program, &job.dir)
+            .await
+            .map_err(|err| ServiceError::Start(err.to_string()))?;
+        self.ensure_image(&image)
+            .await
+            .map_err(ServiceError::Start)?;
+        let body = service_body(job, &image, executable).map_err(ServiceError::Start)?;
+        let failed = |what: &str, err: &DockerError| {
+            ServiceError::Start(format!(
+                "the container for image `{image}` could not be {what}: {}",
+                reason(err)
+            ))
+        };
+        let id = self
+            .docker
+            .create_container(None, body)
+            .await
+            .map_err(|err| failed("created", &err))?
+            .id;
+        container.id = Some(id.clone());
+        let attach = AttachContainerOptions {
+            stdout: true,
+            stderr: true,
+            stream: true,
+            logs: false,
+            ..Default::default()
+        };
+        let output = self
+            .docker
+            .attach_container(&id, Some(attach))
+            .await
+            .map_err(|err| failed("attached to", &err))?
+            .output;
+        self.docker
+            .start_container(&id, None)
+            .await
+            .map_err(|err| failed("started", &err))?;
+        let inspected = self
+            .docker
+            .inspect_container(&id, None)
+            .await
+            .map_err(|err| failed("inspected", &err))?;
+        if inspected.state.as_ref().and_then(|state| state.running) == Some(false) {
+            return Err(ServiceError::Exited);
+        }
+        // Gantry reaches the service at the container's own address on its Docker network (the
+        // default bridge) rather than through a published port: the server shares the engine's
+        // host, as the metadata API on the bridge gateway already assumes, so the address is
+        // routable from here; no host port is taken, no proxy process runs per container, and
+        // nothing beyond this host can reach the service.
+        let ip = inspected
+            .network_settings
+            .and_then(|settings| settings.networks)
+            .and_then(|networks| {
+                networks
+                    .into_values()
+                    .filter_map(|endpoint| endpoint.ip_address)
+                    .find_map(|ip| ip.parse::<IpAddr>().ok())
+            })
+            .ok_or_else(|| {
+                ServiceError::Start(format!(
+                    "the container for image `{image}` has no address on a Docker network"
+                ))
+            })?;
+        let exited = CancellationToken::new();
+        let watched = exited.clone();
+        let docker = self.docker.clone();
+        let watched_id = id.clone();
+        let sender = LogSender::new(&job.trigger, logs);
+        tokio::spawn(async move {
+            let mut readers = JoinSet::new();
+            readers.spawn(forward_logs(output, sender));
+            let options = WaitContainerOptions {
+                condition: "not-running".to_owned(),
+            };
+            // Whatever the answer (an exit code, or the engine lost the container), the
+            // service is no longer there to serve.
+            let _ = docker
+                .wait_container(&watched_id, Some(options))
+                .next()
+                .await;
+            watched.cancel();
+            let _ = tokio::time::timeout(DRAIN_TIMEOUT, async {
+                while readers.join_next().await.is_some() {}
+            })
+            .await;
+        });
+        container.id = None;
+        let teardown = ServiceContainer {
+            docker: self.docker.clone(),
+            id: id.clone(),
+        };
+        Ok(Service::new(
+            SocketAddr::new(ip, CONTAINER_PORT),
+            id,
+            exited,
+            Box::new(teardown),
+        ))
+    }
+}
+
+/// A service's container, removed (and so stopped) by its teardown.
+struct ServiceContainer {
+    docker: Docker,
+    id: String,
+}
+
+impl Teardown for ServiceContainer {
+    fn stop(self: Box<Self>) -> BoxFuture<'static, ()> {
+        Box::pin(async move {
+            // A failure leaves a labelled container that `clean_up_services` finds later.
+            let _ = remove_container(&self.docker, &self.id).await;
+        })
+    }
+}
+
+fn service_body(
+    job: &ServiceJob,
+    image: &str,
+    executable: Executable,
+) -> Result<ContainerCreateBody, String> {
+    let dir = absolute(&job.dir)?;
+    let (entrypoint, cmd) = entrypoint(executable, CONTAINER_SERVICE_DIR);
+    let mut env: Vec<String> = job.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    env.push(format!("PORT={CONTAINER_PORT}"));
+    let mut extra_hosts = None;
+    if let Some(endpoint) = &job.metadata {
+        env.push(format!(
+            "METADATA_API_URL={}",
+            crate::metadata_api_url(HOST_FROM_CONTAINER, endpoint)
+        ));
+        extra_hosts = Some(vec![format!("{HOST_FROM_CONTAINER}:host-gateway")]);
+    }
+    let labels = HashMap::from([
+        (LABEL_MANAGED.to_owned(), "true".to_owned()),
+        (LABEL_WORKFLOW.to_owned(), job.workflow.clone()),
+        (LABEL_TRIGGER.to_owned(), job.trigger.clone()),
+        (LABEL_OWNER.to_owned(), job.owner.clone()),
+    ]);
+    Ok(ContainerCreateBody {
+        image: Some(image.to_owned()),
+        entrypoint,
+        cmd,
+        env: Some(env),
+        labels: Some(labels),
+        attach_stdin: Some(false),
+        open_stdin: Some(false),
+        tty: Some(false),
+        host_config: Some(HostConfig {
+            binds: Some(vec![format!("{dir}:{CONTAINER_SERVICE_DIR}:ro")]),
+            extra_hosts,
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
+}
+
+/// The label filter of [`DockerRuntime::clean_up`]: every Gantry step container, or one run's.
+/// Service containers carry no run label, so a step clean-up never removes them.
 fn label_filters(run_id: Option<&str>) -> HashMap<String, Vec<String>> {
     let mut labels = vec![format!("{LABEL_MANAGED}=true")];
-    if let Some(run_id) = run_id {
-        labels.push(format!("{LABEL_RUN}={run_id}"));
+    match run_id {
+        Some(run_id) => labels.push(format!("{LABEL_RUN}={run_id}")),
+        None => labels.push(LABEL_RUN.to_owned()),
     }
+    HashMap::from([("label".to_owned(), labels)])
+}
+
+/// The label filter of [`DockerRuntime::clean_up_services`]: one owner's service containers.
+fn service_filters(owner: &str) -> HashMap<String, Vec<String>> {
+    let labels = vec![
+        format!("{LABEL_MANAGED}=true"),
+        LABEL_TRIGGER.to_owned(),
+        format!("{LABEL_OWNER}={owner}"),
+    ];
     HashMap::from([("label".to_owned(), labels)])
 }
 
@@ -320,21 +572,7 @@ fn container_body(
     executable: Executable,
 ) -> Result<ContainerCreateBody, String> {
     let step_dir = absolute(&job.step_dir)?;
-    let (entrypoint, cmd) = match executable {
-        Executable::Script => (
-            Some(vec![format!("{CONTAINER_STEP_DIR}/{INPUT_SCRIPT}")]),
-            Some(Vec::new()),
-        ),
-        Executable::Command {
-            command: Some(command),
-            args,
-        } => (Some(vec![command]), Some(args)),
-        // The image's own entrypoint; `args` replace its default command when given.
-        Executable::Command {
-            command: None,
-            args,
-        } => (None, (!args.is_empty()).then_some(args)),
-    };
+    let (entrypoint, cmd) = entrypoint(executable, CONTAINER_STEP_DIR);
     let mut env: Vec<String> = job.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
     env.push(format!("GANTRY_STEP_DIR={CONTAINER_STEP_DIR}"));
     let mut extra_hosts = None;
@@ -366,6 +604,26 @@ fn container_body(
         }),
         ..Default::default()
     })
+}
+
+/// The container's entrypoint and command: the script in `dir` (the folder as mounted), or
+/// the workflow's `command` and `args`.
+fn entrypoint(executable: Executable, dir: &str) -> (Option<Vec<String>>, Option<Vec<String>>) {
+    match executable {
+        Executable::Script => (
+            Some(vec![format!("{dir}/{INPUT_SCRIPT}")]),
+            Some(Vec::new()),
+        ),
+        Executable::Command {
+            command: Some(command),
+            args,
+        } => (Some(vec![command]), Some(args)),
+        // The image's own entrypoint; `args` replace its default command when given.
+        Executable::Command {
+            command: None,
+            args,
+        } => (None, (!args.is_empty()).then_some(args)),
+    }
 }
 
 /// A bind mount needs an absolute host path.
@@ -478,9 +736,18 @@ mod tests {
 
     #[test]
     fn clean_up_of_one_run_narrows_the_label_filter() {
-        let all = label_filters(None);
-        assert_eq!(all["label"], vec!["gantry.managed=true"]);
         let one = label_filters(Some("r-1"));
         assert_eq!(one["label"], vec!["gantry.managed=true", "gantry.run=r-1"]);
+    }
+
+    #[test]
+    fn step_clean_up_leaves_service_containers_alone() {
+        let all = label_filters(None);
+        assert_eq!(all["label"], vec!["gantry.managed=true", "gantry.run"]);
+        let services = service_filters("s1");
+        assert_eq!(
+            services["label"],
+            vec!["gantry.managed=true", "gantry.trigger", "gantry.owner=s1"]
+        );
     }
 }

@@ -6,6 +6,8 @@
 //! Two backends implement the contract: [`DockerRuntime`] (a container per step, through the
 //! Docker Engine API) and [`ProcessRuntime`] (a local child process in its own process group).
 //! One conformance suite in `tests/it` runs against both.
+//! Both also run long-lived services ([`service`]): a webhook trigger's container or process,
+//! listening on `$PORT` until the server stops it.
 //!
 //! It must not decide run order, retries or timeouts: the engine does, and tells a runtime to
 //! stop a step by firing its cancellation token.
@@ -22,9 +24,11 @@ pub mod docker;
 mod lines;
 pub mod process;
 pub mod script;
+pub mod service;
 
 pub use docker::DockerRuntime;
 pub use process::ProcessRuntime;
+pub use service::{Service, ServiceError, ServiceJob, ServiceRuntime};
 
 /// The runtimes Gantry knows by name, as written in configuration (`--runtime docker`).
 pub const RUNTIME_NAMES: [&str; 2] = ["docker", "process"];

@@ -7,13 +7,19 @@
 //! ending a step (cancel, its main process exiting, or the run future being dropped) signals
 //! everything it started that stayed in that group.
 //!
+//! A service (a webhook trigger) is run the same way, in its own folder, with `PORT` set to a
+//! free port on 127.0.0.1, where Gantry then reaches it.
+//!
 //! It must not isolate the step: a process step runs with Gantry's user and sees its files.
 //! It ignores the step's `image`.
 //!
 //! Concurrency model: one future per step. Two tasks read stdout and stderr and live in a
 //! `JoinSet` owned by that future, so dropping the future aborts them; a guard kills the
-//! process group when the future is dropped before the step ended.
+//! process group when the future is dropped before the step ended. A service's readers and the
+//! wait for its end live in one watcher task; its handle's teardown kills its process group.
 
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
@@ -29,6 +35,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::lines::{LineSplitter, LogSender};
 use crate::script::{self, Executable, INPUT_SCRIPT};
+use crate::service::{Service, ServiceError, ServiceJob, ServiceRuntime, Teardown};
 
 /// How long a cancelled step has between SIGTERM and SIGKILL.
 const TERMINATE_GRACE: Duration = Duration::from_secs(3);
@@ -86,18 +93,12 @@ async fn run_step(
         () = cancel.cancelled() => return StepOutcome::Cancelled,
         prepared = script::prepare(&job.program, &job.step_dir) => prepared,
     };
-    let (program, args) = match prepared {
-        Err(err) => return StepOutcome::FailedToStart(err.to_string()),
-        Ok(Executable::Script) => (job.step_dir.join(INPUT_SCRIPT), Vec::new()),
-        Ok(Executable::Command {
-            command: Some(command),
-            args,
-        }) => (command.into(), args),
-        Ok(Executable::Command { command: None, .. }) => {
-            return StepOutcome::FailedToStart(
-                "the process runtime needs `command` or `input`".to_owned(),
-            )
-        }
+    let (program, args) = match prepared
+        .map_err(|err| err.to_string())
+        .and_then(|executable| invocation(executable, &job.step_dir))
+    {
+        Ok(invocation) => invocation,
+        Err(message) => return StepOutcome::FailedToStart(message),
     };
     let mut command = Command::new(&program);
     command
@@ -155,13 +156,24 @@ async fn run_step(
     outcome
 }
 
+/// The program and arguments an executable comes down to in a local process.
+fn invocation(executable: Executable, dir: &Path) -> Result<(PathBuf, Vec<String>), String> {
+    match executable {
+        Executable::Script => Ok((dir.join(INPUT_SCRIPT), Vec::new())),
+        Executable::Command {
+            command: Some(command),
+            args,
+        } => Ok((command.into(), args)),
+        Executable::Command { command: None, .. } => {
+            Err("the process runtime needs `command` or `input`".to_owned())
+        }
+    }
+}
+
 /// `PATH` and `HOME` from Gantry's own environment, then the step's variables (which may
 /// replace them), then the variables this runtime owns.
 fn step_environment(job: &StepJob) -> Vec<(String, String)> {
-    let mut env: Vec<(String, String)> = ["PATH", "HOME"]
-        .into_iter()
-        .filter_map(|name| Some((name.to_owned(), std::env::var(name).ok()?)))
-        .collect();
+    let mut env = inherited_environment();
     env.extend(job.env.iter().map(|(k, v)| (k.clone(), v.clone())));
     env.push((
         "GANTRY_STEP_DIR".to_owned(),
@@ -174,6 +186,14 @@ fn step_environment(job: &StepJob) -> Vec<(String, String)> {
         ));
     }
     env
+}
+
+/// What a step or service takes from Gantry's own environment: `PATH` and `HOME`.
+fn inherited_environment() -> Vec<(String, String)> {
+    ["PATH", "HOME"]
+        .into_iter()
+        .filter_map(|name| Some((name.to_owned(), std::env::var(name).ok()?)))
+        .collect()
 }
 
 async fn spawn(command: &mut Command) -> std::io::Result<Child> {
@@ -264,6 +284,135 @@ impl Drop for ProcessGroup {
         if self.armed {
             self.kill();
         }
+    }
+}
+
+// ------------------------------------------------------------------ services
+
+impl ServiceRuntime for ProcessRuntime {
+    fn start_service(
+        &self,
+        job: ServiceJob,
+        logs: mpsc::Sender<LogLine>,
+    ) -> BoxFuture<'_, Result<Service, ServiceError>> {
+        Box::pin(start_service(job, logs))
+    }
+
+    /// A service's process group is killed when its handle goes; after a crash there is no
+    /// record of it to find (as for steps).
+    fn clean_up_services<'a>(&'a self, _owner: &'a str) -> BoxFuture<'a, Result<usize, String>> {
+        Box::pin(async { Ok(0) })
+    }
+}
+
+/// Starts a service as a local process group listening on a free loopback port.
+async fn start_service(
+    job: ServiceJob,
+    logs: mpsc::Sender<LogLine>,
+) -> Result<Service, ServiceError> {
+    crate::check_environment(&job.env).map_err(ServiceError::Start)?;
+    let (program, args) = script::prepare(&job.program, &job.dir)
+        .await
+        .map_err(|err| err.to_string())
+        .and_then(|executable| invocation(executable, &job.dir))
+        .map_err(ServiceError::Start)?;
+    let port = free_loopback_port()
+        .map_err(|err| ServiceError::Start(format!("no free port on 127.0.0.1: {err}")))?;
+    let mut env = inherited_environment();
+    env.extend(job.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+    env.push(("PORT".to_owned(), port.to_string()));
+    if let Some(endpoint) = &job.metadata {
+        env.push((
+            "METADATA_API_URL".to_owned(),
+            crate::metadata_api_url("127.0.0.1", endpoint),
+        ));
+    }
+    let mut command = Command::new(&program);
+    command
+        .args(&args)
+        .current_dir(&job.dir)
+        .env_clear()
+        .envs(env)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
+    let mut child = spawn(&mut command).await.map_err(|err| {
+        ServiceError::Start(format!(
+            "`{}` could not be started: {err}",
+            program.display()
+        ))
+    })?;
+    let Some(leader) = child.id().and_then(|pid| i32::try_from(pid).ok()) else {
+        return Err(ServiceError::Exited);
+    };
+    let group = ProcessGroup::new(leader);
+    let exited = CancellationToken::new();
+    let sender = LogSender::new(&job.trigger, logs);
+    let mut readers = JoinSet::new();
+    if let Some(stdout) = child.stdout.take() {
+        readers.spawn(forward(stdout, LogStream::Stdout, sender.clone()));
+    }
+    if let Some(stderr) = child.stderr.take() {
+        readers.spawn(forward(stderr, LogStream::Stderr, sender));
+    }
+    let watched = exited.clone();
+    tokio::spawn(async move {
+        let _ = child.wait().await;
+        // What the service left running in its group ends with it, as in a container.
+        let _ = killpg(Pid::from_raw(leader), Signal::SIGKILL);
+        watched.cancel();
+        let _ = tokio::time::timeout(DRAIN_TIMEOUT, async {
+            while readers.join_next().await.is_some() {}
+        })
+        .await;
+    });
+    let address = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port);
+    let teardown = ProcessService {
+        group,
+        exited: exited.clone(),
+    };
+    Ok(Service::new(
+        address,
+        leader.to_string(),
+        exited,
+        Box::new(teardown),
+    ))
+}
+
+/// A port nothing listens on right now. Another program could take it before the service
+/// binds it; the service then fails to start and is started again at the next request.
+fn free_loopback_port() -> std::io::Result<u16> {
+    let listener = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
+    Ok(listener.local_addr()?.port())
+}
+
+/// A running service's process group: SIGTERM, then SIGKILL after [`TERMINATE_GRACE`].
+struct ProcessService {
+    group: ProcessGroup,
+    exited: CancellationToken,
+}
+
+impl Teardown for ProcessService {
+    fn stop(self: Box<Self>) -> BoxFuture<'static, ()> {
+        Box::pin(async move {
+            let ProcessService { mut group, exited } = *self;
+            // Once the leader is gone its group was killed; its id may be reused since.
+            if exited.is_cancelled() {
+                group.disarm();
+                return;
+            }
+            group.signal(Signal::SIGTERM);
+            if tokio::time::timeout(TERMINATE_GRACE, exited.cancelled())
+                .await
+                .is_err()
+            {
+                group.kill();
+                exited.cancelled().await;
+            }
+            group.disarm();
+        })
     }
 }
 

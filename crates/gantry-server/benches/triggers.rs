@@ -163,6 +163,7 @@ impl Running {
                 w
             },
             work_dir: None,
+            trigger_containers: Default::default(),
         })
         .await
         .expect("bind");

@@ -55,9 +55,10 @@ pub enum StartError {
     Store(String),
 }
 
-/// The sealed secrets and connections a run's workflow names, fetched when the run starts and
-/// opened only when the engine asks for one (to build a step's spec or env).
-struct SealedSecrets {
+/// The sealed secrets and connections a run's workflow (or a trigger's container) names,
+/// fetched when the run (or the container) starts and opened only when the engine asks for one
+/// (to build a step's spec or env).
+pub(crate) struct SealedSecrets {
     vault: Arc<Vault>,
     workflow: String,
     secrets: HashMap<String, SealedValue>,
@@ -106,11 +107,8 @@ pub fn connection_binding(type_: &str, name: &str) -> String {
     format!("connection/{type_}/{name}")
 }
 
-/// The secrets and connections a workflow names statically (tags with literal names,
-/// `${secrets.x}`, `${connections.t.n}`). A name computed at run time is not found.
-fn referenced(wf: &Workflow) -> (BTreeSet<String>, BTreeSet<(String, String)>) {
-    let mut secrets = BTreeSet::new();
-    let mut connections = BTreeSet::new();
+/// The values of a workflow's steps that may name secrets and connections: specs, envs, `when`s.
+fn step_values(wf: &Workflow) -> Vec<&gantry_workflow::Value> {
     let mut values: Vec<&gantry_workflow::Value> = Vec::new();
     for step in &wf.steps {
         if let Some(c) = step.container() {
@@ -120,6 +118,16 @@ fn referenced(wf: &Workflow) -> (BTreeSet<String>, BTreeSet<(String, String)>) {
             values.extend(&w.conditions);
         }
     }
+    values
+}
+
+/// The secrets and connections `values` name statically (tags with literal names,
+/// `${secrets.x}`, `${connections.t.n}`). A name computed at run time is not found.
+fn referenced<'v>(
+    values: impl IntoIterator<Item = &'v gantry_workflow::Value>,
+) -> (BTreeSet<String>, BTreeSet<(String, String)>) {
+    let mut secrets = BTreeSet::new();
+    let mut connections = BTreeSet::new();
     for v in values {
         v.walk(&mut |v| match &v.kind {
             ValueKind::Reference {
@@ -160,13 +168,37 @@ fn referenced(wf: &Workflow) -> (BTreeSet<String>, BTreeSet<(String, String)>) {
     (secrets, connections)
 }
 
+/// What a webhook trigger's container reads through the metadata API: its `spec` and `env`,
+/// evaluated (secrets and connections resolved) when the container started. Parameters do not
+/// exist for a trigger (as in Relay), so a reference to one stays unresolved.
+pub struct TriggerView {
+    pub workflow: String,
+    pub trigger: String,
+    pub spec: Evaluation,
+    pub env: Evaluation,
+    /// The secrets its spec or env names that exist, by name: all `GET /secrets/{name}` returns.
+    pub secrets: std::collections::BTreeMap<String, String>,
+    /// What log lines it sends through the API are masked with.
+    pub masks: Vec<String>,
+}
+
+impl TriggerView {
+    /// Whether its spec or env names secret `name` (whether or not the secret exists).
+    fn refers_to_secret(&self, name: &str) -> bool {
+        self.secrets.contains_key(name)
+            || [&self.spec, &self.env]
+                .iter()
+                .any(|e| e.unresolved.secrets.iter().any(|s| s.name == name))
+    }
+}
+
 /// The live runs, by id, and the tokens of running trigger containers; answers the metadata
 /// API for both.
 #[derive(Default)]
 pub struct Registry {
     runs: Mutex<HashMap<String, RunHandle>>,
-    /// Token → (workflow, trigger) of a running webhook trigger container.
-    trigger_tokens: Mutex<HashMap<String, (String, String)>>,
+    /// Token → what a running webhook trigger container may read.
+    trigger_tokens: Mutex<HashMap<String, Arc<TriggerView>>>,
     /// Where trigger containers' events go (set once the trigger service exists).
     intake: std::sync::OnceLock<Arc<crate::triggers::TriggerService>>,
 }
@@ -185,33 +217,55 @@ impl Registry {
         let _ = self.intake.set(intake);
     }
 
-    fn trigger_tokens(&self) -> std::sync::MutexGuard<'_, HashMap<String, (String, String)>> {
+    fn trigger_tokens(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<TriggerView>>> {
         self.trigger_tokens
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Lets a trigger container with `token` call the metadata API as `workflow`'s `trigger`.
-    pub fn add_trigger_token(&self, token: String, workflow: String, trigger: String) {
-        self.trigger_tokens().insert(token, (workflow, trigger));
+    /// Lets a trigger container with `token` call the metadata API as `view`'s trigger.
+    pub fn add_trigger_token(&self, token: String, view: Arc<TriggerView>) {
+        self.trigger_tokens().insert(token, view);
     }
 
     pub fn remove_trigger_token(&self, token: &str) {
         self.trigger_tokens().remove(token);
     }
 
+    /// The run of a step caller. A trigger container has no run.
     fn of(&self, caller: &Caller) -> Result<RunHandle, MetadataError> {
+        if caller.kind == CallerKind::Trigger {
+            return Err(MetadataError::Forbidden(
+                "a trigger container has no run: it may read its spec, environment and \
+                 secrets, and emit events"
+                    .into(),
+            ));
+        }
         self.get(&caller.run_id)
             .ok_or_else(|| MetadataError::NotFound("this run has ended".into()))
+    }
+
+    /// What a trigger caller may read; `None` for a step caller.
+    fn trigger_view(&self, caller: &Caller) -> Result<Option<Arc<TriggerView>>, MetadataError> {
+        if caller.kind != CallerKind::Trigger {
+            return Ok(None);
+        }
+        self.trigger_tokens()
+            .values()
+            .find(|v| v.workflow == caller.run_id && v.trigger == caller.name)
+            .cloned()
+            .map(Some)
+            .ok_or_else(|| MetadataError::NotFound("this trigger's container has stopped".into()))
     }
 }
 
 impl MetadataBackend for Registry {
     fn authenticate(&self, token: &str) -> Option<Caller> {
-        if let Some((workflow, trigger)) = self.trigger_tokens().get(token).cloned() {
+        if let Some(view) = self.trigger_tokens().get(token).cloned() {
+            // For a trigger container, `run_id` carries its workflow's name.
             return Some(Caller {
-                run_id: workflow,
-                name: trigger,
+                run_id: view.workflow.clone(),
+                name: view.trigger.clone(),
                 kind: CallerKind::Trigger,
             });
         }
@@ -220,15 +274,25 @@ impl MetadataBackend for Registry {
     }
 
     fn spec(&self, caller: &Caller) -> Result<Evaluation, MetadataError> {
-        self.of(caller)?.spec(caller)
+        match self.trigger_view(caller)? {
+            Some(view) => Ok(view.spec.clone()),
+            None => self.of(caller)?.spec(caller),
+        }
     }
 
     fn environment(&self, caller: &Caller) -> Result<Evaluation, MetadataError> {
-        self.of(caller)?.environment(caller)
+        match self.trigger_view(caller)? {
+            Some(view) => Ok(view.env.clone()),
+            None => self.of(caller)?.environment(caller),
+        }
     }
 
     fn conditions(&self, caller: &Caller) -> Result<WhenOutcome, MetadataError> {
-        self.of(caller)?.conditions(caller)
+        // A trigger's container has no conditions of its own: it always runs.
+        match self.trigger_view(caller)? {
+            Some(_) => Ok(WhenOutcome::Satisfied),
+            None => self.of(caller)?.conditions(caller),
+        }
     }
 
     fn set_output(&self, caller: &Caller, name: &str, value: Value) -> Result<(), MetadataError> {
@@ -250,7 +314,21 @@ impl MetadataBackend for Registry {
     }
 
     fn secret(&self, caller: &Caller, name: &str) -> Result<String, MetadataError> {
-        self.of(caller)?.secret(caller, name)
+        let Some(view) = self.trigger_view(caller)? else {
+            return self.of(caller)?.secret(caller, name);
+        };
+        if let Some(value) = view.secrets.get(name) {
+            return Ok(value.clone());
+        }
+        if view.refers_to_secret(name) {
+            return Err(MetadataError::NotFound(format!(
+                "secret `{name}` does not exist"
+            )));
+        }
+        Err(MetadataError::Forbidden(format!(
+            "trigger `{}` does not refer to secret `{name}` in its spec or env",
+            view.trigger
+        )))
     }
 
     fn state(&self, caller: &Caller, name: &str) -> Result<Value, MetadataError> {
@@ -267,11 +345,20 @@ impl MetadataBackend for Registry {
     }
 
     fn report_status(&self, caller: &Caller, status: Value) -> Result<(), MetadataError> {
-        self.of(caller)?.report_status(caller, status)
+        match self.trigger_view(caller)? {
+            // Informational for steps too; a trigger's container has no step to report on.
+            Some(_) => Ok(()),
+            None => self.of(caller)?.report_status(caller, status),
+        }
     }
 
     fn log(&self, caller: &Caller, line: String) -> Result<(), MetadataError> {
-        self.of(caller)?.log(caller, line)
+        let Some(view) = self.trigger_view(caller)? else {
+            return self.of(caller)?.log(caller, line);
+        };
+        let line = gantry_engine::run::mask_line(&line, &view.masks);
+        tracing::info!(workflow = %view.workflow, trigger = %view.trigger, "{line}");
+        Ok(())
     }
 
     fn emit_event<'a>(
@@ -636,36 +723,48 @@ impl RunService {
         Ok(cut_off.len())
     }
 
-    /// Fetches (still sealed) the secrets and connections the workflow names.
+    /// Fetches (still sealed) the secrets and connections the workflow's steps name.
     async fn sealed_for(&self, name: &str, wf: &Workflow) -> Result<SealedSecrets, StartError> {
-        let (secret_names, connection_names) = referenced(wf);
-        let mut secrets = HashMap::new();
-        for s in secret_names {
-            match self.store.get_sealed(SealedKind::Secret, name, &s).await {
-                Ok(v) => {
-                    secrets.insert(s, v);
-                }
-                Err(gantry_store::StoreError::NotFound(_)) => {}
-                Err(e) => return Err(StartError::Store(e.to_string())),
-            }
-        }
-        let mut connections = HashMap::new();
-        for (t, n) in connection_names {
-            match self.store.get_sealed(SealedKind::Connection, &t, &n).await {
-                Ok(v) => {
-                    connections.insert((t, n), v);
-                }
-                Err(gantry_store::StoreError::NotFound(_)) => {}
-                Err(e) => return Err(StartError::Store(e.to_string())),
-            }
-        }
-        Ok(SealedSecrets {
-            vault: self.vault.clone(),
-            workflow: name.to_owned(),
-            secrets,
-            connections,
-        })
+        sealed_secrets(self.store.as_ref(), &self.vault, name, step_values(wf))
+            .await
+            .map_err(|e| StartError::Store(e.to_string()))
     }
+}
+
+/// Fetches (still sealed) the secrets of `workflow` and the connections that `values` name.
+pub(crate) async fn sealed_secrets<'v>(
+    store: &dyn Store,
+    vault: &Arc<Vault>,
+    workflow: &str,
+    values: impl IntoIterator<Item = &'v gantry_workflow::Value>,
+) -> Result<SealedSecrets, gantry_store::StoreError> {
+    let (secret_names, connection_names) = referenced(values);
+    let mut secrets = HashMap::new();
+    for s in secret_names {
+        match store.get_sealed(SealedKind::Secret, workflow, &s).await {
+            Ok(v) => {
+                secrets.insert(s, v);
+            }
+            Err(gantry_store::StoreError::NotFound(_)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let mut connections = HashMap::new();
+    for (t, n) in connection_names {
+        match store.get_sealed(SealedKind::Connection, &t, &n).await {
+            Ok(v) => {
+                connections.insert((t, n), v);
+            }
+            Err(gantry_store::StoreError::NotFound(_)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(SealedSecrets {
+        vault: vault.clone(),
+        workflow: workflow.to_owned(),
+        secrets,
+        connections,
+    })
 }
 
 /// Creates a run's folder readable by its owner only (spec.json files hold secret values), in

@@ -3,8 +3,11 @@
 //! `postgres://` URL), creates an admin API key on first start, serves health, readiness and the
 //! REST API ([`crate::api`]), and shuts down gracefully.
 //!
-//! Concurrency: one tokio runtime; the listener serves every connection on its own task.
-//! Shutdown stops accepting, lets requests in flight finish, then returns.
+//! Concurrency: the caller's tokio runtime accepts and answers (the listener serves every
+//! connection on its own task); runs execute on a second, lower-priority runtime
+//! ([`crate::workers`]). Shutdown stops accepting, lets requests in flight finish, stops the
+//! webhook trigger containers and the worker runtime (runs still in flight are resolved at the
+//! next start), then returns.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -21,7 +24,7 @@ use serde_json::json;
 use tokio::net::TcpListener;
 
 use gantry_engine::runtime::StepRuntime;
-use gantry_runtime::{DockerRuntime, ProcessRuntime};
+use gantry_runtime::{DockerRuntime, ProcessRuntime, ServiceRuntime};
 use gantry_store::{ApiKey, PostgresStore, SqliteStore, Store};
 
 use crate::vault::{Vault, VaultError, MASTER_KEY_ENV};
@@ -45,6 +48,8 @@ pub struct ServerConfig {
     /// Where runs' scratch folders go; `None` for a memory file system when there is one (see
     /// `crate::workers::scratch_root`).
     pub work_dir: Option<PathBuf>,
+    /// When webhook trigger containers are stopped for idleness or given up on at start.
+    pub trigger_containers: crate::triggers::container::TriggerContainerConfig,
 }
 
 /// Where the server's run steps execute.
@@ -56,10 +61,16 @@ pub enum RuntimeChoice {
     Process,
 }
 
-/// The runtime a choice names, and the Docker bridge address containers reach the host at.
-async fn runtime(
-    choice: RuntimeChoice,
-) -> Result<(Arc<dyn StepRuntime>, Option<std::net::IpAddr>), ServerError> {
+/// What a runtime choice gives: steps' runtime, trigger containers' runtime (the same backend),
+/// and the Docker bridge address containers reach the host at.
+type Runtimes = (
+    Arc<dyn StepRuntime>,
+    Arc<dyn ServiceRuntime>,
+    Option<std::net::IpAddr>,
+);
+
+/// The runtimes a choice names.
+async fn runtime(choice: RuntimeChoice) -> Result<Runtimes, ServerError> {
     let docker = match choice {
         RuntimeChoice::Process => None,
         RuntimeChoice::Docker => Some(
@@ -81,9 +92,13 @@ async fn runtime(
                 .bridge_gateway()
                 .await
                 .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::new(172, 17, 0, 1)));
-            (Arc::new(d), Some(gateway))
+            (Arc::new(d.clone()), Arc::new(d), Some(gateway))
         }
-        None => (Arc::new(ProcessRuntime::new()), None),
+        None => (
+            Arc::new(ProcessRuntime::new()),
+            Arc::new(ProcessRuntime::new()),
+            None,
+        ),
     })
 }
 
@@ -174,6 +189,7 @@ pub struct Server {
     metadata: Option<crate::metadata::listen::Listener>,
     registry: Arc<crate::runs::Registry>,
     triggers: Arc<crate::triggers::TriggerService>,
+    containers: Arc<crate::triggers::container::TriggerContainers>,
     timer: Arc<dyn crate::triggers::schedule::Timer>,
     schedule_observer: Option<tokio::sync::mpsc::UnboundedSender<crate::triggers::schedule::Fired>>,
     listener: TcpListener,
@@ -216,7 +232,7 @@ impl Server {
             reason: e.to_string(),
         })?;
         let ready = Arc::new(AtomicBool::new(false));
-        let (runtime, bridge) = runtime(config.runtime).await?;
+        let (runtime, services, bridge) = runtime(config.runtime).await?;
         let metadata = crate::metadata::listen::Listener::bind(bridge)
             .await
             .map_err(|e| ServerError::Listen {
@@ -254,6 +270,25 @@ impl Server {
             push,
         ));
         registry.set_intake(triggers.clone());
+        let containers = crate::triggers::container::TriggerContainers::new(
+            crate::triggers::container::TriggerContainerSetup {
+                runtime: services,
+                registry: registry.clone(),
+                store: store.clone(),
+                vault: vault.clone(),
+                metadata_port: Some(metadata.port()),
+                root: config.data_dir.join("triggers"),
+                owner: crate::triggers::container::TriggerContainers::owner_of(&config.data_dir),
+                config: config.trigger_containers,
+            },
+        );
+        // Trigger containers a crash of this server left behind; they start again on demand.
+        match containers.clean_up().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(removed = n, "removed trigger containers left by a stop"),
+            Err(e) => tracing::warn!(error = %e, "could not remove old trigger containers"),
+        }
+        triggers.set_containers(containers.clone());
         runs.recover().await.map_err(store_error)?;
         // Events accepted just before a stop get their runs now.
         let dispatched = triggers.dispatch_pending().await.map_err(store_error)?;
@@ -290,6 +325,7 @@ impl Server {
             metadata: Some(metadata),
             registry,
             triggers,
+            containers,
             timer,
             schedule_observer: None,
             listener,
@@ -338,6 +374,8 @@ impl Server {
             .await
             .map_err(|e| ServerError::Serve(e.to_string()));
         scheduler.abort();
+        // The requests in flight have ended; trigger containers go before the metadata API.
+        self.containers.stop_all().await;
         if let Some(m) = metadata {
             m.abort();
         }

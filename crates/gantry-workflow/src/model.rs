@@ -206,6 +206,14 @@ pub struct Container {
 }
 
 impl Container {
+    /// The canonical JSON form of these fields alone (no spans): two containers with the same
+    /// form run the same thing.
+    pub fn to_json(&self) -> Json {
+        let mut m = Map::new();
+        self.write_json(&mut m);
+        Json::Object(m)
+    }
+
     fn write_json(&self, m: &mut Map<String, Json>) {
         let strings = |v: &[Spanned<String>]| -> Json {
             v.iter().map(|s| Json::String(s.value.clone())).collect()

@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
 use axum::middleware;
-use axum::routing::post;
+use axum::routing::{any, post};
 use axum::Router;
 use gantry_store::Store;
 
@@ -58,7 +58,9 @@ pub fn router(state: ApiState) -> Router {
         .with_state(state.clone());
     // The doors events come through: their own credentials, no API key.
     let doors = Router::new()
-        .route("/hooks/{id}", post(triggers::hook))
+        .route("/hooks/{id}", any(triggers::hook))
+        .route("/hooks/{id}/", any(triggers::hook))
+        .route("/hooks/{id}/{*rest}", any(triggers::hook))
         .route("/api/events", post(triggers::push_event))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state);

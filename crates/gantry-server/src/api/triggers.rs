@@ -1,16 +1,19 @@
 //! Triggers through HTTP: the list of a workflow's triggers with their webhook URLs, push
 //! endpoints and schedules; push tokens (create once, list, revoke); and the two public doors,
-//! `POST /hooks/{id}` and `POST /api/events`, which need no API key (the unguessable id and the
+//! `/hooks/{id}` and `POST /api/events`, which need no API key (the unguessable id and the
 //! push token are the credentials).
 //!
 //! The doors answer `202` only after the event is stored durably, with
 //! `{id, created, runId}`; `200 {accepted: false}` when the trigger's `when` filtered the event
-//! out. Errors use the API's table.
+//! out. Errors use the API's table. A webhook trigger with an `image` is the exception: its
+//! container answers (see `crate::triggers::container`), and only failures to reach it are
+//! Gantry's own `{code, message}` (`trigger_unavailable` 503, `trigger_failed` 502,
+//! `trigger_timeout` 504).
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::header::AUTHORIZATION;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::Utc;
@@ -22,6 +25,8 @@ use super::error::ApiError;
 use super::openapi as doc;
 use super::runs::{idempotency_key, json_body};
 use super::{time_json as time, ApiState};
+use crate::triggers::container::ContainerError;
+use crate::triggers::proxy::{Inbound, ProxyError};
 use crate::triggers::{Acceptance, Delivery, Door, TriggerError};
 
 /// Lists a workflow's triggers with their webhook URLs, push endpoints and schedules.
@@ -191,15 +196,21 @@ pub(crate) async fn revoke_token(
 
 // ------------------------------------------------------------------ the public doors
 
-/// `POST /hooks/{id}`: the request body (a JSON object) is the event.
+/// `/hooks/{id}` and every path below it. A webhook trigger with an `image` answers from its
+/// container: the request (any method, the path below the hook's root, the query, headers and
+/// body) is proxied to it and its reply comes back unchanged. A trigger without one takes
+/// `POST /hooks/{id}` with a JSON object, which is the event.
 pub(crate) async fn hook(
     State(state): State<ApiState>,
-    Path(id): Path<String>,
+    Path(params): Path<std::collections::HashMap<String, String>>,
+    method: Method,
+    uri: Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let unknown = || ApiError::not_found("no such webhook");
-    let record = match state.store.find_trigger(&id).await {
+    let id = params.get("id").ok_or_else(unknown)?;
+    let record = match state.store.find_trigger(id).await {
         Ok(r) => r,
         Err(StoreError::NotFound(_)) => return Err(unknown()),
         Err(e) => return Err(e.into()),
@@ -209,8 +220,30 @@ pub(crate) async fn hook(
         .workflow(&record.workflow)
         .await
         .map_err(|_| unknown())?;
-    if crate::triggers::find(&wf, &record.name, Door::Webhook).is_none() {
+    let Some(trigger) = crate::triggers::find(&wf, &record.name, Door::Webhook) else {
         return Err(unknown());
+    };
+    let below = below_hook_root(&uri);
+    if let TriggerSource::Webhook(container) = &trigger.source {
+        if container.image.is_some() {
+            let inbound = Inbound {
+                method,
+                path_and_query: below,
+                headers,
+                body,
+            };
+            return forward(&state, &record.workflow, &record.name, container, inbound).await;
+        }
+    }
+    if below != "/" {
+        return Err(unknown());
+    }
+    if method != Method::POST {
+        return Err(ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "this webhook takes POST (it has no image to answer anything else)",
+        ));
     }
     let data = match json_body(&body)? {
         Value::Null => Map::new(),
@@ -233,6 +266,85 @@ pub(crate) async fn hook(
         delivery,
     )
     .await
+}
+
+/// The path below `/hooks/{id}` (`/` for the root itself) and the query.
+fn below_hook_root(uri: &Uri) -> String {
+    let after = uri.path().strip_prefix("/hooks/").unwrap_or_default();
+    let rest = after.split_once('/').map_or("", |(_, rest)| rest);
+    match uri.query() {
+        Some(query) => format!("/{rest}?{query}"),
+        None => format!("/{rest}"),
+    }
+}
+
+/// Proxies a request to the container of a webhook trigger with an image.
+async fn forward(
+    state: &ApiState,
+    workflow: &str,
+    trigger: &str,
+    container: &gantry_workflow::Container,
+    inbound: Inbound,
+) -> Result<Response, ApiError> {
+    let Some(containers) = state.triggers.containers() else {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "trigger_unavailable",
+            "this server runs no trigger containers",
+        ));
+    };
+    let lease = containers
+        .lease(workflow, trigger, container)
+        .await
+        .map_err(|e| container_error(workflow, trigger, &e))?;
+    containers
+        .proxy
+        .forward(lease, inbound)
+        .await
+        .map_err(|e| match e {
+            ProxyError::Unreachable(ref reason) => {
+                tracing::warn!(workflow, trigger, %reason, "a trigger's container did not answer");
+                ApiError::new(StatusCode::BAD_GATEWAY, "trigger_failed", e.to_string())
+            }
+            ProxyError::Timeout => ApiError::new(
+                StatusCode::GATEWAY_TIMEOUT,
+                "trigger_timeout",
+                e.to_string(),
+            ),
+        })
+}
+
+/// The caller learns what kind of failure it was; the reason goes to the log only.
+fn container_error(workflow: &str, trigger: &str, e: &ContainerError) -> ApiError {
+    let status = match e {
+        ContainerError::Start(reason) => {
+            tracing::error!(workflow, trigger, %reason, "a trigger's container could not be started");
+            StatusCode::SERVICE_UNAVAILABLE
+        }
+        ContainerError::Exited => {
+            tracing::warn!(
+                workflow,
+                trigger,
+                "a trigger's container exited before it listened"
+            );
+            StatusCode::BAD_GATEWAY
+        }
+        ContainerError::NotReady(_) => {
+            tracing::warn!(
+                workflow,
+                trigger,
+                "a trigger's container did not listen in time"
+            );
+            StatusCode::SERVICE_UNAVAILABLE
+        }
+        ContainerError::Stopping => StatusCode::SERVICE_UNAVAILABLE,
+    };
+    let code = if status == StatusCode::BAD_GATEWAY {
+        "trigger_failed"
+    } else {
+        "trigger_unavailable"
+    };
+    ApiError::new(status, code, e.to_string())
 }
 
 /// `POST /api/events` with `Authorization: Bearer <push token>` and `{data, key?}`.

@@ -12,10 +12,15 @@
 //! What it must not do: start a run for an event that is not stored, or store an event it will
 //! not run (a trigger `when` that is false, a binding that fails, are answered without storing).
 //!
+//! A webhook trigger with an `image` answers its requests from a container ([`container`],
+//! [`proxy`]); the container's `POST /events` comes back here through [`Door::Container`].
+//!
 //! Concurrency: `accept` runs on the caller's task; many callers share one `BatchWriter`, whose
 //! transactions group their inserts. Runs are started on their own tasks, so a slow start never
 //! holds an acknowledgement back.
 
+pub mod container;
+pub mod proxy;
 pub mod push;
 pub mod schedule;
 
@@ -109,6 +114,8 @@ pub struct TriggerService {
     pub(crate) push: push::PushKeys,
     /// Wakes the scheduler when workflows change.
     pub(crate) changed: Arc<tokio::sync::Notify>,
+    /// The containers of webhook triggers with an image (set once, by the server).
+    containers: std::sync::OnceLock<Arc<container::TriggerContainers>>,
 }
 
 impl TriggerService {
@@ -125,18 +132,32 @@ impl TriggerService {
             cache: Mutex::new(HashMap::new()),
             push,
             changed: Arc::new(tokio::sync::Notify::new()),
+            containers: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Sets where webhook triggers with an image run; later calls change nothing.
+    pub fn set_containers(&self, containers: Arc<container::TriggerContainers>) {
+        let _ = self.containers.set(containers);
+    }
+
+    /// The containers of webhook triggers with an image, once the server set them up.
+    pub fn containers(&self) -> Option<&Arc<container::TriggerContainers>> {
+        self.containers.get()
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
     }
 
-    /// Forgets what is cached about `workflow` (it was applied or deleted) and tells the
-    /// scheduler.
+    /// Forgets what is cached about `workflow` (it was applied or deleted), tells the scheduler,
+    /// and stops trigger containers whose definition is gone.
     pub fn workflow_changed(&self, workflow: &str) {
         self.lock_cache().remove(workflow);
         self.changed.notify_one();
+        if let Some(containers) = self.containers.get() {
+            containers.workflow_changed(workflow);
+        }
     }
 
     fn lock_cache(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Loaded>>> {

@@ -1,6 +1,8 @@
 //! Triggers end to end over a real socket: the server bound on loopback with the process
 //! runtime and SQLite, webhook and push events turned into runs, push tokens revoked, and
-//! schedules driven by an injected clock across restarts.
+//! schedules driven by an injected clock across restarts. Webhook triggers with an image run
+//! their container for real: in Docker (the local `gantry-test/busybox` image) and as a local
+//! process, each a busybox `httpd` whose CGI script emits events through the metadata API.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -8,6 +10,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
 use gantry_server::server::{RuntimeChoice, Server, ServerConfig};
+use gantry_server::triggers::container::{TriggerContainerConfig, TriggerContainers};
 use gantry_server::triggers::schedule::{ManualTimer, Timer};
 use serde_json::{json, Value};
 
@@ -21,15 +24,33 @@ struct Running {
 
 impl Running {
     async fn start(data: &Path, key: Option<String>, timer: Option<Arc<dyn Timer>>) -> Running {
+        Running::start_with(
+            data,
+            key,
+            timer,
+            RuntimeChoice::Process,
+            TriggerContainerConfig::default(),
+        )
+        .await
+    }
+
+    async fn start_with(
+        data: &Path,
+        key: Option<String>,
+        timer: Option<Arc<dyn Timer>>,
+        runtime: RuntimeChoice,
+        trigger_containers: TriggerContainerConfig,
+    ) -> Running {
         let server = Server::bind(ServerConfig {
             data_dir: data.to_owned(),
             listen: "127.0.0.1:0".parse().unwrap(),
             database_url: None,
-            runtime: RuntimeChoice::Process,
+            runtime,
             public_url: None,
             timer,
             workers: Default::default(),
             work_dir: None,
+            trigger_containers,
         })
         .await
         .expect("bind");
@@ -244,6 +265,24 @@ async fn webhook_events_start_runs_with_bound_parameters() {
     assert_eq!(status, 422);
     let (status, _) = post(json!([1, 2]), &[]).await;
     assert_eq!(status, 422);
+    // Without an image, only `POST` to the hook's root is an event.
+    let (status, body) = server
+        .send(reqwest::Method::GET, &url, None, None, &[])
+        .await;
+    assert_eq!(
+        (status, body["code"].clone()),
+        (405, json!("method_not_allowed"))
+    );
+    let (status, _) = server
+        .send(
+            reqwest::Method::POST,
+            &format!("{url}/below"),
+            None,
+            Some("{}".into()),
+            &[],
+        )
+        .await;
+    assert_eq!(status, 404);
     // An unknown hook is a 404 that says nothing more.
     let (status, body) = server
         .send(
@@ -551,5 +590,508 @@ async fn schedules_fire_on_the_injected_clock_once_across_restarts_and_catch_up_
     // And the schedule goes on.
     timer.set(at(1, 50));
     server.ended_runs("tick", 3).await;
+    server.stop().await;
+}
+
+// ------------------------------------------------------------------ trigger containers
+
+/// A webhook trigger with an image: busybox `httpd` on `$PORT` whose CGI script (`POST /`)
+/// reads the body, reads its spec and emits an event through the metadata API, then answers
+/// `201` with a header of its `env` and a body naming its instance (a UUID drawn at start).
+/// Written for both runtimes: relative paths, and busybox applets called through `busybox`.
+const CONTAINER_HOOK: &str = r##"apiVersion: v1
+parameters:
+  who: {}
+triggers:
+- name: hook
+  source:
+    type: webhook
+    image: gantry-test/busybox:latest
+    spec:
+      greeting: hello
+      token: !Secret hook_token
+      aws: !Connection {type: aws, name: prod}
+    env:
+      REPLY_TAG: TAG_VALUE
+    input:
+    - mkdir -p www/cgi-bin
+    - echo 'static page' > www/page.txt
+    - export INSTANCE="$(cat /proc/sys/kernel/random/uuid)"
+    - |
+      cat > www/cgi-bin/index.cgi <<'CGI'
+      #!/bin/sh
+      body="$(head -c "${CONTENT_LENGTH:-0}")"
+      who="$(echo "$body" | sed -n 's/.*"who": *"\([^"]*\)".*/\1/p')"
+      spec="$(busybox wget -q -O- "$METADATA_API_URL/spec")"
+      env="$(busybox wget -q -O- "$METADATA_API_URL/environment")"
+      if ! busybox wget -q -O- --header 'Content-Type: application/json' \
+          --post-data "{\"data\":{\"who\":\"$who\"},\"key\":\"delivery-$who\"}" \
+          "$METADATA_API_URL/events" >/dev/null; then
+        printf 'Status: 500 Internal Server Error\r\n\r\nthe event was refused'
+        exit 0
+      fi
+      printf 'Status: 201 Created\r\nContent-Type: application/json\r\nX-Trigger-Tag: %s\r\n\r\n' "$REPLY_TAG"
+      printf '{"instance":"%s","who":"%s","query":"%s","spec":%s,"env":%s}' "$INSTANCE" "$who" "$QUERY_STRING" "$spec" "$env"
+      CGI
+    - chmod +x www/cgi-bin/index.cgi
+    - echo "trigger listening on $PORT"
+    - exec busybox httpd -f -p "$PORT" -h www
+  binding:
+    parameters:
+      who: ${event.who}
+steps:
+- name: greet
+  image: gantry-test/busybox:latest
+  input: ["echo hello $WHO"]
+  env: {WHO: !Parameter who}
+"##;
+
+fn container_hook(tag: &str) -> String {
+    CONTAINER_HOOK.replace("TAG_VALUE", tag)
+}
+
+/// A reply as the caller sees it.
+struct Reply {
+    status: u16,
+    headers: reqwest::header::HeaderMap,
+    body: String,
+}
+
+impl Reply {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
+    }
+}
+
+impl Running {
+    async fn raw(&self, method: reqwest::Method, url: &str, body: Option<&str>) -> Reply {
+        let mut req = self.http.request(method, url);
+        if let Some(body) = body {
+            req = req
+                .header("content-type", "application/json")
+                .body(body.to_owned());
+        }
+        let res = req.send().await.expect("request");
+        Reply {
+            status: res.status().as_u16(),
+            headers: res.headers().clone(),
+            body: res.text().await.unwrap_or_default(),
+        }
+    }
+
+    /// The URL of `workflow`'s first trigger.
+    async fn hook_url(&self, workflow: &str) -> String {
+        let (status, triggers) = self
+            .api(
+                reqwest::Method::GET,
+                &format!("/workflows/{workflow}/triggers"),
+                None,
+            )
+            .await;
+        assert_eq!(status, 200, "{triggers}");
+        assert_eq!(
+            triggers["items"][0]["image"],
+            json!("gantry-test/busybox:latest")
+        );
+        triggers["items"][0]["url"]
+            .as_str()
+            .expect("a URL")
+            .to_owned()
+    }
+
+    /// The secret and the connection the trigger's spec names.
+    async fn set_trigger_secrets(&self, workflow: &str) {
+        let (status, body) = self
+            .send(
+                reqwest::Method::PUT,
+                &format!("/api/v1/workflows/{workflow}/secrets/hook_token"),
+                Some(&self.key.clone()),
+                Some("s3cret-value".into()),
+                &[],
+            )
+            .await;
+        assert_eq!(status, 204, "{body}");
+        let (status, body) = self
+            .api(
+                reqwest::Method::PUT,
+                "/connections/aws/prod",
+                Some(
+                    json!({"accessKeyID": "AKIAEXAMPLE", "secretAccessKey": "wJalrXUtnFEMI"})
+                        .to_string(),
+                ),
+            )
+            .await;
+        assert_eq!(status, 204, "{body}");
+    }
+}
+
+/// What every reply of the CGI script must be for an event from `who`; returns the instance.
+fn assert_reply(reply: &Reply, who: &str, tag: &str) -> String {
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    assert_eq!(
+        reply
+            .headers
+            .get("x-trigger-tag")
+            .and_then(|v| v.to_str().ok()),
+        Some(tag)
+    );
+    assert_eq!(
+        reply
+            .headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok()),
+        Some("application/json")
+    );
+    let body = reply.json();
+    assert_eq!(body["who"], json!(who), "{body}");
+    assert_eq!(body["query"], json!("source=test"), "{body}");
+    // `GET /spec` from the container: the trigger's spec with its secret and connection opened.
+    let spec = &body["spec"];
+    assert_eq!(spec["value"]["greeting"], json!("hello"), "{spec}");
+    assert_eq!(spec["value"]["token"], json!("s3cret-value"), "{spec}");
+    assert_eq!(
+        spec["value"]["aws"],
+        json!({"accessKeyID": "AKIAEXAMPLE", "secretAccessKey": "wJalrXUtnFEMI"}),
+        "{spec}"
+    );
+    assert_eq!(spec["complete"], json!(true), "{spec}");
+    assert_eq!(body["env"]["value"], json!({"REPLY_TAG": tag}), "{body}");
+    body["instance"].as_str().expect("an instance").to_owned()
+}
+
+/// Checks in the store (the server stopped) that each run of `workflow` came from an event of
+/// its trigger `hook` with the container's data and key.
+async fn assert_events_stored(dir: &Path, workflow: &str, whos: &[&str]) {
+    use gantry_store::Store;
+    let store = gantry_store::SqliteStore::open(dir.join("gantry.db"))
+        .await
+        .expect("the store");
+    let mut seen = Vec::new();
+    let runs = store
+        .list_runs(
+            &gantry_store::RunFilter {
+                workflow: Some(workflow.to_owned()),
+                ..Default::default()
+            },
+            &gantry_store::PageRequest {
+                after: None,
+                limit: 100,
+            },
+        )
+        .await
+        .expect("runs");
+    for summary in runs.items {
+        let gantry_store::RunOrigin::Event(event) = &summary.origin else {
+            panic!("a run not started by an event: {summary:?}");
+        };
+        let event = store.get_event(event).await.expect("its event");
+        assert_eq!(
+            (event.workflow.as_str(), event.trigger.as_str()),
+            (workflow, "hook")
+        );
+        let who = event.data["data"]["who"].as_str().expect("who").to_owned();
+        assert_eq!(event.key, Some(format!("delivery-{who}")));
+        assert_eq!(event.data["parameters"], json!({"who": who}));
+        assert_eq!(event.run_id.as_deref(), Some(summary.id.as_str()));
+        seen.push(who);
+    }
+    seen.sort();
+    assert_eq!(seen, whos);
+}
+
+/// The ids of `workflow`'s trigger containers, from the Docker CLI.
+async fn trigger_containers(workflow: &str) -> Vec<String> {
+    let out = tokio::process::Command::new("docker")
+        .args([
+            "ps",
+            "-aq",
+            "--no-trunc",
+            "--filter",
+            &format!("label=gantry.workflow={workflow}"),
+            "--filter",
+            "label=gantry.trigger=hook",
+        ])
+        .output()
+        .await
+        .expect("docker ps");
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Starts a container labelled as `owner`'s trigger container of `workflow`; returns its id.
+async fn leave_container(workflow: &str, owner: &str) -> String {
+    let out = tokio::process::Command::new("docker")
+        .args(["run", "-d", "--label", "gantry.managed=true", "--label"])
+        .arg(format!("gantry.workflow={workflow}"))
+        .args(["--label", "gantry.trigger=hook", "--label"])
+        .arg(format!("gantry.owner={owner}"))
+        .args(["gantry-test/busybox:latest", "sleep", "60"])
+        .output()
+        .await
+        .expect("docker run");
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+async fn remove_container(id: &str) {
+    let out = tokio::process::Command::new("docker")
+        .args(["rm", "-f", id])
+        .output()
+        .await
+        .expect("docker rm");
+    assert!(out.status.success(), "{out:?}");
+}
+
+/// Waits (up to `limit`) until `check` holds.
+async fn eventually<F, Fut>(limit: Duration, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    while tokio::time::Instant::now() < deadline {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{what}: not within {limit:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_docker_trigger_container_answers_emits_events_and_idles_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let workflow = format!("hooked-docker-{}", std::process::id());
+    let idle = Duration::from_secs(3);
+    let config = TriggerContainerConfig {
+        idle_timeout: idle,
+        ..Default::default()
+    };
+    // What a crash of this server left (its owner label), and another server's container.
+    let owner = TriggerContainers::owner_of(dir.path());
+    let leftover = leave_container(&workflow, &owner).await;
+    let foreign = leave_container(&workflow, "another-server").await;
+    let server = Running::start_with(dir.path(), None, None, RuntimeChoice::Docker, config).await;
+    let left = trigger_containers(&workflow).await;
+    assert!(
+        !left.contains(&leftover),
+        "a crash's leftover survived the start"
+    );
+    assert_eq!(
+        left,
+        std::slice::from_ref(&foreign),
+        "another server's container was removed"
+    );
+    remove_container(&foreign).await;
+    server.apply(&workflow, &container_hook("first")).await;
+    server.set_trigger_secrets(&workflow).await;
+    let url = server.hook_url(&workflow).await;
+    assert!(
+        trigger_containers(&workflow).await.is_empty(),
+        "started before a request"
+    );
+
+    // Two first requests at once share one start.
+    let post = |who: &'static str| {
+        let server = &server;
+        let url = format!("{url}/?source=test");
+        async move {
+            server
+                .raw(
+                    reqwest::Method::POST,
+                    &url,
+                    Some(&json!({"who": who}).to_string()),
+                )
+                .await
+        }
+    };
+    let (ada, bob) = tokio::join!(post("ada"), post("bob"));
+    let first = assert_reply(&ada, "ada", "first");
+    assert_eq!(
+        assert_reply(&bob, "bob", "first"),
+        first,
+        "one container for both"
+    );
+    let containers = trigger_containers(&workflow).await;
+    assert_eq!(containers.len(), 1, "{containers:?}");
+
+    // A later request reuses it; the path below the hook's root and other methods reach it.
+    let again = post("cy").await;
+    assert_eq!(
+        assert_reply(&again, "cy", "first"),
+        first,
+        "no second start"
+    );
+    assert_eq!(trigger_containers(&workflow).await, containers);
+    let page = server
+        .raw(reqwest::Method::GET, &format!("{url}/page.txt"), None)
+        .await;
+    assert_eq!((page.status, page.body.trim()), (200, "static page"));
+    let last_request = std::time::Instant::now();
+
+    // Each event started a run of the workflow, which succeeded.
+    let runs = server.ended_runs(&workflow, 3).await;
+    assert_eq!(runs.len(), 3, "{runs:?}");
+    for run in &runs {
+        assert_eq!(run["status"], json!("succeeded"), "{run}");
+    }
+    let ada_run = runs
+        .iter()
+        .find(|r| r["parameters"] == json!({"who": "ada"}))
+        .expect("ada's run");
+    let (_, logs) = server
+        .api(
+            reqwest::Method::GET,
+            &format!("/runs/{}/logs", ada_run["id"].as_str().unwrap()),
+            None,
+        )
+        .await;
+    assert!(logs.to_string().contains("hello ada"), "{logs}");
+
+    // Idle for the configured time: stopped and removed; the next request starts it again.
+    eventually(idle * 4, "the idle container stopped", || {
+        let workflow = workflow.clone();
+        async move { trigger_containers(&workflow).await.is_empty() }
+    })
+    .await;
+    assert!(
+        last_request.elapsed() >= idle,
+        "stopped {:?} after the last request",
+        last_request.elapsed()
+    );
+    let restarted = post("dee").await;
+    let second = assert_reply(&restarted, "dee", "first");
+    assert_ne!(second, first, "a new container after the idle stop");
+
+    // A changed trigger definition stops the old container; the next request gets the new one.
+    server.apply(&workflow, &container_hook("second")).await;
+    eventually(
+        Duration::from_secs(20),
+        "the changed trigger's container stopped",
+        || {
+            let workflow = workflow.clone();
+            async move { trigger_containers(&workflow).await.is_empty() }
+        },
+    )
+    .await;
+    let changed = post("eve").await;
+    assert_ne!(assert_reply(&changed, "eve", "second"), second);
+
+    // A graceful stop removes the container.
+    assert_eq!(trigger_containers(&workflow).await.len(), 1);
+    server.ended_runs(&workflow, 5).await;
+    server.stop().await;
+    assert!(
+        trigger_containers(&workflow).await.is_empty(),
+        "left after the stop"
+    );
+    assert_events_stored(dir.path(), &workflow, &["ada", "bob", "cy", "dee", "eve"]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_process_trigger_answers_emits_events_and_idles_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let idle = Duration::from_secs(2);
+    let config = TriggerContainerConfig {
+        idle_timeout: idle,
+        ..Default::default()
+    };
+    let server = Running::start_with(dir.path(), None, None, RuntimeChoice::Process, config).await;
+    server.apply("hooked", &container_hook("first")).await;
+    server.set_trigger_secrets("hooked").await;
+    let url = server.hook_url("hooked").await;
+    let post = |who: &'static str| {
+        let server = &server;
+        let url = format!("{url}/?source=test");
+        async move {
+            server
+                .raw(
+                    reqwest::Method::POST,
+                    &url,
+                    Some(&json!({"who": who}).to_string()),
+                )
+                .await
+        }
+    };
+    let (ada, bob) = tokio::join!(post("ada"), post("bob"));
+    let first = assert_reply(&ada, "ada", "first");
+    assert_eq!(
+        assert_reply(&bob, "bob", "first"),
+        first,
+        "one process for both"
+    );
+    assert_eq!(assert_reply(&post("cy").await, "cy", "first"), first);
+
+    let runs = server.ended_runs("hooked", 3).await;
+    for run in &runs {
+        assert_eq!(run["status"], json!("succeeded"), "{run}");
+    }
+
+    // Idle: the next request is answered by a new process.
+    tokio::time::sleep(idle * 2).await;
+    let second = assert_reply(&post("dee").await, "dee", "first");
+    assert_ne!(second, first, "a new process after the idle stop");
+
+    // A changed definition: the next request gets the new one.
+    server.apply("hooked", &container_hook("second")).await;
+    assert_ne!(assert_reply(&post("eve").await, "eve", "second"), second);
+    server.ended_runs("hooked", 5).await;
+    server.stop().await;
+    assert_events_stored(dir.path(), "hooked", &["ada", "bob", "cy", "dee", "eve"]).await;
+}
+
+const FAILING_HOOK: &str = r#"apiVersion: v1
+triggers:
+- name: hook
+  source:
+    type: webhook
+    image: gantry-test/busybox:latest
+    env:
+      TOKEN: !Secret never_set
+    input: ["exec busybox httpd -f -p \"$PORT\""]
+- name: quits
+  source:
+    type: webhook
+    image: gantry-test/busybox:latest
+    input: ["echo 'not today' >&2", "exit 3"]
+steps:
+- name: s
+  image: gantry-test/busybox:latest
+  input: ["true"]
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trigger_container_that_cannot_serve_gets_a_clear_error_and_no_internals() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Running::start(dir.path(), None, None).await;
+    server.apply("broken", FAILING_HOOK).await;
+    let (_, triggers) = server
+        .api(reqwest::Method::GET, "/workflows/broken/triggers", None)
+        .await;
+    let url = |i: usize| triggers["items"][i]["url"].as_str().unwrap().to_owned();
+
+    // Its env names a secret that does not exist: not started; the name stays in the log.
+    let reply = server.raw(reqwest::Method::POST, &url(0), Some("{}")).await;
+    assert_eq!(reply.status, 503, "{}", reply.body);
+    let body = reply.json();
+    assert_eq!(body["code"], json!("trigger_unavailable"));
+    assert!(!reply.body.contains("never_set"), "{}", reply.body);
+
+    // It exits before it listens: 502, and it is tried again at the next request.
+    for _ in 0..2 {
+        let reply = server.raw(reqwest::Method::POST, &url(1), Some("{}")).await;
+        assert_eq!(reply.status, 502, "{}", reply.body);
+        assert_eq!(
+            reply.json(),
+            json!({
+                "code": "trigger_failed",
+                "message": "the trigger's container exited before it listened on $PORT",
+                "path": null
+            })
+        );
+    }
     server.stop().await;
 }

@@ -114,6 +114,16 @@ enum Command {
         /// `/dev/shm` when it allows executing files, else `runs/` in the data directory.
         #[arg(long, env = "GANTRY_WORK_DIR", value_name = "DIR")]
         work_dir: Option<PathBuf>,
+        /// How long a webhook trigger's container runs without a request before it is stopped
+        /// (it starts again at the next one).
+        #[arg(
+            long,
+            env = "GANTRY_TRIGGER_IDLE_TIMEOUT",
+            default_value = "5m",
+            value_name = "DURATION",
+            value_parser = parse_duration
+        )]
+        trigger_idle_timeout: std::time::Duration,
         /// Write logs as JSON lines.
         #[arg(long)]
         json_logs: bool,
@@ -428,6 +438,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             public_url,
             max_parallel_steps,
             work_dir,
+            trigger_idle_timeout,
             json_logs,
         } => server::run(server::Options {
             data_dir,
@@ -441,6 +452,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             public_url,
             max_parallel_steps,
             work_dir,
+            trigger_idle_timeout,
             json_logs,
         }),
         Command::Admin(AdminCommand::CreateKey {

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use gantry_server::server::{RuntimeChoice, Server, ServerConfig};
+use gantry_server::triggers::container::TriggerContainerConfig;
 use gantry_server::workers::WorkerConfig;
 
 /// What `gantry server` was started with.
@@ -17,6 +18,7 @@ pub(crate) struct Options {
     pub public_url: Option<String>,
     pub max_parallel_steps: Option<usize>,
     pub work_dir: Option<PathBuf>,
+    pub trigger_idle_timeout: std::time::Duration,
     pub json_logs: bool,
 }
 
@@ -29,6 +31,7 @@ pub(crate) fn run(options: Options) -> anyhow::Result<ExitCode> {
         public_url,
         max_parallel_steps,
         work_dir,
+        trigger_idle_timeout,
         json_logs,
     } = options;
     let filter = tracing_subscriber::EnvFilter::try_from_env("GANTRY_LOG")
@@ -61,6 +64,10 @@ pub(crate) fn run(options: Options) -> anyhow::Result<ExitCode> {
                 workers
             },
             work_dir,
+            trigger_containers: TriggerContainerConfig {
+                idle_timeout: trigger_idle_timeout,
+                ..Default::default()
+            },
         })
         .await?;
         println!(
