@@ -465,6 +465,19 @@ fn step_status(state: StepState) -> StepStatus {
     }
 }
 
+/// How long a parsed workflow is trusted before the store is asked again (changes made through
+/// this server invalidate it at once; this bounds what another server's change takes to show).
+const WORKFLOW_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// A workflow's current version, parsed once for every run and event that uses it.
+pub(crate) struct Loaded {
+    pub version: i64,
+    pub workflow: Arc<Workflow>,
+    /// `None` when this version no longer validates.
+    pub plan: Option<gantry_workflow::Plan>,
+    fetched: std::time::Instant,
+}
+
 /// Starts and tracks the server's runs.
 pub struct RunService {
     store: Arc<dyn Store>,
@@ -477,6 +490,8 @@ pub struct RunService {
     registry: Arc<Registry>,
     /// Where runs execute (see `crate::workers`).
     workers: tokio::runtime::Handle,
+    /// Parsed workflows by name.
+    parsed: Mutex<HashMap<String, Arc<Loaded>>>,
 }
 
 impl RunService {
@@ -500,7 +515,43 @@ impl RunService {
             metadata_port,
             registry,
             workers,
+            parsed: Mutex::new(HashMap::new()),
         }
+    }
+
+    fn lock_parsed(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Loaded>>> {
+        self.parsed.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Forgets the parsed copy of `workflow` (it was applied or deleted).
+    pub(crate) fn forget(&self, workflow: &str) {
+        self.lock_parsed().remove(workflow);
+    }
+
+    /// The current version of `name`, parsed (cached briefly; a store miss is not cached).
+    pub(crate) async fn loaded(&self, name: &str) -> Result<Arc<Loaded>, StartError> {
+        if let Some(hit) = self.lock_parsed().get(name).cloned() {
+            if hit.fetched.elapsed() < WORKFLOW_CACHE_TTL {
+                return Ok(hit);
+            }
+        }
+        let stored = match self.store.get_workflow(name).await {
+            Ok(w) => w,
+            Err(gantry_store::StoreError::NotFound(_)) => {
+                self.forget(name);
+                return Err(StartError::NoWorkflow(name.to_owned()));
+            }
+            Err(e) => return Err(StartError::Store(e.to_string())),
+        };
+        let parsed = gantry_workflow::parse(&stored.yaml);
+        let loaded = Arc::new(Loaded {
+            version: stored.version,
+            workflow: Arc::new(parsed.workflow),
+            plan: parsed.plan,
+            fetched: std::time::Instant::now(),
+        });
+        self.lock_parsed().insert(name.to_owned(), loaded.clone());
+        Ok(loaded)
     }
 
     /// Runs `task` where runs execute.
@@ -586,29 +637,19 @@ impl RunService {
         parameters: Map<String, Value>,
         origin: RunOrigin,
     ) -> Result<String, StartError> {
-        let stored = self
-            .store
-            .get_workflow(workflow)
-            .await
-            .map_err(|e| match e {
-                gantry_store::StoreError::NotFound(_) => {
-                    StartError::NoWorkflow(workflow.to_owned())
-                }
-                e => StartError::Store(e.to_string()),
-            })?;
-        let parsed = gantry_workflow::parse(&stored.yaml);
-        let plan = parsed.plan.clone().ok_or_else(|| {
+        let loaded = self.loaded(workflow).await?;
+        let plan = loaded.plan.clone().ok_or_else(|| {
             StartError::Invalid(format!(
                 "version {} of `{workflow}` no longer validates",
-                stored.version
+                loaded.version
             ))
         })?;
         let run_id = gantry_store::new_id().map_err(|e| StartError::Store(e.to_string()))?;
-        let secrets = self.sealed_for(workflow, &parsed.workflow).await?;
+        let secrets = self.sealed_for(workflow, &loaded.workflow).await?;
         let run = Run::new(RunConfig {
             run_id: run_id.clone(),
             workflow_name: workflow.to_owned(),
-            workflow: Arc::new(parsed.workflow),
+            workflow: loaded.workflow.clone(),
             plan,
             parameters: parameters.clone(),
             secrets: Arc::new(secrets),
@@ -620,7 +661,7 @@ impl RunService {
             .create_run(NewRun {
                 id: run_id.clone(),
                 workflow: workflow.to_owned(),
-                workflow_version: stored.version,
+                workflow_version: loaded.version,
                 parameters: Value::Object(parameters),
                 origin,
                 created_at: now,

@@ -50,7 +50,7 @@ impl Default for BatchConfig {
             max_items: 512,
             max_delay: Duration::ZERO,
             queue: 8192,
-            bulk_with_intake: 64,
+            bulk_with_intake: 8,
         }
     }
 }

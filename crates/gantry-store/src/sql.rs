@@ -296,6 +296,85 @@ macro_rules! sql_store {
             }
         }
 
+        /// Inserts many events with one statement (a round trip per event is what a batch of
+        /// them would otherwise cost); an event that conflicts is then looked up alone, as
+        /// `insert_event_tx` does. Earlier events in the slice win over later ones.
+        async fn insert_events_tx(
+            tx: &mut Tx,
+            events: &[NewEvent],
+        ) -> Result<Vec<EventInsert>, StoreError> {
+            if events.len() < 2 {
+                let mut inserted = Vec::with_capacity(events.len());
+                for e in events {
+                    inserted.push(insert_event_tx(tx, e).await?);
+                }
+                return Ok(inserted);
+            }
+            let mut inserted = Vec::with_capacity(events.len());
+            // At most 7 × 64 placeholders per statement, well under both backends' limits.
+            for chunk in events.chunks(64) {
+                let data = chunk
+                    .iter()
+                    .map(|e| json_text(&e.data))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let mut sql = String::from(
+                    "INSERT INTO events \
+                     (id, workflow, trigger_name, dedup_key, idempotency_key, data, received_at) \
+                     VALUES ",
+                );
+                for i in 0..chunk.len() {
+                    let n = i * 7;
+                    if i > 0 {
+                        sql.push(',');
+                    }
+                    sql.push_str(&format!(
+                        "(${}, ${}, ${}, ${}, ${}, ${}, ${})",
+                        n + 1, n + 2, n + 3, n + 4, n + 5, n + 6, n + 7
+                    ));
+                }
+                sql.push_str(" ON CONFLICT DO NOTHING RETURNING id");
+                let mut query = sqlx::query(&sql);
+                for (e, data) in chunk.iter().zip(&data) {
+                    query = query
+                        .bind(&e.id)
+                        .bind(&e.workflow)
+                        .bind(&e.trigger)
+                        .bind(&e.key)
+                        .bind(&e.idempotency_key)
+                        .bind(data)
+                        .bind(us(e.received_at));
+                }
+                let created: std::collections::HashSet<String> = query
+                    .fetch_all(&mut **tx)
+                    .await?
+                    .iter()
+                    .map(|row| row.try_get::<String, _>("id"))
+                    .collect::<Result<_, _>>()?;
+                for e in chunk {
+                    if created.contains(&e.id) {
+                        inserted.push(EventInsert {
+                            event: Event {
+                                id: e.id.clone(),
+                                workflow: e.workflow.clone(),
+                                trigger: e.trigger.clone(),
+                                key: e.key.clone(),
+                                idempotency_key: e.idempotency_key.clone(),
+                                data: e.data.clone(),
+                                received_at: time(us(e.received_at))?,
+                                run_id: None,
+                            },
+                            created: true,
+                        });
+                    } else {
+                        // Not inserted: it repeats a stored event (or one earlier in this
+                        // statement); the single-event path finds which.
+                        inserted.push(insert_event_tx(tx, e).await?);
+                    }
+                }
+            }
+            Ok(inserted)
+        }
+
         async fn create_run_tx(tx: &mut Tx, run: &NewRun) -> Result<(), StoreError> {
             let event_id = match &run.origin {
                 RunOrigin::Manual => None,
@@ -1271,10 +1350,7 @@ macro_rules! sql_store {
             ) -> StoreFuture<'a, Vec<EventInsert>> {
                 Box::pin(async move {
                     let mut tx = self.writer.begin().await?;
-                    let mut inserted = Vec::with_capacity(batch.events.len());
-                    for event in &batch.events {
-                        inserted.push(insert_event_tx(&mut tx, event).await?);
-                    }
+                    let inserted = insert_events_tx(&mut tx, &batch.events).await?;
                     for run in &batch.runs {
                         create_run_tx(&mut tx, run).await?;
                     }

@@ -210,7 +210,7 @@ pub(crate) async fn hook(
 ) -> Result<Response, ApiError> {
     let unknown = || ApiError::not_found("no such webhook");
     let id = params.get("id").ok_or_else(unknown)?;
-    let record = match state.store.find_trigger(id).await {
+    let record = match state.triggers.hook(id).await {
         Ok(r) => r,
         Err(StoreError::NotFound(_)) => return Err(unknown()),
         Err(e) => return Err(e.into()),

@@ -16,8 +16,10 @@
 //! [`proxy`]); the container's `POST /events` comes back here through [`Door::Container`].
 //!
 //! Concurrency: `accept` runs on the caller's task; many callers share one `BatchWriter`, whose
-//! transactions group their inserts. Runs are started on their own tasks, so a slow start never
-//! holds an acknowledgement back.
+//! transactions group their inserts (ahead of run bookkeeping). Runs are started on the worker
+//! runtime (`crate::workers`), so a slow start never holds an acknowledgement back. The hot path
+//! reads nothing from the store: webhook records and parsed workflows are cached briefly, and
+//! changes made through this server invalidate them at once.
 
 pub mod container;
 pub mod proxy;
@@ -29,14 +31,14 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use gantry_store::{BatchWriter, Event, NewEvent, RunOrigin, Store, StoreError};
+use gantry_store::{BatchWriter, Event, NewEvent, RunOrigin, Store, StoreError, TriggerRecord};
 use gantry_workflow::expr::{self, Data, WhenOutcome};
 use gantry_workflow::{Trigger, TriggerSource, Workflow};
 use serde_json::{json, Map, Value};
 
 use crate::runs::{RunService, StartError};
 
-/// How long a parsed workflow is trusted before the store is asked again (changes made through
+/// How long a webhook record is trusted before the store is asked again (changes made through
 /// this server invalidate it at once; this bounds what another server's change takes to show).
 const WORKFLOW_CACHE_TTL: Duration = Duration::from_secs(2);
 
@@ -98,19 +100,13 @@ impl From<StoreError> for TriggerError {
     }
 }
 
-/// A workflow's current version, parsed.
-struct Loaded {
-    version: i64,
-    workflow: Arc<Workflow>,
-    fetched: Instant,
-}
-
 /// Accepts events for triggers and starts their runs.
 pub struct TriggerService {
     store: Arc<dyn Store>,
     events: BatchWriter,
     runs: Arc<RunService>,
-    cache: Mutex<HashMap<String, Arc<Loaded>>>,
+    /// Webhook records by hook id, with when they were read.
+    hooks: Mutex<HashMap<String, (TriggerRecord, Instant)>>,
     pub(crate) push: push::PushKeys,
     /// Wakes the scheduler when workflows change.
     pub(crate) changed: Arc<tokio::sync::Notify>,
@@ -129,7 +125,7 @@ impl TriggerService {
             store,
             events,
             runs,
-            cache: Mutex::new(HashMap::new()),
+            hooks: Mutex::new(HashMap::new()),
             push,
             changed: Arc::new(tokio::sync::Notify::new()),
             containers: std::sync::OnceLock::new(),
@@ -153,40 +149,40 @@ impl TriggerService {
     /// Forgets what is cached about `workflow` (it was applied or deleted), tells the scheduler,
     /// and stops trigger containers whose definition is gone.
     pub fn workflow_changed(&self, workflow: &str) {
-        self.lock_cache().remove(workflow);
+        self.runs.forget(workflow);
+        // Hook ids are stable across applies; a deleted workflow's must stop answering.
+        self.lock_hooks()
+            .retain(|_, (record, _)| record.workflow != workflow);
         self.changed.notify_one();
         if let Some(containers) = self.containers.get() {
             containers.workflow_changed(workflow);
         }
     }
 
-    fn lock_cache(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Loaded>>> {
-        self.cache.lock().unwrap_or_else(PoisonError::into_inner)
+    fn lock_hooks(&self) -> std::sync::MutexGuard<'_, HashMap<String, (TriggerRecord, Instant)>> {
+        self.hooks.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The current version of `name`, parsed (cached briefly).
-    pub(crate) async fn workflow(&self, name: &str) -> Result<(i64, Arc<Workflow>), TriggerError> {
-        if let Some(hit) = self.lock_cache().get(name).cloned() {
-            if hit.fetched.elapsed() < WORKFLOW_CACHE_TTL {
-                return Ok((hit.version, hit.workflow.clone()));
+    /// The trigger a webhook id names (cached briefly, like workflows; an unknown id is not).
+    pub(crate) async fn hook(&self, id: &str) -> Result<TriggerRecord, StoreError> {
+        if let Some((record, fetched)) = self.lock_hooks().get(id) {
+            if fetched.elapsed() < WORKFLOW_CACHE_TTL {
+                return Ok(record.clone());
             }
         }
-        let stored = match self.store.get_workflow(name).await {
-            Ok(w) => w,
-            Err(StoreError::NotFound(_)) => {
-                self.lock_cache().remove(name);
-                return Err(TriggerError::NoWorkflow(name.to_owned()));
-            }
-            Err(e) => return Err(e.into()),
-        };
-        let parsed = gantry_workflow::parse(&stored.yaml);
-        let loaded = Arc::new(Loaded {
-            version: stored.version,
-            workflow: Arc::new(parsed.workflow),
-            fetched: Instant::now(),
-        });
-        self.lock_cache().insert(name.to_owned(), loaded.clone());
-        Ok((loaded.version, loaded.workflow.clone()))
+        let record = self.store.find_trigger(id).await?;
+        self.lock_hooks()
+            .insert(id.to_owned(), (record.clone(), Instant::now()));
+        Ok(record)
+    }
+
+    /// The current version of `name`, parsed (cached briefly, shared with the run service).
+    pub(crate) async fn workflow(&self, name: &str) -> Result<(i64, Arc<Workflow>), TriggerError> {
+        match self.runs.loaded(name).await {
+            Ok(loaded) => Ok((loaded.version, loaded.workflow.clone())),
+            Err(StartError::NoWorkflow(name)) => Err(TriggerError::NoWorkflow(name)),
+            Err(e) => Err(TriggerError::Store(e.to_string())),
+        }
     }
 
     /// Applies trigger `trigger` of `workflow` to a delivery and, when it passes, stores the

@@ -196,3 +196,47 @@ pub(crate) async fn batched_runs_ordered_writes_and_marks(db: &TestDb) {
     let nightly = store.list_triggers("wf").await.expect("triggers");
     assert_eq!(nightly[0].last_fire_at, Some(t(60)));
 }
+
+pub(crate) async fn many_events_in_one_batch_first_wins(db: &TestDb) {
+    let store = db.open().await;
+    // A stored event whose de-duplication key a later batch repeats.
+    store
+        .insert_event(&event("old", Some("k-old"), None))
+        .await
+        .expect("insert");
+    let batch = gantry_store::WriteBatch {
+        events: vec![
+            event("a", None, Some("idem-1")),
+            event("b", None, Some("idem-1")),
+            event("c", Some("k-old"), None),
+            event("d", Some("k-new"), None),
+            event("e", Some("k-new"), None),
+            event("f", None, None),
+        ],
+        ..Default::default()
+    };
+    let inserted = store.write_batch(&batch).await.expect("batch");
+    let answers: Vec<(&str, bool)> = inserted
+        .iter()
+        .map(|i| (i.event.id.as_str(), i.created))
+        .collect();
+    assert_eq!(
+        answers,
+        [
+            ("a", true),
+            ("a", false),
+            ("old", false),
+            ("d", true),
+            ("d", false),
+            ("f", true)
+        ]
+    );
+    assert_eq!(
+        store.get_event("d").await.expect("d").data,
+        batch.events[3].data
+    );
+    assert!(matches!(
+        store.get_event("b").await,
+        Err(StoreError::NotFound(_))
+    ));
+}

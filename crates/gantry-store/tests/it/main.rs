@@ -72,6 +72,7 @@ conformance! {
     batch::batched_logs_and_a_bad_item_fails_alone,
     batch::batched_run_updates_and_step_changes,
     batch::batched_runs_ordered_writes_and_marks,
+    batch::many_events_in_one_batch_first_wins,
     restart::data_survives_reopen_and_migrations_are_idempotent,
 }
 
