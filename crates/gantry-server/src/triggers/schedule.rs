@@ -30,6 +30,10 @@ use tokio::sync::{mpsc, watch};
 
 use super::{Acceptance, Delivery, Door, TriggerService};
 
+/// How long before a fire its workflows are parsed (well inside the parsed-workflow cache's
+/// lifetime of 2 s).
+const WARM_AHEAD: chrono::Duration = chrono::Duration::milliseconds(800);
+
 /// How often the scheduler re-reads the workflows even when nobody told it of a change (changes
 /// made through another server sharing the database).
 const RELOAD_EVERY: Duration = Duration::from_secs(30);
@@ -138,7 +142,20 @@ pub async fn run(
         let next = entries.iter().map(|e| e.next).min();
         let due = async {
             match next {
-                Some(at) => timer.sleep_until(at).await,
+                Some(at) => {
+                    // Shortly before, parse the workflows about to fire, so that the fires
+                    // themselves read nothing from the store.
+                    timer.sleep_until(at - WARM_AHEAD).await;
+                    let warm = entries.iter().filter(|e| e.next <= at).map(|e| {
+                        let service = service.clone();
+                        let workflow = e.workflow.clone();
+                        async move {
+                            let _ = service.workflow(&workflow).await;
+                        }
+                    });
+                    futures_util::future::join_all(warm).await;
+                    timer.sleep_until(at).await;
+                }
                 None => std::future::pending().await,
             }
         };
@@ -159,9 +176,12 @@ pub async fn run(
             let timer = timer.clone();
             let observer = observer.clone();
             let (workflow, trigger, at) = (e.workflow.clone(), e.trigger.clone(), e.next);
-            async move { fire(&service, timer.as_ref(), observer, workflow, trigger, at).await }
+            // A task each: a thousand fires due together use every request thread.
+            tokio::spawn(async move {
+                fire(&service, timer.as_ref(), observer, workflow, trigger, at).await
+            })
         });
-        futures_util::future::join_all(fires).await;
+        let _ = futures_util::future::join_all(fires.collect::<Vec<_>>()).await;
         for e in entries.iter_mut().filter(|e| e.next <= now) {
             e.next = e
                 .schedule
