@@ -41,10 +41,21 @@ impl Running {
         runtime: RuntimeChoice,
         trigger_containers: TriggerContainerConfig,
     ) -> Running {
+        Running::start_on(data, None, key, timer, runtime, trigger_containers).await
+    }
+
+    async fn start_on(
+        data: &Path,
+        database_url: Option<String>,
+        key: Option<String>,
+        timer: Option<Arc<dyn Timer>>,
+        runtime: RuntimeChoice,
+        trigger_containers: TriggerContainerConfig,
+    ) -> Running {
         let server = Server::bind(ServerConfig {
             data_dir: data.to_owned(),
             listen: "127.0.0.1:0".parse().unwrap(),
-            database_url: None,
+            database_url,
             runtime,
             public_url: None,
             timer,
@@ -1094,4 +1105,138 @@ async fn a_trigger_container_that_cannot_serve_gets_a_clear_error_and_no_interna
         );
     }
     server.stop().await;
+}
+
+// ------------------------------------------------------------------ PostgreSQL
+
+/// A database of its own on the test server (`GANTRY_TEST_POSTGRES_URL`), dropped at the end.
+struct PgDatabase {
+    admin: sqlx::PgPool,
+    name: String,
+    url: String,
+}
+
+impl PgDatabase {
+    async fn create(base: &str) -> PgDatabase {
+        let admin = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(1)
+            .connect(base)
+            .await
+            .expect("connect to the test PostgreSQL");
+        let name = format!(
+            "gantry_e2e_{}",
+            gantry_store::new_id().expect("id").to_lowercase()
+        );
+        sqlx::query(&format!("CREATE DATABASE \"{name}\""))
+            .execute(&admin)
+            .await
+            .expect("create a database");
+        let (head, _) = base.rsplit_once('/').expect("a database in the URL");
+        let url = format!("{head}/{name}");
+        PgDatabase { admin, name, url }
+    }
+
+    async fn drop(self) {
+        let _ = sqlx::query(&format!(
+            "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+            self.name
+        ))
+        .execute(&self.admin)
+        .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_postgresql_a_webhook_starts_a_run_and_it_survives_a_restart() {
+    let Ok(base) = std::env::var("GANTRY_TEST_POSTGRES_URL") else {
+        eprintln!("skipped: GANTRY_TEST_POSTGRES_URL is not set (.ci/run sets it)");
+        return;
+    };
+    let db = PgDatabase::create(&base).await;
+    let dir = tempfile::tempdir().unwrap();
+    let start = |key: Option<String>| {
+        Running::start_on(
+            dir.path(),
+            Some(db.url.clone()),
+            key,
+            None,
+            RuntimeChoice::Process,
+            TriggerContainerConfig::default(),
+        )
+    };
+    let server = start(None).await;
+    server
+        .apply(
+            "pg",
+            "apiVersion: v1\nparameters:\n  who: {}\ntriggers:\n- name: hook\n  source: {type: webhook}\n  \
+             binding:\n    parameters:\n      who: !Data who\nsteps:\n- name: hello\n  image: none\n  \
+             input: ['echo \"hello $WHO\"']\n  env:\n    WHO: !Parameter who\n",
+        )
+        .await;
+    let (_, triggers) = server
+        .api(reqwest::Method::GET, "/workflows/pg/triggers", None)
+        .await;
+    let url = triggers["items"][0]["url"]
+        .as_str()
+        .expect("a URL")
+        .to_owned();
+    // The hook's path; the port changes with the restart.
+    let hook = url
+        .strip_prefix(&server.base)
+        .expect("on this server")
+        .to_owned();
+    let deliver = |server: &Running| {
+        let url = format!("{}{hook}", server.base);
+        let http = server.http.clone();
+        async move {
+            let res = http
+                .post(url)
+                .header("content-type", "application/json")
+                .header("idempotency-key", "delivery-1")
+                .body(r#"{"who":"postgres"}"#)
+                .send()
+                .await
+                .expect("deliver");
+            let status = res.status().as_u16();
+            (
+                status,
+                serde_json::from_str::<Value>(&res.text().await.expect("answer"))
+                    .expect("JSON answer"),
+            )
+        }
+    };
+    let (status, first) = deliver(&server).await;
+    assert_eq!(
+        (status, first["created"].clone()),
+        (202, json!(true)),
+        "{first}"
+    );
+    let runs = server.ended_runs("pg", 1).await;
+    assert_eq!(runs[0]["status"], json!("succeeded"), "{runs:?}");
+    let run_id = runs[0]["id"].as_str().expect("a run id").to_owned();
+    let (status, logs) = server
+        .api(reqwest::Method::GET, &format!("/runs/{run_id}/logs"), None)
+        .await;
+    assert_eq!(status, 200, "{logs}");
+    assert!(logs.to_string().contains("hello postgres"), "{logs}");
+    let key = server.stop().await;
+
+    // Another start on the same database: the run is there, and the same delivery is the same
+    // event with the same run.
+    let server = start(Some(key)).await;
+    let runs = server.runs("pg").await;
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_eq!(runs[0]["id"], json!(run_id));
+    let (status, again) = deliver(&server).await;
+    assert_eq!(status, 202, "{again}");
+    assert_eq!(
+        (
+            again["created"].clone(),
+            again["id"].clone(),
+            again["runId"].clone()
+        ),
+        (json!(false), first["id"].clone(), json!(run_id))
+    );
+    server.stop().await;
+    db.drop().await;
 }
