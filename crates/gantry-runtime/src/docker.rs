@@ -499,24 +499,58 @@ fn service_body(
     executable: Executable,
 ) -> Result<ContainerCreateBody, String> {
     let dir = absolute(&job.dir)?;
-    let (entrypoint, cmd) = entrypoint(executable, CONTAINER_SERVICE_DIR);
     let mut env: Vec<String> = job.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
     env.push(format!("PORT={CONTAINER_PORT}"));
-    let mut extra_hosts = None;
-    if let Some(endpoint) = &job.metadata {
-        env.push(format!(
-            "METADATA_API_URL={}",
-            crate::metadata_api_url(HOST_FROM_CONTAINER, endpoint)
-        ));
-        extra_hosts = Some(vec![format!("{HOST_FROM_CONTAINER}:host-gateway")]);
-    }
     let labels = HashMap::from([
         (LABEL_MANAGED.to_owned(), "true".to_owned()),
         (LABEL_WORKFLOW.to_owned(), job.workflow.clone()),
         (LABEL_TRIGGER.to_owned(), job.trigger.clone()),
         (LABEL_OWNER.to_owned(), job.owner.clone()),
     ]);
-    Ok(ContainerCreateBody {
+    Ok(body(Shape {
+        image,
+        executable,
+        mounted_at: CONTAINER_SERVICE_DIR,
+        bind: format!("{dir}:{CONTAINER_SERVICE_DIR}:ro"),
+        env,
+        metadata: job.metadata.as_ref(),
+        labels,
+    }))
+}
+
+/// What step and service containers have in common: the program run from one mounted folder,
+/// the environment plus `METADATA_API_URL` (and the host name it uses), labels.
+struct Shape<'a> {
+    image: &'a str,
+    executable: Executable,
+    /// Where the folder with the script is mounted inside the container.
+    mounted_at: &'a str,
+    bind: String,
+    env: Vec<String>,
+    metadata: Option<&'a gantry_engine::runtime::MetadataEndpoint>,
+    labels: HashMap<String, String>,
+}
+
+fn body(shape: Shape<'_>) -> ContainerCreateBody {
+    let Shape {
+        image,
+        executable,
+        mounted_at,
+        bind,
+        mut env,
+        metadata,
+        labels,
+    } = shape;
+    let (entrypoint, cmd) = entrypoint(executable, mounted_at);
+    let mut extra_hosts = None;
+    if let Some(endpoint) = metadata {
+        env.push(format!(
+            "METADATA_API_URL={}",
+            crate::metadata_api_url(HOST_FROM_CONTAINER, endpoint)
+        ));
+        extra_hosts = Some(vec![format!("{HOST_FROM_CONTAINER}:host-gateway")]);
+    }
+    ContainerCreateBody {
         image: Some(image.to_owned()),
         entrypoint,
         cmd,
@@ -526,12 +560,12 @@ fn service_body(
         open_stdin: Some(false),
         tty: Some(false),
         host_config: Some(HostConfig {
-            binds: Some(vec![format!("{dir}:{CONTAINER_SERVICE_DIR}:ro")]),
+            binds: Some(vec![bind]),
             extra_hosts,
             ..Default::default()
         }),
         ..Default::default()
-    })
+    }
 }
 
 /// The label filter of [`DockerRuntime::clean_up`]: every Gantry step container, or one run's.
@@ -572,38 +606,22 @@ fn container_body(
     executable: Executable,
 ) -> Result<ContainerCreateBody, String> {
     let step_dir = absolute(&job.step_dir)?;
-    let (entrypoint, cmd) = entrypoint(executable, CONTAINER_STEP_DIR);
     let mut env: Vec<String> = job.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
     env.push(format!("GANTRY_STEP_DIR={CONTAINER_STEP_DIR}"));
-    let mut extra_hosts = None;
-    if let Some(endpoint) = &job.metadata {
-        env.push(format!(
-            "METADATA_API_URL={}",
-            crate::metadata_api_url(HOST_FROM_CONTAINER, endpoint)
-        ));
-        extra_hosts = Some(vec![format!("{HOST_FROM_CONTAINER}:host-gateway")]);
-    }
     let labels = HashMap::from([
         (LABEL_MANAGED.to_owned(), "true".to_owned()),
         (LABEL_RUN.to_owned(), job.run_id.clone()),
         (LABEL_STEP.to_owned(), job.step.clone()),
     ]);
-    Ok(ContainerCreateBody {
-        image: Some(image.to_owned()),
-        entrypoint,
-        cmd,
-        env: Some(env),
-        labels: Some(labels),
-        attach_stdin: Some(false),
-        open_stdin: Some(false),
-        tty: Some(false),
-        host_config: Some(HostConfig {
-            binds: Some(vec![format!("{step_dir}:{CONTAINER_STEP_DIR}")]),
-            extra_hosts,
-            ..Default::default()
-        }),
-        ..Default::default()
-    })
+    Ok(body(Shape {
+        image,
+        executable,
+        mounted_at: CONTAINER_STEP_DIR,
+        bind: format!("{step_dir}:{CONTAINER_STEP_DIR}"),
+        env,
+        metadata: job.metadata.as_ref(),
+        labels,
+    }))
 }
 
 /// The container's entrypoint and command: the script in `dir` (the folder as mounted), or

@@ -56,6 +56,25 @@ pub(crate) fn parse_run_cursor(cursor: &str) -> Result<(i64, String), StoreError
     Ok((time, id.to_owned()))
 }
 
+/// The answer for an event that was just inserted, as it is stored.
+pub(crate) fn created_event(e: &crate::NewEvent) -> Result<crate::EventInsert, StoreError> {
+    let event = crate::Event {
+        id: e.id.clone(),
+        workflow: e.workflow.clone(),
+        trigger: e.trigger.clone(),
+        key: e.key.clone(),
+        idempotency_key: e.idempotency_key.clone(),
+        data: e.data.clone(),
+        // As stored: to the microsecond.
+        received_at: time(us(e.received_at))?,
+        run_id: None,
+    };
+    Ok(crate::EventInsert {
+        event,
+        created: true,
+    })
+}
+
 pub(crate) fn scan_limit(limit: u32) -> i64 {
     i64::from(limit.clamp(1, 10_000))
 }
@@ -259,18 +278,7 @@ macro_rules! sql_store {
             .execute(&mut **tx)
             .await?;
             if done.rows_affected() == 1 {
-                let event = Event {
-                    id: e.id.clone(),
-                    workflow: e.workflow.clone(),
-                    trigger: e.trigger.clone(),
-                    key: e.key.clone(),
-                    idempotency_key: e.idempotency_key.clone(),
-                    data: e.data.clone(),
-                    // As stored: to the microsecond.
-                    received_at: time(us(e.received_at))?,
-                    run_id: None,
-                };
-                return Ok(EventInsert { event, created: true });
+                return created_event(e);
             }
             // The conflicting row is committed (or ours): a unique index makes the insert wait
             // for a concurrent inserter of the same key, so this read finds it.
@@ -352,19 +360,7 @@ macro_rules! sql_store {
                     .collect::<Result<_, _>>()?;
                 for e in chunk {
                     if created.contains(&e.id) {
-                        inserted.push(EventInsert {
-                            event: Event {
-                                id: e.id.clone(),
-                                workflow: e.workflow.clone(),
-                                trigger: e.trigger.clone(),
-                                key: e.key.clone(),
-                                idempotency_key: e.idempotency_key.clone(),
-                                data: e.data.clone(),
-                                received_at: time(us(e.received_at))?,
-                                run_id: None,
-                            },
-                            created: true,
-                        });
+                        inserted.push(created_event(e)?);
                     } else {
                         // Not inserted: it repeats a stored event (or one earlier in this
                         // statement); the single-event path finds which.
