@@ -51,6 +51,9 @@ pub enum StartError {
     NoWorkflow(String),
     #[error("{0}")]
     Invalid(String),
+    /// The event already has its run (the store allows one per event).
+    #[error("{0}")]
+    AlreadyStarted(String),
     #[error("the store failed: {0}")]
     Store(String),
 }
@@ -620,7 +623,7 @@ impl RunService {
             Ok(id) => Ok(Started { id, created: true }),
             // Another delivery of the same event may have created its run first (the store
             // allows one run per event); then that run is the answer.
-            Err(StartError::Store(reason)) => {
+            Err(StartError::AlreadyStarted(reason)) => {
                 let again = self.store.get_event(&event).await.map_err(store_error)?;
                 again
                     .run_id
@@ -667,7 +670,10 @@ impl RunService {
                 created_at: now,
             })
             .await
-            .map_err(|e| StartError::Store(e.to_string()))?;
+            .map_err(|e| match e {
+                gantry_store::StoreError::Conflict(m) => StartError::AlreadyStarted(m),
+                e => StartError::Store(e.to_string()),
+            })?;
         let work_dir = self.work_root.join(&run_id);
         let scratch = work_dir.clone();
         create_private_dir(&work_dir)

@@ -165,7 +165,7 @@ async fn start_run(
         .map_err(|e| match e {
             StartError::NoWorkflow(_) => ApiError::not_found(e.to_string()),
             StartError::Invalid(m) => ApiError::invalid("parameters", m),
-            StartError::Store(reason) => {
+            StartError::AlreadyStarted(reason) | StartError::Store(reason) => {
                 tracing::error!(%reason, "could not start a run");
                 ApiError::internal()
             }

@@ -320,7 +320,8 @@ async fn start_for(runs: &RunService, event: &Event) -> bool {
         .await
     {
         Ok(_) => true,
-        Err(StartError::Store(reason)) if reason.contains("already") => false,
+        // Another server, or an earlier start, made it first.
+        Err(StartError::AlreadyStarted(_)) => false,
         Err(e) => {
             tracing::warn!(event = %event.id, workflow = %event.workflow, error = %e,
                 "an accepted event could not start its run");
