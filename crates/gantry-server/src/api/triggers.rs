@@ -376,7 +376,7 @@ pub(crate) async fn push_event(
     {
         return Err(refused());
     }
-    let mut envelope = match json_body(&body)? {
+    let envelope = match json_body(&body)? {
         Value::Object(m) => m,
         _ => {
             return Err(ApiError::invalid(
@@ -385,21 +385,10 @@ pub(crate) async fn push_event(
             ))
         }
     };
-    let data = match envelope.remove("data") {
-        None | Some(Value::Null) => Map::new(),
-        Some(Value::Object(m)) => m,
-        Some(_) => return Err(ApiError::invalid("data", "`data` must be a JSON object")),
-    };
-    let key = match envelope.remove("key") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(k)) if k.is_empty() => None,
-        Some(Value::String(k)) => Some(k),
-        Some(_) => return Err(ApiError::invalid("key", "`key` must be a string")),
-    };
     let delivery = Delivery {
-        data,
-        key,
         idempotency_key: idempotency_key(&headers)?,
+        ..crate::triggers::event_envelope(envelope)
+            .map_err(|(field, message)| ApiError::invalid(field, message))?
     };
     accept(
         &state,

@@ -394,18 +394,10 @@ pub(crate) async fn post_event(
             "Only trigger containers may emit events; a step cannot.",
         ));
     }
-    let mut envelope = json_object(&body, "`{\"data\": {…}, \"key\": \"…\"}`")?;
-    let data = match envelope.remove("data") {
-        None | Some(Value::Null) => Value::Object(Map::new()),
-        Some(Value::Object(m)) => Value::Object(m),
-        Some(_) => return Err(ApiError::malformed("`data` must be a JSON object.")),
-    };
-    let key = match envelope.remove("key") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(k)) if k.is_empty() => None,
-        Some(Value::String(k)) => Some(k),
-        Some(_) => return Err(ApiError::malformed("`key` must be a string.")),
-    };
+    let envelope = json_object(&body, "`{\"data\": {…}, \"key\": \"…\"}`")?;
+    let delivery = crate::triggers::event_envelope(envelope)
+        .map_err(|(_, message)| ApiError::malformed(format!("{message}.")))?;
+    let (data, key) = (Value::Object(delivery.data), delivery.key);
     s.backend.emit_event(&caller, data, key).await?;
     Ok(StatusCode::ACCEPTED.into_response())
 }

@@ -53,6 +53,31 @@ pub struct Delivery {
     pub idempotency_key: Option<String>,
 }
 
+/// Reads Relay's event envelope `{data, key?}` (push requests and trigger containers' `POST
+/// /events`): `data` an object (absent or null: empty), `key` a string (absent, null or empty:
+/// none), as a delivery without an idempotency key. On a wrong type, returns the field's name
+/// and what it must be.
+pub fn event_envelope(
+    mut envelope: Map<String, Value>,
+) -> Result<Delivery, (&'static str, &'static str)> {
+    let data = match envelope.remove("data") {
+        None | Some(Value::Null) => Map::new(),
+        Some(Value::Object(m)) => m,
+        Some(_) => return Err(("data", "`data` must be a JSON object")),
+    };
+    let key = match envelope.remove("key") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(k)) if k.is_empty() => None,
+        Some(Value::String(k)) => Some(k),
+        Some(_) => return Err(("key", "`key` must be a string")),
+    };
+    Ok(Delivery {
+        data,
+        key,
+        idempotency_key: None,
+    })
+}
+
 /// The door an event came through; it must match the trigger's type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Door {
