@@ -14,8 +14,8 @@
 //! Priority: intake writes (accepted events, schedule marks: a caller is waiting to answer an
 //! HTTP request or a timer) and run bookkeeping (new runs, their updates, steps, logs) arrive on
 //! two channels. Each transaction takes every intake write waiting, and while there are some,
-//! at most `bulk_with_intake` bookkeeping writes beside them, so a burst of events is not
-//! answered behind the writes of the runs it started. Bookkeeping never starves: each
+//! at most `bulk_with_intake` bookkeeping writes beside them (at most `max_bulk` without), so a
+//! burst of events is not answered behind the writes of the runs it started. Bookkeeping never starves: each
 //! transaction carries some. Order holds within each channel, which is what `write_in_order`
 //! promises (a run's writes are all bookkeeping).
 
@@ -42,6 +42,9 @@ pub struct BatchConfig {
     pub queue: usize,
     /// Most bookkeeping writes in a transaction that also carries intake writes.
     pub bulk_with_intake: usize,
+    /// Most bookkeeping writes in any transaction: a long one would hold back the intake
+    /// writes that arrive while it commits.
+    pub max_bulk: usize,
 }
 
 impl Default for BatchConfig {
@@ -51,6 +54,7 @@ impl Default for BatchConfig {
             max_delay: Duration::ZERO,
             queue: 8192,
             bulk_with_intake: 8,
+            max_bulk: 32,
         }
     }
 }
@@ -238,7 +242,8 @@ async fn run(
     stats: Arc<BatchStats>,
 ) {
     let max_items = config.max_items.max(1);
-    let bulk_with_intake = config.bulk_with_intake.clamp(1, max_items);
+    let max_bulk = config.max_bulk.clamp(1, max_items);
+    let bulk_with_intake = config.bulk_with_intake.clamp(1, max_bulk);
     let mut items = Vec::with_capacity(max_items);
     let (mut urgent_open, mut bulk_open) = (true, true);
     while urgent_open || bulk_open {
@@ -277,7 +282,7 @@ async fn run(
             let bulk_room = if intake > 0 {
                 bulk_with_intake
             } else {
-                max_items
+                max_bulk
             };
             let mut bulk_taken = items.len() - intake;
             while items.len() < max_items && bulk_taken < bulk_room {
