@@ -1109,18 +1109,18 @@ async fn a_trigger_container_that_cannot_serve_gets_a_clear_error_and_no_interna
 
 // ------------------------------------------------------------------ PostgreSQL
 
-/// A database of its own on the test server (`GANTRY_TEST_POSTGRES_URL`), dropped at the end.
+/// A database of its own on the test server (`GANTRY_TEST_POSTGRES_URL`), dropped when this
+/// goes out of scope, also when the test panicked.
 struct PgDatabase {
-    admin: sqlx::PgPool,
+    base: String,
     name: String,
     url: String,
 }
 
 impl PgDatabase {
     async fn create(base: &str) -> PgDatabase {
-        let admin = sqlx::postgres::PgPoolOptions::new()
-            .max_connections(1)
-            .connect(base)
+        use sqlx::Connection;
+        let mut admin = sqlx::PgConnection::connect(base)
             .await
             .expect("connect to the test PostgreSQL");
         let name = format!(
@@ -1128,21 +1128,42 @@ impl PgDatabase {
             gantry_store::new_id().expect("id").to_lowercase()
         );
         sqlx::query(&format!("CREATE DATABASE \"{name}\""))
-            .execute(&admin)
+            .execute(&mut admin)
             .await
             .expect("create a database");
+        let _ = admin.close().await;
         let (head, _) = base.rsplit_once('/').expect("a database in the URL");
         let url = format!("{head}/{name}");
-        PgDatabase { admin, name, url }
+        PgDatabase {
+            base: base.to_owned(),
+            name,
+            url,
+        }
     }
+}
 
-    async fn drop(self) {
-        let _ = sqlx::query(&format!(
-            "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
-            self.name
-        ))
-        .execute(&self.admin)
-        .await;
+impl Drop for PgDatabase {
+    /// On a thread and runtime of its own: a destructor cannot await.
+    fn drop(&mut self) {
+        let (base, name) = (self.base.clone(), self.name.clone());
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(async {
+                use sqlx::Connection;
+                let mut admin = sqlx::PgConnection::connect(&base).await?;
+                sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                    .execute(&mut admin)
+                    .await?;
+                admin.close().await?;
+                Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
+            })
+        })
+        .join();
+        if !matches!(dropped, Ok(Ok(()))) {
+            eprintln!("could not drop the test database {}", self.name);
+        }
     }
 }
 
@@ -1238,5 +1259,5 @@ async fn on_postgresql_a_webhook_starts_a_run_and_it_survives_a_restart() {
         (json!(false), first["id"].clone(), json!(run_id))
     );
     server.stop().await;
-    db.drop().await;
+    drop(db);
 }
