@@ -702,10 +702,10 @@ impl RunService {
                 let _ = flushed.await;
             }
             finish(store.as_ref(), &writes, &record_of_run).await;
-            // Outputs are stored; the scratch folder (spec files with secret values) goes.
-            remove_scratch(scratch).await;
             // Dropping the last handle closes the channel and ends the recorder.
             registry.lock().remove(&id);
+            // Outputs are stored; the scratch folder (spec files with secret values) goes.
+            remove_scratch(scratch).await;
         });
         Ok(run_id)
     }
@@ -830,8 +830,14 @@ fn create_private_dir(path: &std::path::Path) -> std::io::Result<()> {
     std::fs::create_dir_all(path)
 }
 
-/// Removes a run's scratch folder, off the async threads; a folder already gone is fine.
+/// Removes a run's scratch folder, off the async threads; a folder already gone is fine. Two
+/// removals at a time: a thousand runs ending together would otherwise each start a blocking
+/// thread (perf showed thread creation beside the removals themselves).
 async fn remove_scratch(dir: PathBuf) {
+    static REMOVING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+    let Ok(_slot) = REMOVING.acquire().await else {
+        return;
+    };
     let removed = tokio::task::spawn_blocking(move || match std::fs::remove_dir_all(&dir) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err((dir, e)),
         _ => Ok(()),
