@@ -737,6 +737,17 @@ impl Running {
 }
 
 /// What every reply of the CGI script must be for an event from `who`; returns the instance.
+/// POSTs `{"who": who}` to a trigger container's hook, below its root with a query.
+async fn post_who(server: &Running, url: &str, who: &str) -> Reply {
+    server
+        .raw(
+            reqwest::Method::POST,
+            &format!("{url}/?source=test"),
+            Some(&json!({"who": who}).to_string()),
+        )
+        .await
+}
+
 fn assert_reply(reply: &Reply, who: &str, tag: &str) -> String {
     assert_eq!(reply.status, 201, "{}", reply.body);
     assert_eq!(
@@ -906,19 +917,7 @@ async fn a_docker_trigger_container_answers_emits_events_and_idles_out() {
     );
 
     // Two first requests at once share one start.
-    let post = |who: &'static str| {
-        let server = &server;
-        let url = format!("{url}/?source=test");
-        async move {
-            server
-                .raw(
-                    reqwest::Method::POST,
-                    &url,
-                    Some(&json!({"who": who}).to_string()),
-                )
-                .await
-        }
-    };
+    let post = |who: &'static str| post_who(&server, &url, who);
     let (ada, bob) = tokio::join!(post("ada"), post("bob"));
     let first = assert_reply(&ada, "ada", "first");
     assert_eq!(
@@ -1014,19 +1013,7 @@ async fn a_process_trigger_answers_emits_events_and_idles_out() {
     server.apply("hooked", &container_hook("first")).await;
     server.set_trigger_secrets("hooked").await;
     let url = server.hook_url("hooked").await;
-    let post = |who: &'static str| {
-        let server = &server;
-        let url = format!("{url}/?source=test");
-        async move {
-            server
-                .raw(
-                    reqwest::Method::POST,
-                    &url,
-                    Some(&json!({"who": who}).to_string()),
-                )
-                .await
-        }
-    };
+    let post = |who: &'static str| post_who(&server, &url, who);
     let (ada, bob) = tokio::join!(post("ada"), post("bob"));
     let first = assert_reply(&ada, "ada", "first");
     assert_eq!(
