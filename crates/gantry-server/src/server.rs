@@ -198,6 +198,9 @@ pub struct Server {
     local_addr: SocketAddr,
     /// Where runs execute; stopped when the server is dropped.
     workers: crate::workers::Workers,
+    /// The runs' scratch root when Gantry chose it (not `--work-dir`), removed at a graceful
+    /// stop when no run left anything in it.
+    scratch: Option<PathBuf>,
 }
 
 impl Server {
@@ -240,6 +243,7 @@ impl Server {
                 reason: format!("the metadata API for steps: {e}"),
             })?;
         let registry = Arc::new(crate::runs::Registry::default());
+        let scratch = crate::workers::scratch_root(&config.data_dir, config.work_dir.as_deref());
         let workers = crate::workers::Workers::start(config.workers)
             .map_err(|e| ServerError::Serve(format!("cannot start the worker threads: {e}")))?;
         let runtime: Arc<dyn StepRuntime> = Arc::new(crate::workers::Bounded::new(
@@ -254,7 +258,7 @@ impl Server {
             writes.clone(),
             vault.clone(),
             runtime.clone(),
-            crate::workers::scratch_root(&config.data_dir, config.work_dir.as_deref()),
+            scratch.clone(),
             Some(metadata.port()),
             registry.clone(),
             workers.handle().clone(),
@@ -333,6 +337,7 @@ impl Server {
             ready,
             local_addr,
             workers,
+            scratch: config.work_dir.is_none().then_some(scratch),
         })
     }
 
@@ -381,6 +386,10 @@ impl Server {
         }
         // Runs still in flight stop here; the next start resolves them (`RunService::recover`).
         drop(self.workers);
+        // Only when empty: a folder left by a run cut off here is resolved at the next start.
+        if let Some(scratch) = &self.scratch {
+            let _ = std::fs::remove_dir(scratch);
+        }
         result
     }
 }

@@ -66,9 +66,44 @@ pub fn scratch_root(data_dir: &Path, explicit: Option<&Path>) -> PathBuf {
         let absolute = std::fs::canonicalize(data_dir).unwrap_or_else(|_| data_dir.to_owned());
         let digest = sha2::Sha256::digest(absolute.as_os_str().as_encoded_bytes());
         let tag: String = digest[..6].iter().map(|b| format!("{b:02x}")).collect();
-        return shm.join(format!("gantry-{tag}"));
+        let root = shm.join(format!("gantry-{tag}"));
+        if private_dir(&root) {
+            return root;
+        }
+        tracing::warn!(
+            folder = %root.display(),
+            "the scratch folder on /dev/shm exists but is not a private folder of this user; \
+             using the data directory"
+        );
     }
     data_dir.join("runs")
+}
+
+/// Makes `dir` a folder only this user can enter, or checks that it already is one. The name
+/// on a shared file system is predictable, so a folder (or a link) someone else put there first
+/// must not be used: spec files with secret values go inside.
+#[cfg(unix)]
+fn private_dir(dir: &Path) -> bool {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(_) => return false,
+    }
+    // Not following a link: the folder itself must be ours, and closed to others.
+    match std::fs::symlink_metadata(dir) {
+        Ok(meta) => {
+            meta.file_type().is_dir()
+                && meta.uid() == rustix::process::geteuid().as_raw()
+                && meta.mode() & 0o077 == 0
+        }
+        Err(_) => false,
+    }
+}
+
+#[cfg(not(unix))]
+fn private_dir(_dir: &Path) -> bool {
+    false
 }
 
 /// A writable folder on a file system that allows executing files (step scripts run from it).
@@ -283,6 +318,32 @@ mod tests {
         if !ra.starts_with("/dev/shm") {
             assert_eq!(ra, a.path().join("runs"));
         }
+        // The default on /dev/shm is created (private) by the choice; leave nothing behind.
+        for r in [ra, rb] {
+            if r.starts_with("/dev/shm") {
+                std::fs::remove_dir(&r).unwrap();
+            }
+        }
+    }
+
+    #[test]
+    fn a_scratch_folder_open_to_others_or_a_link_is_not_used() {
+        use std::os::unix::fs::PermissionsExt;
+        let base = tempfile::tempdir().unwrap();
+        let fresh = base.path().join("fresh");
+        assert!(private_dir(&fresh), "created private");
+        assert_eq!(
+            std::fs::metadata(&fresh).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
+        assert!(private_dir(&fresh), "and accepted again");
+        let open = base.path().join("open");
+        std::fs::create_dir(&open).unwrap();
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+        assert!(!private_dir(&open), "a folder others can enter");
+        let link = base.path().join("link");
+        std::os::unix::fs::symlink(&fresh, &link).unwrap();
+        assert!(!private_dir(&link), "a link, even to a private folder");
     }
 
     #[test]
