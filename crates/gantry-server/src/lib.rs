@@ -17,6 +17,7 @@
 
 pub mod api;
 pub mod apikey;
+mod cache;
 pub mod metadata;
 pub mod runs;
 pub mod server;

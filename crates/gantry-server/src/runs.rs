@@ -468,17 +468,12 @@ fn step_status(state: StepState) -> StepStatus {
     }
 }
 
-/// How long a parsed workflow is trusted before the store is asked again (changes made through
-/// this server invalidate it at once; this bounds what another server's change takes to show).
-const WORKFLOW_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(2);
-
 /// A workflow's current version, parsed once for every run and event that uses it.
 pub(crate) struct Loaded {
     pub version: i64,
     pub workflow: Arc<Workflow>,
     /// `None` when this version no longer validates.
     pub plan: Option<gantry_workflow::Plan>,
-    fetched: std::time::Instant,
 }
 
 /// Starts and tracks the server's runs.
@@ -494,7 +489,7 @@ pub struct RunService {
     /// Where runs execute (see `crate::workers`).
     workers: tokio::runtime::Handle,
     /// Parsed workflows by name.
-    parsed: Mutex<HashMap<String, Arc<Loaded>>>,
+    parsed: crate::cache::BriefCache<Arc<Loaded>>,
 }
 
 impl RunService {
@@ -518,25 +513,19 @@ impl RunService {
             metadata_port,
             registry,
             workers,
-            parsed: Mutex::new(HashMap::new()),
+            parsed: crate::cache::BriefCache::new(),
         }
-    }
-
-    fn lock_parsed(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Loaded>>> {
-        self.parsed.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Forgets the parsed copy of `workflow` (it was applied or deleted).
     pub(crate) fn forget(&self, workflow: &str) {
-        self.lock_parsed().remove(workflow);
+        self.parsed.remove(workflow);
     }
 
     /// The current version of `name`, parsed (cached briefly; a store miss is not cached).
     pub(crate) async fn loaded(&self, name: &str) -> Result<Arc<Loaded>, StartError> {
-        if let Some(hit) = self.lock_parsed().get(name).cloned() {
-            if hit.fetched.elapsed() < WORKFLOW_CACHE_TTL {
-                return Ok(hit);
-            }
+        if let Some(hit) = self.parsed.get(name) {
+            return Ok(hit);
         }
         let stored = match self.store.get_workflow(name).await {
             Ok(w) => w,
@@ -551,9 +540,8 @@ impl RunService {
             version: stored.version,
             workflow: Arc::new(parsed.workflow),
             plan: parsed.plan,
-            fetched: std::time::Instant::now(),
         });
-        self.lock_parsed().insert(name.to_owned(), loaded.clone());
+        self.parsed.insert(name, loaded.clone());
         Ok(loaded)
     }
 
@@ -585,16 +573,9 @@ impl RunService {
             return Ok(Started { id, created: true });
         };
         let store_error = |e: gantry_store::StoreError| StartError::Store(e.to_string());
-        // No event is accepted for a workflow that does not exist.
-        self.store
-            .get_workflow(workflow)
-            .await
-            .map_err(|e| match e {
-                gantry_store::StoreError::NotFound(_) => {
-                    StartError::NoWorkflow(workflow.to_owned())
-                }
-                e => StartError::Store(e.to_string()),
-            })?;
+        // No event is accepted for a workflow that does not exist (the parsed copy the run
+        // then starts from is read here once).
+        self.loaded(workflow).await?;
         let event_id = gantry_store::new_id().map_err(store_error)?;
         let inserted = self
             .store

@@ -26,9 +26,7 @@ pub mod proxy;
 pub mod push;
 pub mod schedule;
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use gantry_store::{BatchWriter, Event, NewEvent, RunOrigin, Store, StoreError, TriggerRecord};
@@ -37,10 +35,6 @@ use gantry_workflow::{Trigger, TriggerSource, Workflow};
 use serde_json::{json, Map, Value};
 
 use crate::runs::{RunService, StartError};
-
-/// How long a webhook record is trusted before the store is asked again (changes made through
-/// this server invalidate it at once; this bounds what another server's change takes to show).
-const WORKFLOW_CACHE_TTL: Duration = Duration::from_secs(2);
 
 /// What arrived through one of the doors.
 #[derive(Debug, Clone, Default)]
@@ -131,7 +125,7 @@ pub struct TriggerService {
     events: BatchWriter,
     runs: Arc<RunService>,
     /// Webhook records by hook id, with when they were read.
-    hooks: Mutex<HashMap<String, (TriggerRecord, Instant)>>,
+    hooks: crate::cache::BriefCache<TriggerRecord>,
     pub(crate) push: push::PushKeys,
     /// Wakes the scheduler when workflows change.
     pub(crate) changed: Arc<tokio::sync::Notify>,
@@ -150,7 +144,7 @@ impl TriggerService {
             store,
             events,
             runs,
-            hooks: Mutex::new(HashMap::new()),
+            hooks: crate::cache::BriefCache::new(),
             push,
             changed: Arc::new(tokio::sync::Notify::new()),
             containers: std::sync::OnceLock::new(),
@@ -176,28 +170,20 @@ impl TriggerService {
     pub fn workflow_changed(&self, workflow: &str) {
         self.runs.forget(workflow);
         // Hook ids are stable across applies; a deleted workflow's must stop answering.
-        self.lock_hooks()
-            .retain(|_, (record, _)| record.workflow != workflow);
+        self.hooks.retain(|record| record.workflow != workflow);
         self.changed.notify_one();
         if let Some(containers) = self.containers.get() {
             containers.workflow_changed(workflow);
         }
     }
 
-    fn lock_hooks(&self) -> std::sync::MutexGuard<'_, HashMap<String, (TriggerRecord, Instant)>> {
-        self.hooks.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
     /// The trigger a webhook id names (cached briefly, like workflows; an unknown id is not).
     pub(crate) async fn hook(&self, id: &str) -> Result<TriggerRecord, StoreError> {
-        if let Some((record, fetched)) = self.lock_hooks().get(id) {
-            if fetched.elapsed() < WORKFLOW_CACHE_TTL {
-                return Ok(record.clone());
-            }
+        if let Some(record) = self.hooks.get(id) {
+            return Ok(record);
         }
         let record = self.store.find_trigger(id).await?;
-        self.lock_hooks()
-            .insert(id.to_owned(), (record.clone(), Instant::now()));
+        self.hooks.insert(id, record.clone());
         Ok(record)
     }
 
