@@ -347,6 +347,23 @@ async fn webhook_events_start_runs_with_bound_parameters() {
         logs.to_string().contains("building feature for ada"),
         "{logs}"
     );
+
+    // Deleting the workflow closes its hook at once, although the hook's record and the parsed
+    // workflow were just read (and are cached).
+    let (status, _) = server
+        .api(reqwest::Method::DELETE, "/workflows/build", None)
+        .await;
+    assert!(status == 200 || status == 204, "{status}");
+    let (status, body) = post(
+        json!({"action": "push", "id": "d9", "ref": "x", "sender": "y"}),
+        &[],
+    )
+    .await;
+    assert_eq!(
+        (status, body["code"].clone()),
+        (404, json!("not_found")),
+        "{body}"
+    );
     server.stop().await;
 }
 
