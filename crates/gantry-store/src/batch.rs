@@ -1,5 +1,5 @@
 //! Group commit: `BatchWriter` gathers event inserts, new runs, run updates, step changes,
-//! log-chunk appends and schedule marks from many callers and writes them in one transaction.
+//! log-chunk appends, schedule marks, job enqueues and completions from many callers and writes them in one transaction.
 //!
 //! Owns batching only. What each write means is the store's business (`Store::write_batch`).
 //!
@@ -26,7 +26,8 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::{
-    EventInsert, LogChunk, NewEvent, NewRun, RunUpdate, StepChange, Store, StoreError, WriteBatch,
+    EventInsert, JobCompletion, LogChunk, NewEvent, NewJob, NewRun, RunUpdate, StepChange, Store,
+    StoreError, WriteBatch,
 };
 
 /// How the writer groups writes.
@@ -85,6 +86,8 @@ enum Item {
     Step(String, StepChange, Done),
     Log(LogChunk, Done),
     Mark(String, String, chrono::DateTime<chrono::Utc>, Done),
+    Job(NewJob, Done),
+    Complete(JobCompletion, Done),
 }
 
 type Done = oneshot::Sender<Result<(), StoreError>>;
@@ -163,6 +166,16 @@ impl BatchWriter {
     /// Appends a log chunk (see `Store::append_logs`); returns after the commit.
     pub async fn append_log(&self, chunk: LogChunk) -> Result<(), StoreError> {
         self.ask(|reply| Item::Log(chunk, reply)).await
+    }
+
+    /// Enqueues a job (see `Store::enqueue`); returns after the commit.
+    pub async fn enqueue(&self, job: NewJob) -> Result<(), StoreError> {
+        self.ask(|reply| Item::Job(job, reply)).await
+    }
+
+    /// Completes a job (see `WriteBatch::completions`); returns after the commit.
+    pub async fn complete_job(&self, done: JobCompletion) -> Result<(), StoreError> {
+        self.ask(|reply| Item::Complete(done, reply)).await
     }
 
     /// Queues `writes` one after the other and waits until every one is committed; returns the
@@ -327,6 +340,8 @@ async fn write(store: &dyn Store, items: Vec<Item>, stats: &BatchStats) {
             Item::Mark(workflow, trigger, at, _) => {
                 batch.marks.push((workflow.clone(), trigger.clone(), *at))
             }
+            Item::Job(job, _) => batch.jobs.push(job.clone()),
+            Item::Complete(done, _) => batch.completions.push(done.clone()),
         }
     }
     stats.transactions.fetch_add(1, Ordering::Relaxed);
@@ -346,7 +361,9 @@ async fn write(store: &dyn Store, items: Vec<Item>, stats: &BatchStats) {
                     | Item::RunUpdate(_, _, reply)
                     | Item::Step(_, _, reply)
                     | Item::Log(_, reply)
-                    | Item::Mark(_, _, _, reply) => {
+                    | Item::Mark(_, _, _, reply)
+                    | Item::Job(_, reply)
+                    | Item::Complete(_, reply) => {
                         let _ = reply.send(Ok(()));
                     }
                 }
@@ -374,6 +391,20 @@ async fn write(store: &dyn Store, items: Vec<Item>, stats: &BatchStats) {
                     Item::Mark(workflow, trigger, at, reply) => {
                         let _ = reply.send(store.mark_fired(&workflow, &trigger, at).await);
                     }
+                    Item::Job(job, reply) => {
+                        let _ = reply.send(store.enqueue(&job).await);
+                    }
+                    Item::Complete(done, reply) => {
+                        let answer = store
+                            .complete(&done.job_id, &done.worker, &done.result, done.at)
+                            .await;
+                        // As in a batch: a lease no longer held is not the caller's error.
+                        let answer = match answer {
+                            Err(StoreError::Conflict(_)) => Ok(()),
+                            other => other,
+                        };
+                        let _ = reply.send(answer);
+                    }
                 }
             }
         }
@@ -387,7 +418,9 @@ async fn write(store: &dyn Store, items: Vec<Item>, stats: &BatchStats) {
                     | Item::RunUpdate(_, _, reply)
                     | Item::Step(_, _, reply)
                     | Item::Log(_, reply)
-                    | Item::Mark(_, _, _, reply) => {
+                    | Item::Mark(_, _, _, reply)
+                    | Item::Job(_, reply)
+                    | Item::Complete(_, reply) => {
                         let _ = reply.send(Err(err.clone()));
                     }
                 }

@@ -124,12 +124,28 @@ pub trait Store: Send + Sync {
     // ------------------------------------------------------------ job queue
 
     fn enqueue<'a>(&'a self, job: &'a NewJob) -> StoreFuture<'a, ()>;
-    /// Atomically leases at most one job that is available, not completed, and not leased
-    /// (or whose lease expired at `lease.now`) to `lease.worker`, oldest `available_at` first.
-    /// `None` means nothing was claimable at that moment; on PostgreSQL that includes jobs other
-    /// claimers hold locked right now, so callers poll again rather than conclude the queue is
-    /// empty.
-    fn claim<'a>(&'a self, lease: &'a Lease) -> StoreFuture<'a, Option<Job>>;
+    /// Atomically leases at most `limit` jobs of `pool` that are available, not completed, and
+    /// not leased (or whose lease expired at `lease.now`) to `lease.worker`, oldest
+    /// `available_at` first (and in that order). An empty answer means nothing was claimable at
+    /// that moment; on PostgreSQL that includes jobs other claimers hold locked right now, so
+    /// callers poll again rather than conclude the queue is empty.
+    fn claim<'a>(
+        &'a self,
+        pool: &'a str,
+        lease: &'a Lease,
+        limit: u32,
+    ) -> StoreFuture<'a, Vec<Job>>;
+    /// Extends every unexpired lease `lease.worker` holds on a job not completed to
+    /// `lease.now + lease.duration`, in one statement; returns how many.
+    fn renew_leases<'a>(&'a self, lease: &'a Lease) -> StoreFuture<'a, u64>;
+    /// Completes every job of a run not completed yet with `result`, whoever holds it: the
+    /// run ended without them (it was cut off by a crash, or cancelled). Returns how many.
+    fn abandon_jobs<'a>(
+        &'a self,
+        run_id: &'a str,
+        result: &'a serde_json::Value,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> StoreFuture<'a, u64>;
     /// Extends `worker`'s lease to `now + duration`. `Conflict` if the lease expired or is held by
     /// another worker, `NotFound` if there is no such job.
     fn heartbeat<'a>(&'a self, job_id: &'a str, lease: &'a Lease) -> StoreFuture<'a, ()>;

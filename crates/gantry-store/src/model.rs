@@ -319,6 +319,8 @@ pub struct StoredLogChunk {
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewJob {
     pub id: String,
+    /// Who may claim it: the claimers of this pool only (see `Store::claim`).
+    pub pool: String,
     pub run_id: String,
     pub step: String,
     pub payload: Value,
@@ -330,6 +332,7 @@ pub struct NewJob {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Job {
     pub id: String,
+    pub pool: String,
     pub run_id: String,
     pub step: String,
     pub payload: Value,
@@ -349,6 +352,15 @@ pub struct Lease {
     /// How long the lease lasts from `now`.
     pub duration: Duration,
     pub now: DateTime<Utc>,
+}
+
+/// A job's end, as `Store::complete`, written through `BatchWriter`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobCompletion {
+    pub job_id: String,
+    pub worker: String,
+    pub result: Value,
+    pub at: DateTime<Utc>,
 }
 
 // ---------------------------------------------------------------- secrets
@@ -415,6 +427,11 @@ pub struct WriteBatch {
     pub logs: Vec<LogChunk>,
     /// `(workflow, trigger, fire time)`, as `Store::mark_fired`.
     pub marks: Vec<(String, String, DateTime<Utc>)>,
+    /// As `Store::enqueue`, after the batch's runs.
+    pub jobs: Vec<NewJob>,
+    /// As `Store::complete`, except that a completion whose lease is no longer held changes
+    /// nothing instead of failing the batch.
+    pub completions: Vec<JobCompletion>,
 }
 
 // ---------------------------------------------------------------- triggers

@@ -94,10 +94,10 @@ crate::sql::sql_store!(
     sqlx::Postgres,
     sqlx::postgres::PgRow,
     "UPDATE jobs SET worker = $1, lease_until = $2, attempts = attempts + 1 \
-     WHERE id = (SELECT id FROM jobs WHERE completed_at IS NULL AND available_at <= $3 \
-                 AND (lease_until IS NULL OR lease_until <= $3) \
-                 ORDER BY available_at, id LIMIT 1 FOR UPDATE SKIP LOCKED) \
-     RETURNING id, run_id, step, payload, available_at, worker, lease_until, attempts, \
+     WHERE id IN (SELECT id FROM jobs WHERE pool = $4 AND completed_at IS NULL \
+                  AND available_at <= $3 AND (lease_until IS NULL OR lease_until <= $3) \
+                  ORDER BY available_at, id LIMIT $5 FOR UPDATE SKIP LOCKED) \
+     RETURNING id, pool, run_id, step, payload, available_at, worker, lease_until, attempts, \
                completed_at, result",
     "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))"
 );

@@ -85,7 +85,8 @@ pub(crate) const EVENT_COLS: &str =
 pub(crate) const RUN_COLS: &str = "id, workflow, workflow_version, parameters, event_id, status, \
      reason, created_at, started_at, ended_at";
 pub(crate) const LOG_COLS: &str = "id, run_id, step, stream, seq, bytes, at";
-pub(crate) const JOB_COLS: &str = "id, run_id, step, payload, available_at, worker, lease_until, \
+pub(crate) const JOB_COLS: &str =
+    "id, pool, run_id, step, payload, available_at, worker, lease_until, \
      attempts, completed_at, result";
 pub(crate) const TRIGGER_COLS: &str = "id, workflow, name, created_at, last_fire_at";
 pub(crate) const PUSH_TOKEN_COLS: &str = "id, workflow, trigger_name, created_at, revoked_at";
@@ -94,7 +95,7 @@ pub(crate) const API_KEY_COLS: &str =
 
 /// Expands `impl Store for $store` over the driver `$db` whose rows are `$row`;
 /// `$claim` is the backend's claim statement (see `Store::claim`) with
-/// `$1` worker, `$2` lease end, `$3` now; `$log_lock` is a statement run once per run id
+/// `$1` worker, `$2` lease end, `$3` now, `$4` pool, `$5` limit; `$log_lock` is a statement run once per run id
 /// (`$1`) before appending log chunks to it, or `""` when writes are already serialised.
 macro_rules! sql_store {
     ($store:ty, $db:ty, $row:ty, $claim:expr, $log_lock:expr) => {
@@ -200,6 +201,7 @@ macro_rules! sql_store {
             let result: Option<String> = get(row, "result")?;
             Ok(Job {
                 id: get(row, "id")?,
+                pool: get(row, "pool")?,
                 run_id: get(row, "run_id")?,
                 step: get(row, "step")?,
                 payload: json_value(&get::<String>(row, "payload")?)?,
@@ -531,6 +533,43 @@ macro_rules! sql_store {
                 .execute(&mut **tx)
                 .await?;
             }
+            Ok(())
+        }
+
+        async fn enqueue_tx(
+            tx: &mut Tx,
+            job: &NewJob,
+        ) -> Result<(), StoreError> {
+            sqlx::query(
+                "INSERT INTO jobs (id, pool, run_id, step, payload, available_at, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $6)",
+            )
+            .bind(&job.id)
+            .bind(&job.pool)
+            .bind(&job.run_id)
+            .bind(&job.step)
+            .bind(json_text(&job.payload)?)
+            .bind(us(job.available_at))
+            .execute(&mut **tx)
+            .await?;
+            Ok(())
+        }
+
+        /// As `complete`, but a lease no longer held changes nothing rather than failing.
+        async fn complete_tx(
+            tx: &mut Tx,
+            done: &JobCompletion,
+        ) -> Result<(), StoreError> {
+            sqlx::query(
+                "UPDATE jobs SET completed_at = $1, result = $2, lease_until = NULL \
+                 WHERE id = $3 AND worker = $4 AND completed_at IS NULL AND lease_until > $1",
+            )
+            .bind(us(done.at))
+            .bind(json_text(&done.result)?)
+            .bind(&done.job_id)
+            .bind(&done.worker)
+            .execute(&mut **tx)
+            .await?;
             Ok(())
         }
 
@@ -937,32 +976,74 @@ macro_rules! sql_store {
 
             fn enqueue<'a>(&'a self, job: &'a NewJob) -> StoreFuture<'a, ()> {
                 Box::pin(async move {
-                    sqlx::query(
-                        "INSERT INTO jobs (id, run_id, step, payload, available_at, created_at) \
-                         VALUES ($1, $2, $3, $4, $5, $5)",
-                    )
-                    .bind(&job.id)
-                    .bind(&job.run_id)
-                    .bind(&job.step)
-                    .bind(json_text(&job.payload)?)
-                    .bind(us(job.available_at))
-                    .execute(&self.writer)
-                    .await?;
+                    let mut tx = self.writer.begin().await?;
+                    enqueue_tx(&mut tx, job).await?;
+                    tx.commit().await?;
                     Ok(())
                 })
             }
 
-            fn claim<'a>(&'a self, lease: &'a Lease) -> StoreFuture<'a, Option<Job>> {
+            fn claim<'a>(
+                &'a self,
+                pool: &'a str,
+                lease: &'a Lease,
+                limit: u32,
+            ) -> StoreFuture<'a, Vec<Job>> {
                 Box::pin(async move {
+                    if limit == 0 {
+                        return Ok(Vec::new());
+                    }
                     let now = us(lease.now);
                     let until = now.saturating_add(duration_us(lease.duration)?);
-                    let row = sqlx::query($claim)
+                    let rows = sqlx::query($claim)
                         .bind(&lease.worker)
                         .bind(until)
                         .bind(now)
-                        .fetch_optional(&self.writer)
+                        .bind(pool)
+                        .bind(i64::from(limit))
+                        .fetch_all(&self.writer)
                         .await?;
-                    row.as_ref().map(job_from).transpose()
+                    let mut jobs = rows.iter().map(job_from).collect::<Result<Vec<_>, _>>()?;
+                    // RETURNING keeps no order.
+                    jobs.sort_by(|a, b| (a.available_at, &a.id).cmp(&(b.available_at, &b.id)));
+                    Ok(jobs)
+                })
+            }
+
+            fn renew_leases<'a>(&'a self, lease: &'a Lease) -> StoreFuture<'a, u64> {
+                Box::pin(async move {
+                    let now = us(lease.now);
+                    let until = now.saturating_add(duration_us(lease.duration)?);
+                    let done = sqlx::query(
+                        "UPDATE jobs SET lease_until = $1 WHERE worker = $2 \
+                         AND completed_at IS NULL AND lease_until > $3",
+                    )
+                    .bind(until)
+                    .bind(&lease.worker)
+                    .bind(now)
+                    .execute(&self.writer)
+                    .await?;
+                    Ok(done.rows_affected())
+                })
+            }
+
+            fn abandon_jobs<'a>(
+                &'a self,
+                run_id: &'a str,
+                result: &'a serde_json::Value,
+                now: chrono::DateTime<chrono::Utc>,
+            ) -> StoreFuture<'a, u64> {
+                Box::pin(async move {
+                    let done = sqlx::query(
+                        "UPDATE jobs SET completed_at = $1, result = $2, lease_until = NULL \
+                         WHERE run_id = $3 AND completed_at IS NULL",
+                    )
+                    .bind(us(now))
+                    .bind(json_text(result)?)
+                    .bind(run_id)
+                    .execute(&self.writer)
+                    .await?;
+                    Ok(done.rows_affected())
                 })
             }
 
@@ -1359,6 +1440,12 @@ macro_rules! sql_store {
                     append_logs_tx(&mut tx, &batch.logs).await?;
                     for (workflow, name, at) in &batch.marks {
                         mark_fired_tx(&mut tx, workflow, name, *at).await?;
+                    }
+                    for job in &batch.jobs {
+                        enqueue_tx(&mut tx, job).await?;
+                    }
+                    for done in &batch.completions {
+                        complete_tx(&mut tx, done).await?;
                     }
                     tx.commit().await?;
                     Ok(inserted)

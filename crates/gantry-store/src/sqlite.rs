@@ -73,10 +73,10 @@ crate::sql::sql_store!(
     sqlx::Sqlite,
     sqlx::sqlite::SqliteRow,
     "UPDATE jobs SET worker = $1, lease_until = $2, attempts = attempts + 1 \
-     WHERE id = (SELECT id FROM jobs WHERE completed_at IS NULL AND available_at <= $3 \
-                 AND (lease_until IS NULL OR lease_until <= $3) \
-                 ORDER BY available_at, id LIMIT 1) \
-     RETURNING id, run_id, step, payload, available_at, worker, lease_until, attempts, \
+     WHERE id IN (SELECT id FROM jobs WHERE pool = $4 AND completed_at IS NULL \
+                  AND available_at <= $3 AND (lease_until IS NULL OR lease_until <= $3) \
+                  ORDER BY available_at, id LIMIT $5) \
+     RETURNING id, pool, run_id, step, payload, available_at, worker, lease_until, attempts, \
                completed_at, result",
     // One writer connection: log appends commit in position order already.
     ""

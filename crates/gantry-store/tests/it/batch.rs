@@ -240,3 +240,53 @@ pub(crate) async fn many_events_in_one_batch_first_wins(db: &TestDb) {
         Err(StoreError::NotFound(_))
     ));
 }
+
+pub(crate) async fn batched_job_enqueues_and_completions(db: &TestDb) {
+    use crate::harness::{manual_run, t};
+    use gantry_store::{JobCompletion, Lease, NewJob};
+    let store = db.open().await;
+    manual_run(store.as_ref(), "r1", "wf", t(0)).await;
+    let writer = BatchWriter::start(Arc::clone(&store), BatchConfig::default());
+    let job = |id: &str, run: &str| NewJob {
+        id: id.to_owned(),
+        pool: "local".to_owned(),
+        run_id: run.to_owned(),
+        step: "s".to_owned(),
+        payload: serde_json::json!({"n": id}),
+        available_at: t(0),
+    };
+    let (a, b, bad) = tokio::join!(
+        writer.enqueue(job("a", "r1")),
+        writer.enqueue(job("b", "r1")),
+        writer.enqueue(job("c", "no-such-run")),
+    );
+    assert_eq!((&a, &b), (&Ok(()), &Ok(())));
+    assert!(matches!(bad, Err(StoreError::NotFound(_))), "{bad:?}");
+    let lease = Lease {
+        worker: "w".to_owned(),
+        duration: std::time::Duration::from_secs(10),
+        now: t(1),
+    };
+    let claimed = store.claim("local", &lease, 5).await.expect("claim");
+    assert_eq!(claimed.len(), 2);
+    let done = |id: &str, worker: &str, at| JobCompletion {
+        job_id: id.to_owned(),
+        worker: worker.to_owned(),
+        result: serde_json::json!({"by": worker}),
+        at,
+    };
+    // A completion by a worker that does not hold the lease is dropped, not an error, and does
+    // not sink the batch it shares.
+    let (a, b) = tokio::join!(
+        writer.complete_job(done("a", "w", t(2))),
+        writer.complete_job(done("b", "intruder", t(2))),
+    );
+    assert_eq!((a, b), (Ok(()), Ok(())));
+    let a = store.get_job("a").await.expect("a");
+    assert_eq!(
+        (a.completed_at, a.result),
+        (Some(t(2)), Some(serde_json::json!({"by": "w"})))
+    );
+    let b = store.get_job("b").await.expect("b");
+    assert_eq!((b.completed_at, b.worker.as_deref()), (None, Some("w")));
+}

@@ -146,3 +146,13 @@ pub(crate) async fn manual_run(store: &dyn Store, id: &str, workflow: &str, at: 
         .await
         .expect("create run");
 }
+
+/// Claims at most one job of the `default` pool.
+pub(crate) async fn claim_one(
+    store: &dyn Store,
+    lease: &gantry_store::Lease,
+) -> Result<Option<gantry_store::Job>, gantry_store::StoreError> {
+    let mut jobs = store.claim("default", lease, 1).await?;
+    assert!(jobs.len() <= 1, "claim returned more than its limit");
+    Ok(jobs.pop())
+}

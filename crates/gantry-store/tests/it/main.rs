@@ -64,6 +64,9 @@ conformance! {
     queue::heartbeat_and_complete,
     queue::expired_lease_puts_job_back_and_refuses_stale_worker,
     queue::concurrent_claims_are_exclusive,
+    queue::claims_take_many_from_one_pool_only,
+    queue::renewing_extends_every_live_lease_of_a_worker,
+    queue::abandoning_a_runs_jobs_ends_them_for_every_claimer,
     secrets::put_get_list_delete,
     api_keys::create_find_touch_list_revoke,
     triggers::ensure_is_stable_and_marks_move_forward,
@@ -73,6 +76,7 @@ conformance! {
     batch::batched_run_updates_and_step_changes,
     batch::batched_runs_ordered_writes_and_marks,
     batch::many_events_in_one_batch_first_wins,
+    batch::batched_job_enqueues_and_completions,
     restart::data_survives_reopen_and_migrations_are_idempotent,
 }
 

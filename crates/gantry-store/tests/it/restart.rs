@@ -5,7 +5,7 @@ use std::time::Duration;
 use gantry_store::{Lease, NewJob, NewWorkflowVersion, RunStatus, RunUpdate, StoreError};
 
 use crate::events::event;
-use crate::harness::{manual_run, t, TestDb};
+use crate::harness::{claim_one, manual_run, t, TestDb};
 
 pub(crate) async fn data_survives_reopen_and_migrations_are_idempotent(db: &TestDb) {
     let store = db.open().await;
@@ -30,6 +30,7 @@ pub(crate) async fn data_survives_reopen_and_migrations_are_idempotent(db: &Test
     store.update_run("r1", &running).await.expect("running");
     let job = NewJob {
         id: "j".to_owned(),
+        pool: "default".to_owned(),
         run_id: "r1".to_owned(),
         step: "s".to_owned(),
         payload: serde_json::json!({}),
@@ -41,8 +42,7 @@ pub(crate) async fn data_survives_reopen_and_migrations_are_idempotent(db: &Test
         duration: Duration::from_secs(10),
         now,
     };
-    store
-        .claim(&lease("before-crash", t(3)))
+    claim_one(store.as_ref(), &lease("before-crash", t(3)))
         .await
         .expect("claim")
         .expect("job");
@@ -69,10 +69,12 @@ pub(crate) async fn data_survives_reopen_and_migrations_are_idempotent(db: &Test
     store.ping().await.expect("ping after reopen");
 
     // The lease of the worker that died with the process still holds until it runs out...
-    assert_eq!(store.claim(&lease("after-restart", t(4))).await, Ok(None));
+    assert_eq!(
+        claim_one(store.as_ref(), &lease("after-restart", t(4))).await,
+        Ok(None)
+    );
     // ...then the job comes back, and the dead worker's late completion is refused.
-    let back = store
-        .claim(&lease("after-restart", t(13)))
+    let back = claim_one(store.as_ref(), &lease("after-restart", t(13)))
         .await
         .expect("claim")
         .expect("job back");
