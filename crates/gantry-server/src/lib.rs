@@ -19,6 +19,7 @@ pub mod api;
 pub mod apikey;
 mod cache;
 pub mod metadata;
+pub mod queue;
 pub mod runs;
 pub mod server;
 pub mod triggers;

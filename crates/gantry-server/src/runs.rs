@@ -695,8 +695,8 @@ impl RunService {
 impl RunService {
     /// After a restart: every run the store still shows queued or running was cut off by the
     /// stop (runs live in this process). Gantry's rule: such a run fails, its unfinished steps
-    /// fail with the reason, and whatever its steps left behind (containers, by label) is
-    /// removed. Returns how many runs were resolved.
+    /// fail with the reason, its jobs still in the queue are abandoned, and whatever its steps
+    /// left behind (containers, by label) is removed. Returns how many runs were resolved.
     pub async fn recover(&self) -> Result<usize, gantry_store::StoreError> {
         let mut cut_off = self.store.runs_in_status(RunStatus::Running).await?;
         cut_off.extend(self.store.runs_in_status(RunStatus::Queued).await?);
@@ -735,6 +735,11 @@ impl RunService {
                         ended_at: Some(now),
                     },
                 )
+                .await?;
+            // Its steps still in the job queue are no one's any more.
+            let abandoned = serde_json::json!({ "abandoned": reason });
+            self.store
+                .abandon_jobs(&summary.id, &abandoned, now)
                 .await?;
             remove_scratch(self.work_root.join(&summary.id)).await;
             match self.runtime.clean_up(Some(&summary.id)).await {

@@ -246,13 +246,24 @@ impl Server {
         let scratch = crate::workers::scratch_root(&config.data_dir, config.work_dir.as_deref());
         let workers = crate::workers::Workers::start(config.workers)
             .map_err(|e| ServerError::Serve(format!("cannot start the worker threads: {e}")))?;
-        let runtime: Arc<dyn StepRuntime> = Arc::new(crate::workers::Bounded::new(
-            runtime,
-            config.workers.max_parallel_steps,
-        ));
         // One group-commit writer for accepted events and every write of a run, so they share
         // transactions.
         let writes = gantry_store::BatchWriter::start(store.clone(), Default::default());
+        let owner = crate::triggers::container::TriggerContainers::owner_of(&config.data_dir);
+        // Steps go through the job queue; this server's workers claim them.
+        let pool = crate::queue::server_pool(&owner);
+        let runtime: Arc<dyn StepRuntime> = Arc::new(crate::queue::QueuedRuntime::start(
+            crate::queue::QueueSetup {
+                store: store.clone(),
+                writes: writes.clone(),
+                vault: vault.clone(),
+                runtime,
+                worker: crate::queue::worker_name(&pool),
+                pool,
+                max_parallel_steps: config.workers.max_parallel_steps,
+            },
+            workers.handle(),
+        ));
         let runs = Arc::new(crate::runs::RunService::new(
             store.clone(),
             writes.clone(),
@@ -282,7 +293,7 @@ impl Server {
                 vault: vault.clone(),
                 metadata_port: Some(metadata.port()),
                 root: config.data_dir.join("triggers"),
-                owner: crate::triggers::container::TriggerContainers::owner_of(&config.data_dir),
+                owner,
                 config: config.trigger_containers,
             },
         );

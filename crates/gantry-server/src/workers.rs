@@ -8,8 +8,9 @@
 //!
 //! Invariants: every run's driver, recorder and step runtime calls are spawned on
 //! [`Workers::handle`]; the request runtime only accepts, answers and writes. At most
-//! `max_parallel_steps` steps execute at once (a step waiting for a slot is `running` but has
-//! not started its program); approval steps and waits hold no slot.
+//! `max_parallel_steps` steps execute at once (they are claimed from the job queue,
+//! [`crate::queue`]; a step waiting there is `running` but has not started its program);
+//! approval steps and waits hold no slot.
 //!
 //! Scratch: each run gets a folder (its steps' `spec.json`, scripts and `outputs/`), removed
 //! when the run ends. Nothing in it needs to survive a crash (outputs are stored when a step
@@ -24,12 +25,8 @@
 //! from these threads, inherit that niceness; containers (started by the Docker engine) do not.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
-use gantry_engine::runtime::{BoxFuture, LogLine, StepJob, StepOutcome, StepRuntime};
 use tokio::runtime::{Handle, Runtime};
-use tokio::sync::{mpsc, Semaphore};
-use tokio_util::sync::CancellationToken;
 
 /// How the worker runtime is sized.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -177,135 +174,9 @@ fn lower_priority(nice: i32) {
 #[cfg(not(target_os = "linux"))]
 fn lower_priority(_nice: i32) {}
 
-/// A step runtime that lets at most `limit` steps execute at once.
-pub struct Bounded {
-    inner: Arc<dyn StepRuntime>,
-    slots: Arc<Semaphore>,
-}
-
-impl Bounded {
-    pub fn new(inner: Arc<dyn StepRuntime>, limit: usize) -> Bounded {
-        Bounded {
-            inner,
-            slots: Arc::new(Semaphore::new(limit.max(1))),
-        }
-    }
-}
-
-impl StepRuntime for Bounded {
-    fn name(&self) -> &'static str {
-        self.inner.name()
-    }
-
-    fn run(
-        &self,
-        job: StepJob,
-        logs: mpsc::Sender<LogLine>,
-        cancel: CancellationToken,
-    ) -> BoxFuture<'_, StepOutcome> {
-        Box::pin(async move {
-            let slot = tokio::select! {
-                slot = self.slots.acquire() => slot,
-                () = cancel.cancelled() => return StepOutcome::Cancelled,
-            };
-            let Ok(_slot) = slot else {
-                // The semaphore is never closed; treat it like a cancellation if it were.
-                return StepOutcome::Cancelled;
-            };
-            self.inner.run(job, logs, cancel).await
-        })
-    }
-
-    fn clean_up<'a>(&'a self, run_id: Option<&'a str>) -> BoxFuture<'a, Result<usize, String>> {
-        self.inner.clean_up(run_id)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use gantry_engine::runtime::Program;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::time::Duration;
-
-    /// Counts how many of its steps run at once; each takes a few milliseconds.
-    #[derive(Default)]
-    struct Counting {
-        now: AtomicUsize,
-        most: AtomicUsize,
-    }
-
-    impl StepRuntime for Counting {
-        fn name(&self) -> &'static str {
-            "counting"
-        }
-
-        fn run(
-            &self,
-            _job: StepJob,
-            _logs: mpsc::Sender<LogLine>,
-            _cancel: CancellationToken,
-        ) -> BoxFuture<'_, StepOutcome> {
-            Box::pin(async move {
-                let n = self.now.fetch_add(1, Ordering::SeqCst) + 1;
-                self.most.fetch_max(n, Ordering::SeqCst);
-                tokio::time::sleep(Duration::from_millis(5)).await;
-                self.now.fetch_sub(1, Ordering::SeqCst);
-                StepOutcome::Exited(0)
-            })
-        }
-
-        fn clean_up<'a>(&'a self, _: Option<&'a str>) -> BoxFuture<'a, Result<usize, String>> {
-            Box::pin(async { Ok(0) })
-        }
-    }
-
-    fn job(i: usize) -> StepJob {
-        StepJob {
-            run_id: format!("r{i}"),
-            step: "s".into(),
-            image: None,
-            program: Program::Script("true".into()),
-            env: Default::default(),
-            step_dir: std::env::temp_dir(),
-            metadata: None,
-        }
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn at_most_the_limit_of_steps_run_at_once() {
-        let counting = Arc::new(Counting::default());
-        let bounded = Arc::new(Bounded::new(counting.clone(), 3));
-        let tasks: Vec<_> = (0..20)
-            .map(|i| {
-                let bounded = bounded.clone();
-                tokio::spawn(async move {
-                    let (tx, _rx) = mpsc::channel(1);
-                    bounded.run(job(i), tx, CancellationToken::new()).await
-                })
-            })
-            .collect();
-        for t in tasks {
-            assert_eq!(t.await.unwrap(), StepOutcome::Exited(0));
-        }
-        assert_eq!(counting.most.load(Ordering::SeqCst), 3);
-    }
-
-    #[tokio::test]
-    async fn a_step_waiting_for_a_slot_can_be_cancelled() {
-        let counting = Arc::new(Counting::default());
-        let bounded = Bounded::new(counting.clone(), 1);
-        let _held = bounded.slots.clone().acquire_owned().await.unwrap();
-        let cancel = CancellationToken::new();
-        cancel.cancel();
-        let (tx, _rx) = mpsc::channel(1);
-        assert_eq!(
-            bounded.run(job(0), tx, cancel).await,
-            StepOutcome::Cancelled
-        );
-        assert_eq!(counting.most.load(Ordering::SeqCst), 0);
-    }
-
     #[test]
     fn an_explicit_scratch_folder_wins_and_the_default_is_per_data_directory() {
         let a = tempfile::tempdir().unwrap();

@@ -160,6 +160,8 @@ pub trait Store: Send + Sync {
         now: chrono::DateTime<chrono::Utc>,
     ) -> StoreFuture<'a, ()>;
     fn get_job<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Job>;
+    /// A run's jobs, oldest first: which worker executed each step, and how it ended.
+    fn run_jobs<'a>(&'a self, run_id: &'a str) -> StoreFuture<'a, Vec<Job>>;
 
     // ------------------------------------------------------------ secrets and connections
 

@@ -1106,6 +1106,19 @@ macro_rules! sql_store {
                 })
             }
 
+            fn run_jobs<'a>(&'a self, run_id: &'a str) -> StoreFuture<'a, Vec<Job>> {
+                Box::pin(async move {
+                    let sql = format!(
+                        "SELECT {JOB_COLS} FROM jobs WHERE run_id = $1 ORDER BY created_at, id"
+                    );
+                    let rows = sqlx::query(&sql)
+                        .bind(run_id)
+                        .fetch_all(&self.reader)
+                        .await?;
+                    rows.iter().map(job_from).collect()
+                })
+            }
+
             fn put_sealed<'a>(&'a self, value: &'a SealedValue) -> StoreFuture<'a, ()> {
                 Box::pin(async move {
                     sqlx::query(

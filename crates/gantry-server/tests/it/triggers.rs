@@ -83,7 +83,12 @@ impl Running {
             key,
             stop: Some(tx),
             task,
-            http: reqwest::Client::new(),
+            // A fresh connection per request: a refusal sent before the body is read (401, 413)
+            // closes the server's side, and a pooled client could reuse it in that instant.
+            http: reqwest::Client::builder()
+                .pool_max_idle_per_host(0)
+                .build()
+                .expect("http client"),
         }
     }
 

@@ -389,4 +389,10 @@ pub(crate) async fn abandoning_a_runs_jobs_ends_them_for_every_claimer(db: &Test
         ["other"]
     );
     assert_eq!(store.abandon_jobs("r1", &abandoned, t(5)).await, Ok(0));
+    let of_r1 = store.run_jobs("r1").await.expect("r1's jobs");
+    assert_eq!(
+        of_r1.iter().map(|j| j.id.as_str()).collect::<Vec<_>>(),
+        ["done", "leased", "queued"]
+    );
+    assert_eq!(store.run_jobs("nope").await, Ok(Vec::new()));
 }

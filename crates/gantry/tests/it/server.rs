@@ -314,4 +314,32 @@ fn kill_9_while_a_container_runs_then_restart_resolves_the_run() {
     );
     second.child.kill().unwrap();
     second.child.wait().unwrap();
+
+    // The step's job was claimed by the first server's worker, which died holding it: the
+    // restart completed it as abandoned, so no worker picks it up when the lease runs out.
+    let jobs = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            use gantry_store::Store as _;
+            let store =
+                gantry_store::SqliteStore::open(data.join(gantry_server::server::DATABASE_FILE))
+                    .await
+                    .expect("the data dir's database");
+            store.run_jobs(&id).await.expect("the run's jobs")
+        });
+    assert_eq!(jobs.len(), 1, "{jobs:?}");
+    assert_eq!(jobs[0].step, "long");
+    assert!(
+        jobs[0].attempts >= 1 && jobs[0].completed_at.is_some(),
+        "{jobs:?}"
+    );
+    let result = jobs[0].result.as_ref().expect("a result");
+    assert!(
+        result["abandoned"]
+            .as_str()
+            .is_some_and(|r| r.contains("server stopped")),
+        "{result}"
+    );
 }

@@ -1,0 +1,727 @@
+//! Steps go through the store's job queue: a run's driver enqueues each step as a job, and the
+//! server's workers claim jobs from the queue and execute them, so what executes a step is
+//! decoupled from what drives the run. Remote agents claim from the same queue, from pools of
+//! their own.
+//!
+//! Owns: the [`QueuedRuntime`] the engine's driver calls (it enqueues and waits), the dispatcher
+//! that claims this server's jobs, the lease renewals of the jobs it holds, and the job payload
+//! (the step, sealed with the vault: a step's environment and metadata token are secrets).
+//!
+//! Concurrency model: one dispatcher task claims as many jobs as it has free slots
+//! (`max_parallel_steps`) in one claim, and executes each on its own task holding a slot. An
+//! enqueue wakes it; it also polls, for jobs it did not see enqueued (a restart's leftovers). A
+//! step's log lines and outcome go back to the waiting driver in this process through an
+//! in-memory table keyed by job id; the job row records who ran it and how it ended.
+//! Enqueues and completions go through the group-commit writer with the run's bookkeeping.
+//!
+//! Pools: this server's jobs are in the pool `server-<owner>`, named after the data directory,
+//! stable across restarts and distinct between servers sharing a PostgreSQL database. A job
+//! claimed here with no driver waiting for it (its run was cancelled, or cut off by a crash) is
+//! completed as abandoned; [`crate::runs::RunService::recover`] abandons a cut-off run's jobs.
+//!
+//! Invariants: a step waiting in the queue holds no slot and can be cancelled; at most
+//! `max_parallel_steps` steps execute at once; no secret is stored in plain in a job.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use chrono::Utc;
+use gantry_engine::runtime::{
+    BoxFuture, LogLine, MetadataEndpoint, Program, StepJob, StepOutcome, StepRuntime,
+};
+use gantry_store::{BatchWriter, Job, JobCompletion, Lease, NewJob, Store};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use tokio::sync::{mpsc, oneshot, Notify, OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
+
+use crate::vault::{Sealed, Vault};
+
+/// How long a claim holds a job before another claimer may take it.
+const LEASE: Duration = Duration::from_secs(60);
+/// How often the leases of running jobs are renewed.
+const RENEW_EVERY: Duration = Duration::from_secs(20);
+/// How often the dispatcher looks for jobs nobody told it about.
+const POLL_EVERY: Duration = Duration::from_secs(2);
+
+/// What the queue needs.
+pub struct QueueSetup {
+    pub store: Arc<dyn Store>,
+    pub writes: BatchWriter,
+    pub vault: Arc<Vault>,
+    /// What executes a claimed step.
+    pub runtime: Arc<dyn StepRuntime>,
+    /// The pool this server's steps go to and its workers claim from.
+    pub pool: String,
+    /// This process's name on its leases.
+    pub worker: String,
+    pub max_parallel_steps: usize,
+}
+
+/// The pool a server with this data directory owner (see `TriggerContainers::owner_of`) uses.
+pub fn server_pool(owner: &str) -> String {
+    format!("server-{owner}")
+}
+
+/// A process-unique worker name: the pool, the process id and random bits.
+pub fn worker_name(pool: &str) -> String {
+    let mut bytes = [0u8; 4];
+    // Uniqueness across processes only; the pid already differs between live processes.
+    let _ = getrandom::getrandom(&mut bytes);
+    let tag: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{pool}/{}-{tag}", std::process::id())
+}
+
+/// A driver waiting for its step, or the step executing here.
+enum Waiter {
+    Queued {
+        logs: mpsc::Sender<LogLine>,
+        cancel: CancellationToken,
+        outcome: oneshot::Sender<StepOutcome>,
+    },
+    Running,
+}
+
+struct Queue {
+    setup: QueueSetup,
+    slots: Arc<Semaphore>,
+    waiters: Mutex<HashMap<String, Waiter>>,
+    wake: Notify,
+}
+
+/// The step runtime the driver calls: each step becomes a job of the server's pool.
+#[derive(Clone)]
+pub struct QueuedRuntime {
+    queue: Arc<Queue>,
+}
+
+impl QueuedRuntime {
+    /// Starts the dispatcher and the lease renewals on `workers` (where steps execute).
+    pub fn start(setup: QueueSetup, workers: &tokio::runtime::Handle) -> QueuedRuntime {
+        let slots = Arc::new(Semaphore::new(setup.max_parallel_steps.max(1)));
+        let queue = Arc::new(Queue {
+            setup,
+            slots,
+            waiters: Mutex::new(HashMap::new()),
+            wake: Notify::new(),
+        });
+        workers.spawn(dispatch(Arc::clone(&queue)));
+        workers.spawn(renew(Arc::downgrade(&queue)));
+        QueuedRuntime { queue }
+    }
+}
+
+impl StepRuntime for QueuedRuntime {
+    fn name(&self) -> &'static str {
+        self.queue.setup.runtime.name()
+    }
+
+    fn run(
+        &self,
+        job: StepJob,
+        logs: mpsc::Sender<LogLine>,
+        cancel: CancellationToken,
+    ) -> BoxFuture<'_, StepOutcome> {
+        Box::pin(self.queue.clone().submit(job, logs, cancel))
+    }
+
+    fn clean_up<'a>(&'a self, run_id: Option<&'a str>) -> BoxFuture<'a, Result<usize, String>> {
+        self.queue.setup.runtime.clean_up(run_id)
+    }
+}
+
+impl Queue {
+    fn waiters(&self) -> std::sync::MutexGuard<'_, HashMap<String, Waiter>> {
+        self.waiters.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    async fn submit(
+        self: Arc<Self>,
+        step: StepJob,
+        logs: mpsc::Sender<LogLine>,
+        cancel: CancellationToken,
+    ) -> StepOutcome {
+        let id = match gantry_store::new_id() {
+            Ok(id) => id,
+            Err(e) => return StepOutcome::FailedToStart(format!("the job queue failed: {e}")),
+        };
+        let payload = match seal_payload(&self.setup.vault, &id, &step) {
+            Ok(p) => p,
+            Err(message) => return StepOutcome::FailedToStart(message),
+        };
+        let (outcome, answer) = oneshot::channel();
+        self.waiters().insert(
+            id.clone(),
+            Waiter::Queued {
+                logs,
+                cancel: cancel.clone(),
+                outcome,
+            },
+        );
+        let job = NewJob {
+            id: id.clone(),
+            pool: self.setup.pool.clone(),
+            run_id: step.run_id.clone(),
+            step: step.step.clone(),
+            payload,
+            available_at: Utc::now(),
+        };
+        if let Err(e) = self.setup.writes.enqueue(job).await {
+            self.waiters().remove(&id);
+            return StepOutcome::FailedToStart(format!("the job queue failed: {e}"));
+        }
+        self.wake.notify_one();
+        let mut answer = answer;
+        tokio::select! {
+            outcome = &mut answer => outcome.unwrap_or_else(|_| stopped()),
+            () = cancel.cancelled() => {
+                // Still waiting in the queue: give up the job (a claim of it finds nobody
+                // waiting and abandons it). Executing: the runtime sees the same token.
+                let queued = {
+                    let mut waiters = self.waiters();
+                    match waiters.get(&id) {
+                        Some(Waiter::Queued { .. }) => waiters.remove(&id).is_some(),
+                        _ => false,
+                    }
+                };
+                if queued {
+                    StepOutcome::Cancelled
+                } else {
+                    answer.await.unwrap_or_else(|_| stopped())
+                }
+            }
+        }
+    }
+
+    /// Executes a claimed job while holding `slot`.
+    async fn execute(self: Arc<Self>, job: Job, slot: OwnedSemaphorePermit) {
+        let waiting = {
+            let mut waiters = self.waiters();
+            match waiters.get(&job.id) {
+                // Claimed again after its lease lapsed while it still executes here.
+                Some(Waiter::Running) => return,
+                Some(Waiter::Queued { .. }) => waiters.insert(job.id.clone(), Waiter::Running),
+                None => None,
+            }
+        };
+        let Some(Waiter::Queued {
+            logs,
+            cancel,
+            outcome,
+        }) = waiting
+        else {
+            drop(slot);
+            self.complete(
+                &job,
+                json!({"abandoned": "nobody waits for this step any more"}),
+            )
+            .await;
+            return;
+        };
+        let result = match open_payload(&self.setup.vault, &job) {
+            Ok(step) => self.setup.runtime.run(step, logs, cancel).await,
+            Err(message) => StepOutcome::FailedToStart(message),
+        };
+        drop(slot);
+        self.waiters().remove(&job.id);
+        let recorded = outcome_json(&result);
+        // The driver may have stopped waiting (its run was torn down); the job still ends.
+        let _ = outcome.send(result);
+        self.complete(&job, recorded).await;
+    }
+
+    async fn complete(&self, job: &Job, result: Value) {
+        let done = JobCompletion {
+            job_id: job.id.clone(),
+            worker: self.setup.worker.clone(),
+            result,
+            at: Utc::now(),
+        };
+        if let Err(e) = self.setup.writes.complete_job(done).await {
+            tracing::warn!(job = %job.id, run = %job.run_id, error = %e, "could not record a job's end");
+        }
+    }
+
+    fn lease(&self) -> Lease {
+        Lease {
+            worker: self.setup.worker.clone(),
+            duration: LEASE,
+            now: Utc::now(),
+        }
+    }
+}
+
+fn stopped() -> StepOutcome {
+    StepOutcome::FailedToStart("the worker executing this step stopped".to_owned())
+}
+
+/// Claims jobs while there are free slots, and executes each on its own task.
+async fn dispatch(queue: Arc<Queue>) {
+    loop {
+        let Ok(first) = Arc::clone(&queue.slots).acquire_owned().await else {
+            return;
+        };
+        let want = 1 + queue.slots.available_permits();
+        let want = u32::try_from(want).unwrap_or(u32::MAX);
+        let claimed = queue
+            .setup
+            .store
+            .claim(&queue.setup.pool, &queue.lease(), want)
+            .await;
+        let jobs = match claimed {
+            Ok(jobs) => jobs,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not claim jobs; trying again");
+                drop(first);
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        if jobs.is_empty() {
+            drop(first);
+            tokio::select! {
+                () = queue.wake.notified() => {}
+                () = tokio::time::sleep(POLL_EVERY) => {}
+            }
+            continue;
+        }
+        let mut first = Some(first);
+        for job in jobs {
+            // Only this task takes slots, so the ones counted above are still free.
+            let slot = match first.take() {
+                Some(slot) => slot,
+                None => match Arc::clone(&queue.slots).acquire_owned().await {
+                    Ok(slot) => slot,
+                    Err(_) => return,
+                },
+            };
+            tokio::spawn(Arc::clone(&queue).execute(job, slot));
+        }
+    }
+}
+
+/// Renews the leases of the jobs executing here, until the queue is gone.
+async fn renew(queue: std::sync::Weak<Queue>) {
+    loop {
+        tokio::time::sleep(RENEW_EVERY).await;
+        let Some(queue) = queue.upgrade() else {
+            return;
+        };
+        let running = queue
+            .waiters()
+            .values()
+            .any(|w| matches!(w, Waiter::Running));
+        if running {
+            if let Err(e) = queue.setup.store.renew_leases(&queue.lease()).await {
+                tracing::warn!(error = %e, "could not renew the leases of running steps");
+            }
+        }
+    }
+}
+
+/// How a job ended, as stored in its row.
+fn outcome_json(outcome: &StepOutcome) -> Value {
+    match outcome {
+        StepOutcome::Exited(code) => json!({"exited": code}),
+        StepOutcome::FailedToStart(message) => json!({"failed_to_start": message}),
+        StepOutcome::Cancelled => json!({"cancelled": true}),
+    }
+}
+
+/// A step as a job carries it; sealed whole (its environment and token are secrets).
+#[derive(Debug, Serialize, Deserialize)]
+struct StepPayload {
+    run_id: String,
+    step: String,
+    image: Option<String>,
+    program: ProgramPayload,
+    env: BTreeMap<String, String>,
+    step_dir: PathBuf,
+    metadata: Option<(u16, String)>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum ProgramPayload {
+    Script(String),
+    InputFile {
+        reference: String,
+        base_dir: PathBuf,
+    },
+    Command {
+        command: Option<String>,
+        args: Vec<String>,
+    },
+}
+
+fn job_binding(id: &str) -> String {
+    format!("job/{id}")
+}
+
+/// The job's payload: the image in plain (what a claimer may select on), the step sealed.
+fn seal_payload(vault: &Vault, id: &str, step: &StepJob) -> Result<Value, String> {
+    let payload = StepPayload {
+        run_id: step.run_id.clone(),
+        step: step.step.clone(),
+        image: step.image.clone(),
+        program: match &step.program {
+            Program::Script(s) => ProgramPayload::Script(s.clone()),
+            Program::InputFile {
+                reference,
+                base_dir,
+            } => ProgramPayload::InputFile {
+                reference: reference.clone(),
+                base_dir: base_dir.clone(),
+            },
+            Program::Command { command, args } => ProgramPayload::Command {
+                command: command.clone(),
+                args: args.clone(),
+            },
+        },
+        env: step.env.clone(),
+        step_dir: step.step_dir.clone(),
+        metadata: step.metadata.as_ref().map(|m| (m.port, m.token.clone())),
+    };
+    let plain = serde_json::to_vec(&payload).map_err(|e| format!("the job queue failed: {e}"))?;
+    let sealed = vault
+        .seal(&job_binding(id), &plain)
+        .map_err(|e| format!("the job queue failed: {e}"))?;
+    Ok(json!({
+        "image": step.image,
+        "sealed": {
+            "key_id": sealed.key_id,
+            "nonce": STANDARD.encode(&sealed.nonce),
+            "ciphertext": STANDARD.encode(&sealed.ciphertext),
+        },
+    }))
+}
+
+/// The step a claimed job carries. The message names no value.
+fn open_payload(vault: &Vault, job: &Job) -> Result<StepJob, String> {
+    let bad = || format!("job {} has an unreadable payload", job.id);
+    let sealed = job.payload.get("sealed").ok_or_else(bad)?;
+    let field = |name: &str| {
+        sealed
+            .get(name)
+            .and_then(Value::as_str)
+            .ok_or_else(bad)
+            .map(str::to_owned)
+    };
+    let decode = |name: &str| STANDARD.decode(field(name)?).map_err(|_| bad());
+    let sealed = Sealed {
+        key_id: field("key_id")?,
+        nonce: decode("nonce")?,
+        ciphertext: decode("ciphertext")?,
+    };
+    let plain = vault
+        .open(&job_binding(&job.id), &sealed)
+        .map_err(|_| format!("job {} cannot be opened with this server's keys", job.id))?;
+    let payload: StepPayload = serde_json::from_slice(&plain).map_err(|_| bad())?;
+    Ok(StepJob {
+        run_id: payload.run_id,
+        step: payload.step,
+        image: payload.image,
+        program: match payload.program {
+            ProgramPayload::Script(s) => Program::Script(s),
+            ProgramPayload::InputFile {
+                reference,
+                base_dir,
+            } => Program::InputFile {
+                reference,
+                base_dir,
+            },
+            ProgramPayload::Command { command, args } => Program::Command { command, args },
+        },
+        env: payload.env,
+        step_dir: payload.step_dir,
+        metadata: payload
+            .metadata
+            .map(|(port, token)| MetadataEndpoint { port, token }),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gantry_store::{NewRun, RunOrigin, SqliteStore};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// Counts how many of its steps run at once; each runs until released or cancelled.
+    struct Gate {
+        now: AtomicUsize,
+        most: AtomicUsize,
+        started: AtomicUsize,
+        open: tokio::sync::Semaphore,
+    }
+
+    impl Gate {
+        fn new() -> Arc<Gate> {
+            Arc::new(Gate {
+                now: AtomicUsize::new(0),
+                most: AtomicUsize::new(0),
+                started: AtomicUsize::new(0),
+                open: tokio::sync::Semaphore::new(0),
+            })
+        }
+    }
+
+    impl StepRuntime for Gate {
+        fn name(&self) -> &'static str {
+            "gate"
+        }
+
+        fn run(
+            &self,
+            job: StepJob,
+            logs: mpsc::Sender<LogLine>,
+            cancel: CancellationToken,
+        ) -> BoxFuture<'_, StepOutcome> {
+            Box::pin(async move {
+                let n = self.now.fetch_add(1, Ordering::SeqCst) + 1;
+                self.most.fetch_max(n, Ordering::SeqCst);
+                self.started.fetch_add(1, Ordering::SeqCst);
+                let _ = logs
+                    .send(LogLine {
+                        step: job.step.clone(),
+                        stream: gantry_engine::runtime::LogStream::Stdout,
+                        line: format!("env has {} values", job.env.len()),
+                    })
+                    .await;
+                let outcome = tokio::select! {
+                    permit = self.open.acquire() => {
+                        permit.expect("gate").forget();
+                        StepOutcome::Exited(0)
+                    }
+                    () = cancel.cancelled() => StepOutcome::Cancelled,
+                };
+                self.now.fetch_sub(1, Ordering::SeqCst);
+                outcome
+            })
+        }
+
+        fn clean_up<'a>(&'a self, _: Option<&'a str>) -> BoxFuture<'a, Result<usize, String>> {
+            Box::pin(async { Ok(0) })
+        }
+    }
+
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        store: Arc<dyn Store>,
+        queue: QueuedRuntime,
+    }
+
+    async fn fixture(inner: Arc<dyn StepRuntime>, slots: usize, runs: usize) -> Fixture {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store: Arc<dyn Store> = Arc::new(
+            SqliteStore::open(dir.path().join("gantry.db"))
+                .await
+                .expect("store"),
+        );
+        for i in 0..runs {
+            store
+                .create_run(&NewRun {
+                    id: format!("r{i}"),
+                    workflow: "wf".into(),
+                    workflow_version: 1,
+                    parameters: json!({}),
+                    origin: RunOrigin::Manual,
+                    created_at: Utc::now(),
+                })
+                .await
+                .expect("run");
+        }
+        let vault = Arc::new(Vault::load(dir.path(), None).expect("vault"));
+        let writes = BatchWriter::start(store.clone(), Default::default());
+        let queue = QueuedRuntime::start(
+            QueueSetup {
+                store: store.clone(),
+                writes,
+                vault,
+                runtime: inner,
+                pool: "server-test".into(),
+                worker: worker_name("server-test"),
+                max_parallel_steps: slots,
+            },
+            &tokio::runtime::Handle::current(),
+        );
+        Fixture {
+            _dir: dir,
+            store,
+            queue,
+        }
+    }
+
+    fn step(run: usize, program: Program, env: &[(&str, &str)]) -> StepJob {
+        StepJob {
+            run_id: format!("r{run}"),
+            step: "s".into(),
+            image: Some("busybox".into()),
+            program,
+            env: env
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            step_dir: std::env::temp_dir(),
+            metadata: Some(MetadataEndpoint {
+                port: 1,
+                token: "step-token-value".into(),
+            }),
+        }
+    }
+
+    /// Waits until run `r{run}` has `n` completed jobs; returns all its jobs.
+    async fn completed_jobs(store: &dyn Store, run: usize, n: usize) -> Vec<Job> {
+        for _ in 0..250 {
+            let jobs = store.run_jobs(&format!("r{run}")).await.expect("jobs");
+            if jobs.iter().filter(|j| j.completed_at.is_some()).count() >= n {
+                return jobs;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("run r{run} has fewer than {n} completed jobs");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_step_runs_through_the_queue_and_its_job_records_how_it_ended() {
+        let f = fixture(Arc::new(gantry_runtime::ProcessRuntime::new()), 4, 1).await;
+        let (tx, mut rx) = mpsc::channel(16);
+        let outcome = f
+            .queue
+            .run(
+                step(
+                    0,
+                    Program::Script("echo \"hello $WHO\"\nexit 3".into()),
+                    &[("WHO", "queue"), ("API_TOKEN", "s3cret-value")],
+                ),
+                tx,
+                CancellationToken::new(),
+            )
+            .await;
+        assert_eq!(outcome, StepOutcome::Exited(3));
+        let line = rx.recv().await.expect("a log line");
+        assert_eq!(line.line, "hello queue");
+
+        // The job row: this server's pool and worker, the outcome, no secret in plain.
+        let jobs = completed_jobs(f.store.as_ref(), 0, 1).await;
+        let job = &jobs[0];
+        assert_eq!(job.pool, "server-test");
+        assert!(job.worker.as_deref().unwrap().starts_with("server-test/"));
+        assert_eq!(job.result, Some(json!({"exited": 3})));
+        assert_eq!((job.run_id.as_str(), job.step.as_str()), ("r0", "s"));
+        let stored = job.payload.to_string();
+        for secret in ["s3cret-value", "step-token-value", "hello"] {
+            assert!(!stored.contains(secret), "{secret} in {stored}");
+        }
+        assert_eq!(job.payload["image"], "busybox");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn at_most_the_limit_of_steps_execute_at_once() {
+        let gate = Gate::new();
+        let f = fixture(gate.clone(), 3, 12).await;
+        let tasks: Vec<_> = (0..12)
+            .map(|i| {
+                let queue = f.queue.clone();
+                tokio::spawn(async move {
+                    let (tx, _rx) = mpsc::channel(4);
+                    let job = step(i, Program::Script("true".into()), &[]);
+                    queue.run(job, tx, CancellationToken::new()).await
+                })
+            })
+            .collect();
+        // Let steps through one at a time; three are always in hand, never more.
+        for released in 0..12 {
+            while gate.started.load(Ordering::SeqCst) < (released + 3).min(12) {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            assert!(gate.now.load(Ordering::SeqCst) <= 3);
+            gate.open.add_permits(1);
+        }
+        for t in tasks {
+            assert_eq!(t.await.unwrap(), StepOutcome::Exited(0));
+        }
+        assert_eq!(gate.most.load(Ordering::SeqCst), 3);
+        for run in 0..12 {
+            let jobs = completed_jobs(f.store.as_ref(), run, 1).await;
+            assert_eq!(jobs[0].result, Some(json!({"exited": 0})));
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_queued_or_running_step_can_be_cancelled_and_its_job_ends() {
+        let gate = Gate::new();
+        let f = fixture(gate.clone(), 1, 2).await;
+        // r0 holds the only slot; r1 waits in the queue.
+        let running = CancellationToken::new();
+        let first = tokio::spawn({
+            let (queue, cancel) = (f.queue.clone(), running.clone());
+            async move {
+                let (tx, _rx) = mpsc::channel(4);
+                let job = step(0, Program::Script("true".into()), &[]);
+                queue.run(job, tx, cancel).await
+            }
+        });
+        while gate.started.load(Ordering::SeqCst) < 1 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let queued = CancellationToken::new();
+        let second = tokio::spawn({
+            let (queue, cancel) = (f.queue.clone(), queued.clone());
+            async move {
+                let (tx, _rx) = mpsc::channel(4);
+                let job = step(1, Program::Script("true".into()), &[]);
+                queue.run(job, tx, cancel).await
+            }
+        });
+        // Enqueued (durably) before it is cancelled.
+        while f.store.run_jobs("r1").await.expect("jobs").is_empty() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        queued.cancel();
+        assert_eq!(second.await.unwrap(), StepOutcome::Cancelled);
+        running.cancel();
+        assert_eq!(first.await.unwrap(), StepOutcome::Cancelled);
+        assert_eq!(gate.started.load(Ordering::SeqCst), 1, "r1 never executed");
+
+        let r0 = completed_jobs(f.store.as_ref(), 0, 1).await;
+        assert_eq!(r0[0].result, Some(json!({"cancelled": true})));
+        // The slot is free again: r1's job is claimed, found without a waiter, abandoned.
+        let r1 = completed_jobs(f.store.as_ref(), 1, 1).await;
+        assert!(r1[0].result.as_ref().unwrap().get("abandoned").is_some());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_job_sealed_for_another_binding_is_refused_without_its_content() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let vault = Vault::load(dir.path(), None).expect("vault");
+        let step = step(0, Program::Script("true".into()), &[("K", "s3cret-value")]);
+        let payload = seal_payload(&vault, "job-a", &step).expect("seal");
+        let job = |id: &str, payload: Value| Job {
+            id: id.into(),
+            pool: "p".into(),
+            run_id: "r0".into(),
+            step: "s".into(),
+            payload,
+            available_at: Utc::now(),
+            worker: None,
+            lease_until: None,
+            attempts: 1,
+            completed_at: None,
+            result: None,
+        };
+        let opened = open_payload(&vault, &job("job-a", payload.clone())).expect("open");
+        assert_eq!(opened, step);
+        // Moved to another job id: refused, the message names no value.
+        let moved = open_payload(&vault, &job("job-b", payload)).unwrap_err();
+        assert!(
+            moved.contains("cannot be opened") && !moved.contains("s3cret"),
+            "{moved}"
+        );
+        let garbled = open_payload(&vault, &job("job-a", json!({"sealed": 1}))).unwrap_err();
+        assert!(garbled.contains("unreadable payload"), "{garbled}");
+    }
+}
