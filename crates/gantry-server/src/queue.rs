@@ -7,12 +7,17 @@
 //! that claims this server's jobs, the lease renewals of the jobs it holds, and the job payload
 //! (the step, sealed with the vault: a step's environment and metadata token are secrets).
 //!
-//! Concurrency model: one dispatcher task claims as many jobs as it has free slots
-//! (`max_parallel_steps`) in one claim, and executes each on its own task holding a slot. An
-//! enqueue wakes it; it also polls, for jobs it did not see enqueued (a restart's leftovers). A
+//! Concurrency model: a step submitted while a slot (of `max_parallel_steps`) is free is
+//! enqueued already claimed by this worker and executes at once: the enqueue is the claim.
+//! Otherwise its job waits in the queue, and one dispatcher task claims up to twice as many
+//! jobs as there are slots (claimed, not finished), in one claim, and executes each on its own
+//! task once it has a slot. An enqueue wakes it; it also polls, for jobs it did not see
+//! enqueued (a restart's leftovers). The enqueue is written behind: the step does not wait for
+//! its commit, and the writer commits it before any later claim or completion of it. A
 //! step's log lines and outcome go back to the waiting driver in this process through an
 //! in-memory table keyed by job id; the job row records who ran it and how it ended.
-//! Enqueues and completions go through the group-commit writer with the run's bookkeeping.
+//! Enqueues, claims and completions go through the group-commit writer with the run's
+//! bookkeeping.
 //!
 //! Pools: this server's jobs are in the pool `server-<owner>`, named after the data directory,
 //! stable across restarts and distinct between servers sharing a PostgreSQL database. A job
@@ -24,6 +29,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -33,7 +39,7 @@ use chrono::Utc;
 use gantry_engine::runtime::{
     BoxFuture, LogLine, MetadataEndpoint, Program, StepJob, StepOutcome, StepRuntime,
 };
-use gantry_store::{BatchWriter, Job, JobCompletion, Lease, NewJob, Store};
+use gantry_store::{BatchWriter, Claim, Job, JobCompletion, Lease, NewJob, Store};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, oneshot, Notify, OwnedSemaphorePermit, Semaphore};
@@ -88,9 +94,15 @@ enum Waiter {
 
 struct Queue {
     setup: QueueSetup,
+    /// Steps executing.
     slots: Arc<Semaphore>,
+    /// Jobs claimed by this server and not finished: twice the slots.
+    tickets: Arc<Semaphore>,
     waiters: Mutex<HashMap<String, Waiter>>,
     wake: Notify,
+    /// Jobs enqueued here unclaimed and not claimed since (saturating at zero: a claim also
+    /// finds jobs a previous process left).
+    backlog: AtomicUsize,
 }
 
 /// The step runtime the driver calls: each step becomes a job of the server's pool.
@@ -103,11 +115,14 @@ impl QueuedRuntime {
     /// Starts the dispatcher and the lease renewals on `workers` (where steps execute).
     pub fn start(setup: QueueSetup, workers: &tokio::runtime::Handle) -> QueuedRuntime {
         let slots = Arc::new(Semaphore::new(setup.max_parallel_steps.max(1)));
+        let tickets = Arc::new(Semaphore::new(2 * setup.max_parallel_steps.max(1)));
         let queue = Arc::new(Queue {
             setup,
             slots,
+            tickets,
             waiters: Mutex::new(HashMap::new()),
             wake: Notify::new(),
+            backlog: AtomicUsize::new(0),
         });
         workers.spawn(dispatch(Arc::clone(&queue)));
         workers.spawn(renew(Arc::downgrade(&queue)));
@@ -162,6 +177,17 @@ impl Queue {
                 outcome,
             },
         );
+        // A free slot now, and no step waiting ahead: the enqueue is also the claim, and the
+        // step executes at once. Otherwise the job waits in the queue for the dispatcher.
+        let held = if self.backlog.load(Ordering::SeqCst) == 0 {
+            self.take_free()
+        } else {
+            None
+        };
+        if held.is_none() {
+            self.backlog.fetch_add(1, Ordering::SeqCst);
+        }
+        let lease = held.as_ref().map(|_| self.lease());
         let job = NewJob {
             id: id.clone(),
             pool: self.setup.pool.clone(),
@@ -169,18 +195,51 @@ impl Queue {
             step: step.step.clone(),
             payload,
             available_at: Utc::now(),
+            claimed: lease.clone(),
         };
-        if let Err(e) = self.setup.writes.enqueue(job).await {
-            self.waiters().remove(&id);
-            return StepOutcome::FailedToStart(format!("the job queue failed: {e}"));
+        let claimed = lease.map(|lease| Job {
+            id: job.id.clone(),
+            pool: job.pool.clone(),
+            run_id: job.run_id.clone(),
+            step: job.step.clone(),
+            payload: job.payload.clone(),
+            available_at: job.available_at,
+            worker: Some(lease.worker),
+            lease_until: None,
+            attempts: 1,
+            completed_at: None,
+            result: None,
+        });
+        // In line on the writer: the dispatcher's claim and the job's completion are queued
+        // after it, so they see it committed; the step need not wait for the commit.
+        let committed = match self.setup.writes.enqueue_behind(job).await {
+            Ok(committed) => committed,
+            Err(e) => {
+                self.waiters().remove(&id);
+                if claimed.is_none() {
+                    self.backlog.fetch_sub(1, Ordering::SeqCst);
+                }
+                return StepOutcome::FailedToStart(format!("the job queue failed: {e}"));
+            }
+        };
+        let run_id = step.run_id.clone();
+        tokio::spawn(async move {
+            if let Err(e) = committed.await {
+                tracing::warn!(run = %run_id, error = %e, "a step's job could not be recorded");
+            }
+        });
+        match (claimed, held) {
+            (Some(job), Some((ticket, slot))) => {
+                tokio::spawn(Arc::clone(&self).execute(job, ticket, Some(slot)));
+            }
+            _ => self.wake.notify_one(),
         }
-        self.wake.notify_one();
         let mut answer = answer;
         tokio::select! {
             outcome = &mut answer => outcome.unwrap_or_else(|_| stopped()),
             () = cancel.cancelled() => {
-                // Still waiting in the queue: give up the job (a claim of it finds nobody
-                // waiting and abandons it). Executing: the runtime sees the same token.
+                // Not executing yet: give up the job (a claim of it finds nobody waiting and
+                // abandons it). Executing: the runtime sees the same token.
                 let queued = {
                     let mut waiters = self.waiters();
                     match waiters.get(&id) {
@@ -197,8 +256,21 @@ impl Queue {
         }
     }
 
-    /// Executes a claimed job while holding `slot`.
-    async fn execute(self: Arc<Self>, job: Job, slot: OwnedSemaphorePermit) {
+    /// A ticket and a slot, if both are free now.
+    fn take_free(&self) -> Option<(OwnedSemaphorePermit, OwnedSemaphorePermit)> {
+        let ticket = Arc::clone(&self.tickets).try_acquire_owned().ok()?;
+        let slot = Arc::clone(&self.slots).try_acquire_owned().ok()?;
+        Some((ticket, slot))
+    }
+
+    /// Executes a claimed job: waits for a slot unless given one, and holds `ticket` (this
+    /// server's bound on jobs claimed and not finished) until it ends.
+    async fn execute(
+        self: Arc<Self>,
+        job: Job,
+        ticket: OwnedSemaphorePermit,
+        slot: Option<OwnedSemaphorePermit>,
+    ) {
         let waiting = {
             let mut waiters = self.waiters();
             match waiters.get(&job.id) {
@@ -214,7 +286,7 @@ impl Queue {
             outcome,
         }) = waiting
         else {
-            drop(slot);
+            drop((ticket, slot));
             self.complete(
                 &job,
                 json!({"abandoned": "nobody waits for this step any more"}),
@@ -222,11 +294,21 @@ impl Queue {
             .await;
             return;
         };
-        let result = match open_payload(&self.setup.vault, &job) {
-            Ok(step) => self.setup.runtime.run(step, logs, cancel).await,
-            Err(message) => StepOutcome::FailedToStart(message),
+        let slot = match slot {
+            Some(slot) => Some(slot),
+            None => tokio::select! {
+                slot = Arc::clone(&self.slots).acquire_owned() => slot.ok(),
+                () = cancel.cancelled() => None,
+            },
         };
-        drop(slot);
+        let result = match slot {
+            None => StepOutcome::Cancelled,
+            Some(_) => match open_payload(&self.setup.vault, &job) {
+                Ok(step) => self.setup.runtime.run(step, logs, cancel).await,
+                Err(message) => StepOutcome::FailedToStart(message),
+            },
+        };
+        drop((ticket, slot));
         self.waiters().remove(&job.id);
         let recorded = outcome_json(&result);
         // The driver may have stopped waiting (its run was torn down); the job still ends.
@@ -259,18 +341,26 @@ fn stopped() -> StepOutcome {
     StepOutcome::FailedToStart("the worker executing this step stopped".to_owned())
 }
 
-/// Claims jobs while there are free slots, and executes each on its own task.
+/// Claims jobs while there are free tickets, and executes each on its own task, which waits
+/// for a slot. Claiming ahead of free slots (up to two tickets per slot) keeps slots busy
+/// while a claim is in flight.
 async fn dispatch(queue: Arc<Queue>) {
     loop {
-        let Ok(first) = Arc::clone(&queue.slots).acquire_owned().await else {
+        let Ok(first) = Arc::clone(&queue.tickets).acquire_owned().await else {
             return;
         };
-        let want = 1 + queue.slots.available_permits();
+        let want = 1 + queue.tickets.available_permits();
         let want = u32::try_from(want).unwrap_or(u32::MAX);
+        // Through the group-commit writer: a claim shares its transaction (and fsync) with
+        // the enqueues, completions and run bookkeeping waiting beside it.
         let claimed = queue
             .setup
-            .store
-            .claim(&queue.setup.pool, &queue.lease(), want)
+            .writes
+            .claim(Claim {
+                pool: queue.setup.pool.clone(),
+                lease: queue.lease(),
+                limit: want,
+            })
             .await;
         let jobs = match claimed {
             Ok(jobs) => jobs,
@@ -289,17 +379,23 @@ async fn dispatch(queue: Arc<Queue>) {
             }
             continue;
         }
+        let n = jobs.len();
+        let _ = queue
+            .backlog
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |b| {
+                Some(b.saturating_sub(n))
+            });
         let mut first = Some(first);
         for job in jobs {
-            // Only this task takes slots, so the ones counted above are still free.
-            let slot = match first.take() {
-                Some(slot) => slot,
-                None => match Arc::clone(&queue.slots).acquire_owned().await {
-                    Ok(slot) => slot,
+            // Submitters take tickets too (while the backlog is empty): wait if need be.
+            let ticket = match first.take() {
+                Some(ticket) => ticket,
+                None => match Arc::clone(&queue.tickets).acquire_owned().await {
+                    Ok(ticket) => ticket,
                     Err(_) => return,
                 },
             };
-            tokio::spawn(Arc::clone(&queue).execute(job, slot));
+            tokio::spawn(Arc::clone(&queue).execute(job, ticket, None));
         }
     }
 }
@@ -311,11 +407,9 @@ async fn renew(queue: std::sync::Weak<Queue>) {
         let Some(queue) = queue.upgrade() else {
             return;
         };
-        let running = queue
-            .waiters()
-            .values()
-            .any(|w| matches!(w, Waiter::Running));
-        if running {
+        // Claimed jobs waiting for a slot hold leases too.
+        let holding = !queue.waiters().is_empty();
+        if holding {
             if let Err(e) = queue.setup.store.renew_leases(&queue.lease()).await {
                 tracing::warn!(error = %e, "could not renew the leases of running steps");
             }
@@ -448,7 +542,6 @@ fn open_payload(vault: &Vault, job: &Job) -> Result<StepJob, String> {
 mod tests {
     use super::*;
     use gantry_store::{NewRun, RunOrigin, SqliteStore};
-    use std::sync::atomic::{AtomicUsize, Ordering};
 
     /// Counts how many of its steps run at once; each runs until released or cancelled.
     struct Gate {
@@ -689,9 +782,14 @@ mod tests {
 
         let r0 = completed_jobs(f.store.as_ref(), 0, 1).await;
         assert_eq!(r0[0].result, Some(json!({"cancelled": true})));
-        // The slot is free again: r1's job is claimed, found without a waiter, abandoned.
+        // r1's job ends too: cancelled while it waited for a slot after its claim, or, if the
+        // cancellation came first, abandoned by the claim that found nobody waiting.
         let r1 = completed_jobs(f.store.as_ref(), 1, 1).await;
-        assert!(r1[0].result.as_ref().unwrap().get("abandoned").is_some());
+        let result = r1[0].result.clone().unwrap();
+        assert!(
+            result == json!({"cancelled": true}) || result.get("abandoned").is_some(),
+            "{result}"
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

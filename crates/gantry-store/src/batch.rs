@@ -1,5 +1,6 @@
 //! Group commit: `BatchWriter` gathers event inserts, new runs, run updates, step changes,
-//! log-chunk appends, schedule marks, job enqueues and completions from many callers and writes them in one transaction.
+//! log-chunk appends, schedule marks, and job enqueues, completions and claims from many callers
+//! and writes them in one transaction.
 //!
 //! Owns batching only. What each write means is the store's business (`Store::write_batch`).
 //!
@@ -26,8 +27,8 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::{
-    EventInsert, JobCompletion, LogChunk, NewEvent, NewJob, NewRun, RunUpdate, StepChange, Store,
-    StoreError, WriteBatch,
+    Claim, EventInsert, Job, JobCompletion, LogChunk, NewEvent, NewJob, NewRun, RunUpdate,
+    StepChange, Store, StoreError, WriteBatch,
 };
 
 /// How the writer groups writes.
@@ -88,6 +89,7 @@ enum Item {
     Mark(String, String, chrono::DateTime<chrono::Utc>, Done),
     Job(NewJob, Done),
     Complete(JobCompletion, Done),
+    Claim(Claim, oneshot::Sender<Result<Vec<Job>, StoreError>>),
 }
 
 type Done = oneshot::Sender<Result<(), StoreError>>;
@@ -170,12 +172,37 @@ impl BatchWriter {
 
     /// Enqueues a job (see `Store::enqueue`); returns after the commit.
     pub async fn enqueue(&self, job: NewJob) -> Result<(), StoreError> {
-        self.ask(|reply| Item::Job(job, reply)).await
+        self.enqueue_behind(job).await?.await
+    }
+
+    /// Queues a job's enqueue and returns once it is in line, with the commit still to come
+    /// (the returned future answers it). Writes queued later on this writer's bookkeeping
+    /// side (a claim, the job's completion) are committed with it or after it, so a caller
+    /// may act on the job at once and leave the commit behind.
+    pub async fn enqueue_behind(
+        &self,
+        job: NewJob,
+    ) -> Result<impl std::future::Future<Output = Result<(), StoreError>>, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.sender
+            .send(Item::Job(job, reply))
+            .await
+            .map_err(|_| StoreError::Database(CLOSED.to_owned()))?;
+        Ok(async move {
+            answer
+                .await
+                .map_err(|_| StoreError::Database(CLOSED.to_owned()))?
+        })
     }
 
     /// Completes a job (see `WriteBatch::completions`); returns after the commit.
     pub async fn complete_job(&self, done: JobCompletion) -> Result<(), StoreError> {
         self.ask(|reply| Item::Complete(done, reply)).await
+    }
+
+    /// Claims jobs (see `Store::claim`) in the next transaction; returns them after the commit.
+    pub async fn claim(&self, claim: Claim) -> Result<Vec<Job>, StoreError> {
+        self.ask(|reply| Item::Claim(claim, reply)).await
     }
 
     /// Queues `writes` one after the other and waits until every one is committed; returns the
@@ -342,12 +369,14 @@ async fn write(store: &dyn Store, items: Vec<Item>, stats: &BatchStats) {
             }
             Item::Job(job, _) => batch.jobs.push(job.clone()),
             Item::Complete(done, _) => batch.completions.push(done.clone()),
+            Item::Claim(claim, _) => batch.claims.push(claim.clone()),
         }
     }
     stats.transactions.fetch_add(1, Ordering::Relaxed);
     match store.write_batch(&batch).await {
-        Ok(inserted) => {
-            let mut inserted = inserted.into_iter();
+        Ok(written) => {
+            let mut inserted = written.events.into_iter();
+            let mut claimed = written.claimed.into_iter();
             for item in items {
                 match item {
                     Item::Event(_, reply) => {
@@ -355,6 +384,12 @@ async fn write(store: &dyn Store, items: Vec<Item>, stats: &BatchStats) {
                             StoreError::Database("batch answered too few events".to_owned())
                         });
                         // A caller that gave up waiting is not an error.
+                        let _ = reply.send(answer);
+                    }
+                    Item::Claim(_, reply) => {
+                        let answer = claimed.next().ok_or_else(|| {
+                            StoreError::Database("batch answered too few claims".to_owned())
+                        });
                         let _ = reply.send(answer);
                     }
                     Item::Run(_, reply)
@@ -405,6 +440,10 @@ async fn write(store: &dyn Store, items: Vec<Item>, stats: &BatchStats) {
                         };
                         let _ = reply.send(answer);
                     }
+                    Item::Claim(claim, reply) => {
+                        let answer = store.claim(&claim.pool, &claim.lease, claim.limit).await;
+                        let _ = reply.send(answer);
+                    }
                 }
             }
         }
@@ -412,6 +451,9 @@ async fn write(store: &dyn Store, items: Vec<Item>, stats: &BatchStats) {
             for item in items {
                 match item {
                     Item::Event(_, reply) => {
+                        let _ = reply.send(Err(err.clone()));
+                    }
+                    Item::Claim(_, reply) => {
                         let _ = reply.send(Err(err.clone()));
                     }
                     Item::Run(_, reply)

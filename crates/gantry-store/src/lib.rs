@@ -252,10 +252,10 @@ pub trait Store: Send + Sync {
 
     // ------------------------------------------------------------ group commit
 
-    /// Writes events, run updates, step changes and log chunks in one transaction: all of them
-    /// or none (see `WriteBatch` for the order). Returns one `EventInsert` per event, in order.
-    /// Used by `BatchWriter`.
-    fn write_batch<'a>(&'a self, batch: &'a WriteBatch) -> StoreFuture<'a, Vec<EventInsert>>;
+    /// Writes events, run updates, step changes, log chunks, jobs and claims in one
+    /// transaction: all of them or none (see `WriteBatch` for the order). Returns one
+    /// `EventInsert` per event and the jobs of each claim, in order. Used by `BatchWriter`.
+    fn write_batch<'a>(&'a self, batch: &'a WriteBatch) -> StoreFuture<'a, BatchWritten>;
 }
 
 /// A new random id: 128 bits as 32 lowercase hex digits.

@@ -326,6 +326,9 @@ pub struct NewJob {
     pub payload: Value,
     /// Not claimable before this time.
     pub available_at: DateTime<Utc>,
+    /// Enqueued already claimed under this lease (one attempt), by a claimer that executes it
+    /// at once: the enqueue is the claim. `None` leaves it for `Store::claim`.
+    pub claimed: Option<Lease>,
 }
 
 /// A job and its lease.
@@ -432,6 +435,23 @@ pub struct WriteBatch {
     /// As `Store::complete`, except that a completion whose lease is no longer held changes
     /// nothing instead of failing the batch.
     pub completions: Vec<JobCompletion>,
+    /// As `Store::claim`, last in the transaction (after its enqueues and completions).
+    pub claims: Vec<Claim>,
+}
+
+/// A claim written through `BatchWriter`, as `Store::claim`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claim {
+    pub pool: String,
+    pub lease: Lease,
+    pub limit: u32,
+}
+
+/// What a batch answered: one `EventInsert` per event and the jobs of each claim, in order.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BatchWritten {
+    pub events: Vec<EventInsert>,
+    pub claimed: Vec<Vec<Job>>,
 }
 
 // ---------------------------------------------------------------- triggers

@@ -536,13 +536,18 @@ macro_rules! sql_store {
             Ok(())
         }
 
-        async fn enqueue_tx(
-            tx: &mut Tx,
-            job: &NewJob,
-        ) -> Result<(), StoreError> {
+        async fn enqueue_tx(tx: &mut Tx, job: &NewJob) -> Result<(), StoreError> {
+            let (worker, lease_until, attempts) = match &job.claimed {
+                Some(lease) => {
+                    let now = us(lease.now);
+                    let until = now.saturating_add(duration_us(lease.duration)?);
+                    (Some(lease.worker.as_str()), Some(until), 1_i64)
+                }
+                None => (None, None, 0),
+            };
             sqlx::query(
-                "INSERT INTO jobs (id, pool, run_id, step, payload, available_at, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $6)",
+                "INSERT INTO jobs (id, pool, run_id, step, payload, available_at, created_at, \
+                 worker, lease_until, attempts) VALUES ($1, $2, $3, $4, $5, $6, $6, $7, $8, $9)",
             )
             .bind(&job.id)
             .bind(&job.pool)
@@ -550,6 +555,9 @@ macro_rules! sql_store {
             .bind(&job.step)
             .bind(json_text(&job.payload)?)
             .bind(us(job.available_at))
+            .bind(worker)
+            .bind(lease_until)
+            .bind(attempts)
             .execute(&mut **tx)
             .await?;
             Ok(())
@@ -571,6 +579,31 @@ macro_rules! sql_store {
             .execute(&mut **tx)
             .await?;
             Ok(())
+        }
+
+        async fn claim_tx(
+            tx: &mut Tx,
+            pool: &str,
+            lease: &Lease,
+            limit: u32,
+        ) -> Result<Vec<Job>, StoreError> {
+            if limit == 0 {
+                return Ok(Vec::new());
+            }
+            let now = us(lease.now);
+            let until = now.saturating_add(duration_us(lease.duration)?);
+            let rows = sqlx::query($claim)
+                .bind(&lease.worker)
+                .bind(until)
+                .bind(now)
+                .bind(pool)
+                .bind(i64::from(limit))
+                .fetch_all(&mut **tx)
+                .await?;
+            let mut jobs = rows.iter().map(job_from).collect::<Result<Vec<_>, _>>()?;
+            // RETURNING keeps no order.
+            jobs.sort_by(|a, b| (a.available_at, &a.id).cmp(&(b.available_at, &b.id)));
+            Ok(jobs)
         }
 
         impl $store {
@@ -990,22 +1023,9 @@ macro_rules! sql_store {
                 limit: u32,
             ) -> StoreFuture<'a, Vec<Job>> {
                 Box::pin(async move {
-                    if limit == 0 {
-                        return Ok(Vec::new());
-                    }
-                    let now = us(lease.now);
-                    let until = now.saturating_add(duration_us(lease.duration)?);
-                    let rows = sqlx::query($claim)
-                        .bind(&lease.worker)
-                        .bind(until)
-                        .bind(now)
-                        .bind(pool)
-                        .bind(i64::from(limit))
-                        .fetch_all(&self.writer)
-                        .await?;
-                    let mut jobs = rows.iter().map(job_from).collect::<Result<Vec<_>, _>>()?;
-                    // RETURNING keeps no order.
-                    jobs.sort_by(|a, b| (a.available_at, &a.id).cmp(&(b.available_at, &b.id)));
+                    let mut tx = self.writer.begin().await?;
+                    let jobs = claim_tx(&mut tx, pool, lease, limit).await?;
+                    tx.commit().await?;
                     Ok(jobs)
                 })
             }
@@ -1437,10 +1457,10 @@ macro_rules! sql_store {
             fn write_batch<'a>(
                 &'a self,
                 batch: &'a WriteBatch,
-            ) -> StoreFuture<'a, Vec<EventInsert>> {
+            ) -> StoreFuture<'a, BatchWritten> {
                 Box::pin(async move {
                     let mut tx = self.writer.begin().await?;
-                    let inserted = insert_events_tx(&mut tx, &batch.events).await?;
+                    let events = insert_events_tx(&mut tx, &batch.events).await?;
                     for run in &batch.runs {
                         create_run_tx(&mut tx, run).await?;
                     }
@@ -1460,8 +1480,12 @@ macro_rules! sql_store {
                     for done in &batch.completions {
                         complete_tx(&mut tx, done).await?;
                     }
+                    let mut claimed = Vec::with_capacity(batch.claims.len());
+                    for c in &batch.claims {
+                        claimed.push(claim_tx(&mut tx, &c.pool, &c.lease, c.limit).await?);
+                    }
                     tx.commit().await?;
-                    Ok(inserted)
+                    Ok(BatchWritten { events, claimed })
                 })
             }
         }

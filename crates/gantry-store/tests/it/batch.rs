@@ -217,6 +217,7 @@ pub(crate) async fn many_events_in_one_batch_first_wins(db: &TestDb) {
     };
     let inserted = store.write_batch(&batch).await.expect("batch");
     let answers: Vec<(&str, bool)> = inserted
+        .events
         .iter()
         .map(|i| (i.event.id.as_str(), i.created))
         .collect();
@@ -241,7 +242,7 @@ pub(crate) async fn many_events_in_one_batch_first_wins(db: &TestDb) {
     ));
 }
 
-pub(crate) async fn batched_job_enqueues_and_completions(db: &TestDb) {
+pub(crate) async fn batched_job_enqueues_claims_and_completions(db: &TestDb) {
     use crate::harness::{manual_run, t};
     use gantry_store::{JobCompletion, Lease, NewJob};
     let store = db.open().await;
@@ -254,6 +255,7 @@ pub(crate) async fn batched_job_enqueues_and_completions(db: &TestDb) {
         step: "s".to_owned(),
         payload: serde_json::json!({"n": id}),
         available_at: t(0),
+        claimed: None,
     };
     let (a, b, bad) = tokio::join!(
         writer.enqueue(job("a", "r1")),
@@ -267,8 +269,22 @@ pub(crate) async fn batched_job_enqueues_and_completions(db: &TestDb) {
         duration: std::time::Duration::from_secs(10),
         now: t(1),
     };
-    let claimed = store.claim("local", &lease, 5).await.expect("claim");
-    assert_eq!(claimed.len(), 2);
+    // Two claims in one transaction never take the same job.
+    let claim = |limit| gantry_store::Claim {
+        pool: "local".to_owned(),
+        lease: lease.clone(),
+        limit,
+    };
+    let (first, second, none) = tokio::join!(
+        writer.claim(claim(1)),
+        writer.claim(claim(5)),
+        writer.claim(claim(5)),
+    );
+    let (first, second) = (first.expect("claim"), second.expect("claim"));
+    assert_eq!(none, Ok(Vec::new()));
+    let mut ids: Vec<&str> = first.iter().chain(&second).map(|j| j.id.as_str()).collect();
+    ids.sort_unstable();
+    assert_eq!((first.len(), ids), (1, vec!["a", "b"]));
     let done = |id: &str, worker: &str, at| JobCompletion {
         job_id: id.to_owned(),
         worker: worker.to_owned(),

@@ -67,6 +67,7 @@ conformance! {
     queue::claims_take_many_from_one_pool_only,
     queue::renewing_extends_every_live_lease_of_a_worker,
     queue::abandoning_a_runs_jobs_ends_them_for_every_claimer,
+    queue::an_enqueue_can_be_its_own_claim,
     secrets::put_get_list_delete,
     api_keys::create_find_touch_list_revoke,
     triggers::ensure_is_stable_and_marks_move_forward,
@@ -76,7 +77,7 @@ conformance! {
     batch::batched_run_updates_and_step_changes,
     batch::batched_runs_ordered_writes_and_marks,
     batch::many_events_in_one_batch_first_wins,
-    batch::batched_job_enqueues_and_completions,
+    batch::batched_job_enqueues_claims_and_completions,
     restart::data_survives_reopen_and_migrations_are_idempotent,
 }
 

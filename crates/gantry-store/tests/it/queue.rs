@@ -18,6 +18,7 @@ fn job(id: &str, available: i64) -> NewJob {
         step: format!("step-{id}"),
         payload: json!({"image": "busybox", "id": id}),
         available_at: t(available),
+        claimed: None,
     }
 }
 
@@ -395,4 +396,49 @@ pub(crate) async fn abandoning_a_runs_jobs_ends_them_for_every_claimer(db: &Test
         ["done", "leased", "queued"]
     );
     assert_eq!(store.run_jobs("nope").await, Ok(Vec::new()));
+}
+
+pub(crate) async fn an_enqueue_can_be_its_own_claim(db: &TestDb) {
+    let store = db.open().await;
+    manual_run(store.as_ref(), "r1", "wf", t(0)).await;
+    let held = NewJob {
+        claimed: Some(lease("w", 10, t(1))),
+        ..job("held", 0)
+    };
+    store.enqueue(&held).await.expect("enqueue");
+    let stored = store.get_job("held").await.expect("job");
+    assert_eq!(
+        (stored.worker.as_deref(), stored.lease_until, stored.attempts),
+        (Some("w"), Some(t(11)), 1)
+    );
+    // Nobody else gets it while the lease holds; its holder renews and completes it.
+    assert_eq!(
+        claim_one(store.as_ref(), &lease("v", 10, t(5))).await,
+        Ok(None)
+    );
+    assert_eq!(store.renew_leases(&lease("w", 10, t(6))).await, Ok(1));
+    assert_eq!(
+        claim_one(store.as_ref(), &lease("v", 10, t(12))).await,
+        Ok(None)
+    );
+    store
+        .complete("held", "w", &json!({"exited": 0}), t(13))
+        .await
+        .expect("complete");
+    assert_eq!(
+        claim_one(store.as_ref(), &lease("v", 10, t(100))).await,
+        Ok(None)
+    );
+
+    // A holder that dies loses it when the lease runs out, like any claim.
+    let orphan = NewJob {
+        claimed: Some(lease("dead", 10, t(1))),
+        ..job("orphan", 0)
+    };
+    store.enqueue(&orphan).await.expect("enqueue");
+    let back = claim_one(store.as_ref(), &lease("v", 10, t(11)))
+        .await
+        .expect("claim")
+        .expect("the orphan comes back");
+    assert_eq!((back.id.as_str(), back.attempts), ("orphan", 2));
 }

@@ -35,6 +35,7 @@ pub(crate) async fn data_survives_reopen_and_migrations_are_idempotent(db: &Test
         step: "s".to_owned(),
         payload: serde_json::json!({}),
         available_at: t(0),
+        claimed: None,
     };
     store.enqueue(&job).await.expect("job");
     let lease = |worker: &str, now| Lease {
