@@ -408,7 +408,11 @@ pub(crate) async fn an_enqueue_can_be_its_own_claim(db: &TestDb) {
     store.enqueue(&held).await.expect("enqueue");
     let stored = store.get_job("held").await.expect("job");
     assert_eq!(
-        (stored.worker.as_deref(), stored.lease_until, stored.attempts),
+        (
+            stored.worker.as_deref(),
+            stored.lease_until,
+            stored.attempts
+        ),
         (Some("w"), Some(t(11)), 1)
     );
     // Nobody else gets it while the lease holds; its holder renews and completes it.
