@@ -222,12 +222,6 @@ impl Queue {
                 return StepOutcome::FailedToStart(format!("the job queue failed: {e}"));
             }
         };
-        let run_id = step.run_id.clone();
-        tokio::spawn(async move {
-            if let Err(e) = committed.await {
-                tracing::warn!(run = %run_id, error = %e, "a step's job could not be recorded");
-            }
-        });
         match (claimed, held) {
             (Some(job), Some((ticket, slot))) => {
                 tokio::spawn(Arc::clone(&self).execute(job, ticket, Some(slot)));
@@ -235,7 +229,7 @@ impl Queue {
             _ => self.wake.notify_one(),
         }
         let mut answer = answer;
-        tokio::select! {
+        let outcome = tokio::select! {
             outcome = &mut answer => outcome.unwrap_or_else(|_| stopped()),
             () = cancel.cancelled() => {
                 // Not executing yet: give up the job (a claim of it finds nobody waiting and
@@ -253,7 +247,12 @@ impl Queue {
                     answer.await.unwrap_or_else(|_| stopped())
                 }
             }
+        };
+        // Committed long before the step ended; awaited here rather than on a task of its own.
+        if let Err(e) = committed.await {
+            tracing::warn!(run = %step.run_id, error = %e, "a step's job could not be recorded");
         }
+        outcome
     }
 
     /// A ticket and a slot, if both are free now.
