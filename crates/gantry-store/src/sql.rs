@@ -75,6 +75,98 @@ pub(crate) fn created_event(e: &crate::NewEvent) -> Result<crate::EventInsert, S
     })
 }
 
+/// `($1, $2), ($3, $4)`: `rows` tuples of `cols` placeholders, numbered from `$1`.
+pub(crate) fn placeholders(rows: usize, cols: usize) -> String {
+    let mut sql = String::with_capacity(rows * cols * 5);
+    for r in 0..rows {
+        if r > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('(');
+        for c in 0..cols {
+            if c > 0 {
+                sql.push_str(", ");
+            }
+            sql.push('$');
+            sql.push_str(&(r * cols + c + 1).to_string());
+        }
+        sql.push(')');
+    }
+    sql
+}
+
+/// Rows per multi-row statement: at most 10 × 64 placeholders, well under both backends' limits.
+pub(crate) const ROWS_PER_STATEMENT: usize = 64;
+
+/// A batch's run updates folded into one per run, as applying them in order would leave the
+/// row (`None` keeps the value before it), in order of each run's first update.
+pub(crate) fn fold_run_updates(
+    updates: &[(String, crate::RunUpdate)],
+) -> Vec<(&str, crate::RunUpdate)> {
+    let mut folded: Vec<(&str, crate::RunUpdate)> = Vec::with_capacity(updates.len());
+    let mut at: std::collections::HashMap<&str, usize> =
+        std::collections::HashMap::with_capacity(updates.len());
+    for (id, u) in updates {
+        match at.get(id.as_str()) {
+            Some(&i) => {
+                let f = &mut folded[i].1;
+                f.status = u.status;
+                if u.reason.is_some() {
+                    f.reason.clone_from(&u.reason);
+                }
+                f.started_at = u.started_at.or(f.started_at);
+                f.ended_at = u.ended_at.or(f.ended_at);
+            }
+            None => {
+                at.insert(id, folded.len());
+                folded.push((id, u.clone()));
+            }
+        }
+    }
+    folded
+}
+
+/// A batch's step changes folded into one per step of a run, as applying them in order would
+/// leave the row (the reason and state replace, `None` times and exit code keep the value).
+pub(crate) fn fold_step_changes(
+    changes: &[(String, crate::StepChange)],
+) -> Vec<(&str, crate::StepChange)> {
+    let mut folded: Vec<(&str, crate::StepChange)> = Vec::with_capacity(changes.len());
+    let mut at: std::collections::HashMap<(&str, &str), usize> =
+        std::collections::HashMap::with_capacity(changes.len());
+    for (run, c) in changes {
+        match at.get(&(run.as_str(), c.step.as_str())) {
+            Some(&i) => {
+                let f = &mut folded[i].1;
+                f.state = c.state;
+                f.reason.clone_from(&c.reason);
+                f.started_at = c.started_at.or(f.started_at);
+                f.ended_at = c.ended_at.or(f.ended_at);
+                f.exit_code = c.exit_code.or(f.exit_code);
+                f.at = c.at;
+            }
+            None => {
+                at.insert((run, &c.step), folded.len());
+                folded.push((run, c.clone()));
+            }
+        }
+    }
+    folded
+}
+
+/// The first completion of each job in a batch: a later one finds the job completed.
+pub(crate) fn first_completions(done: &[crate::JobCompletion]) -> Vec<&crate::JobCompletion> {
+    let mut seen = std::collections::HashSet::with_capacity(done.len());
+    done.iter()
+        .filter(|d| seen.insert(d.job_id.as_str()))
+        .collect()
+}
+
+/// The error that sends a batch back to its item-by-item path, which names the culprit.
+pub(crate) fn batch_mismatch(what: &str) -> StoreError {
+    StoreError::Database(format!("a batched {what} did not apply to every row"))
+}
+
 pub(crate) fn scan_limit(limit: u32) -> i64 {
     i64::from(limit.clamp(1, 10_000))
 }
@@ -421,6 +513,229 @@ macro_rules! sql_store {
             Ok(())
         }
 
+        /// Creates many runs in two statements per chunk; anything unusual (an event that
+        /// already has a run, a run id taken) fails the batch, whose item-by-item retry names it.
+        async fn create_runs_tx(tx: &mut Tx, runs: &[NewRun]) -> Result<(), StoreError> {
+            if runs.len() < 2 {
+                for run in runs {
+                    create_run_tx(tx, run).await?;
+                }
+                return Ok(());
+            }
+            for chunk in runs.chunks(ROWS_PER_STATEMENT) {
+                let linked: Vec<(&str, &str)> = chunk
+                    .iter()
+                    .filter_map(|r| match &r.origin {
+                        RunOrigin::Event(event) => Some((event.as_str(), r.id.as_str())),
+                        RunOrigin::Manual => None,
+                    })
+                    .collect();
+                if !linked.is_empty() {
+                    let sql = format!(
+                        "UPDATE events SET run_id = v.column2 FROM (VALUES {}) AS v \
+                         WHERE events.id = v.column1 AND events.run_id IS NULL",
+                        placeholders(linked.len(), 2)
+                    );
+                    let mut query = sqlx::query(&sql);
+                    for (event, run) in &linked {
+                        query = query.bind(*event).bind(*run);
+                    }
+                    let done = query.execute(&mut **tx).await?;
+                    if done.rows_affected() != linked.len() as u64 {
+                        return Err(batch_mismatch("run creation"));
+                    }
+                }
+                let parameters = chunk
+                    .iter()
+                    .map(|r| json_text(&r.parameters))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let sql = format!(
+                    "INSERT INTO runs (id, workflow, workflow_version, parameters, event_id, \
+                     status, created_at) VALUES {}",
+                    placeholders(chunk.len(), 7)
+                );
+                let mut query = sqlx::query(&sql);
+                for (run, parameters) in chunk.iter().zip(&parameters) {
+                    let event_id = match &run.origin {
+                        RunOrigin::Manual => None,
+                        RunOrigin::Event(id) => Some(id.as_str()),
+                    };
+                    query = query
+                        .bind(&run.id)
+                        .bind(&run.workflow)
+                        .bind(run.workflow_version)
+                        .bind(parameters)
+                        .bind(event_id)
+                        .bind(RunStatus::Queued.as_str())
+                        .bind(us(run.created_at));
+                }
+                query.execute(&mut **tx).await?;
+            }
+            Ok(())
+        }
+
+        /// Applies many run updates, folded to one per run, one statement per chunk.
+        async fn update_runs_tx(
+            tx: &mut Tx,
+            updates: &[(String, RunUpdate)],
+        ) -> Result<(), StoreError> {
+            if updates.len() < 2 {
+                for (id, update) in updates {
+                    update_run_tx(tx, id, update).await?;
+                }
+                return Ok(());
+            }
+            let folded = fold_run_updates(updates);
+            for chunk in folded.chunks(ROWS_PER_STATEMENT) {
+                let sql = format!(
+                    "UPDATE runs SET status = v.column2, reason = COALESCE(v.column3, runs.reason), \
+                     started_at = COALESCE(v.column4, runs.started_at), \
+                     ended_at = COALESCE(v.column5, runs.ended_at) \
+                     FROM (VALUES {}) AS v WHERE runs.id = v.column1",
+                    placeholders(chunk.len(), 5)
+                );
+                let mut query = sqlx::query(&sql);
+                for (id, u) in chunk {
+                    query = query
+                        .bind(*id)
+                        .bind(u.status.as_str())
+                        .bind(&u.reason)
+                        .bind(opt_us(u.started_at))
+                        .bind(opt_us(u.ended_at));
+                }
+                let done = query.execute(&mut **tx).await?;
+                if done.rows_affected() != chunk.len() as u64 {
+                    return Err(batch_mismatch("run update"));
+                }
+            }
+            Ok(())
+        }
+
+        /// Records many step changes, folded to one per step, one statement per chunk.
+        async fn record_steps_tx(
+            tx: &mut Tx,
+            changes: &[(String, StepChange)],
+        ) -> Result<(), StoreError> {
+            if changes.len() < 2 {
+                for (run_id, change) in changes {
+                    record_step_tx(tx, run_id, change).await?;
+                }
+                return Ok(());
+            }
+            let folded = fold_step_changes(changes);
+            for chunk in folded.chunks(ROWS_PER_STATEMENT) {
+                let sql = format!(
+                    "INSERT INTO run_steps \
+                     (run_id, step, state, reason, started_at, ended_at, exit_code, updated_at) \
+                     VALUES {} \
+                     ON CONFLICT (run_id, step) DO UPDATE SET \
+                       state = excluded.state, reason = excluded.reason, \
+                       started_at = COALESCE(excluded.started_at, run_steps.started_at), \
+                       ended_at = COALESCE(excluded.ended_at, run_steps.ended_at), \
+                       exit_code = COALESCE(excluded.exit_code, run_steps.exit_code), \
+                       updated_at = excluded.updated_at",
+                    placeholders(chunk.len(), 8)
+                );
+                let mut query = sqlx::query(&sql);
+                for (run_id, c) in chunk {
+                    query = query
+                        .bind(*run_id)
+                        .bind(&c.step)
+                        .bind(c.state.as_str())
+                        .bind(&c.reason)
+                        .bind(opt_us(c.started_at))
+                        .bind(opt_us(c.ended_at))
+                        .bind(c.exit_code.map(i64::from))
+                        .bind(us(c.at));
+                }
+                query.execute(&mut **tx).await?;
+            }
+            Ok(())
+        }
+
+        /// Enqueues many jobs, one statement per chunk.
+        async fn enqueue_many_tx(tx: &mut Tx, jobs: &[NewJob]) -> Result<(), StoreError> {
+            if jobs.len() < 2 {
+                for job in jobs {
+                    enqueue_tx(tx, job).await?;
+                }
+                return Ok(());
+            }
+            for chunk in jobs.chunks(ROWS_PER_STATEMENT) {
+                let mut rows = Vec::with_capacity(chunk.len());
+                for job in chunk {
+                    let (worker, lease_until, attempts) = match &job.claimed {
+                        Some(lease) => {
+                            let now = us(lease.now);
+                            let until = now.saturating_add(duration_us(lease.duration)?);
+                            (Some(lease.worker.as_str()), Some(until), 1_i64)
+                        }
+                        None => (None, None, 0),
+                    };
+                    rows.push((json_text(&job.payload)?, worker, lease_until, attempts));
+                }
+                let sql = format!(
+                    "INSERT INTO jobs (id, pool, run_id, step, payload, available_at, \
+                     created_at, worker, lease_until, attempts) VALUES {}",
+                    placeholders(chunk.len(), 10)
+                );
+                let mut query = sqlx::query(&sql);
+                for (job, (payload, worker, lease_until, attempts)) in chunk.iter().zip(&rows) {
+                    query = query
+                        .bind(&job.id)
+                        .bind(&job.pool)
+                        .bind(&job.run_id)
+                        .bind(&job.step)
+                        .bind(payload)
+                        .bind(us(job.available_at))
+                        .bind(us(job.available_at))
+                        .bind(*worker)
+                        .bind(*lease_until)
+                        .bind(*attempts);
+                }
+                query.execute(&mut **tx).await?;
+            }
+            Ok(())
+        }
+
+        /// Completes many jobs, one statement per chunk; as `complete_tx`, a lease no longer
+        /// held changes nothing.
+        async fn complete_many_tx(
+            tx: &mut Tx,
+            done: &[JobCompletion],
+        ) -> Result<(), StoreError> {
+            if done.len() < 2 {
+                for d in done {
+                    complete_tx(tx, d).await?;
+                }
+                return Ok(());
+            }
+            let first = first_completions(done);
+            for chunk in first.chunks(ROWS_PER_STATEMENT) {
+                let results = chunk
+                    .iter()
+                    .map(|d| json_text(&d.result))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let sql = format!(
+                    "UPDATE jobs SET completed_at = v.column3, result = v.column4, \
+                     lease_until = NULL FROM (VALUES {}) AS v \
+                     WHERE jobs.id = v.column1 AND jobs.worker = v.column2 \
+                     AND jobs.completed_at IS NULL AND jobs.lease_until > v.column3",
+                    placeholders(chunk.len(), 4)
+                );
+                let mut query = sqlx::query(&sql);
+                for (d, result) in chunk.iter().zip(&results) {
+                    query = query
+                        .bind(&d.job_id)
+                        .bind(&d.worker)
+                        .bind(us(d.at))
+                        .bind(result);
+                }
+                query.execute(&mut **tx).await?;
+            }
+            Ok(())
+        }
+
         async fn mark_fired_tx(
             tx: &mut Tx,
             workflow: &str,
@@ -519,19 +834,24 @@ macro_rules! sql_store {
                     sqlx::query($log_lock).bind(run).execute(&mut **tx).await?;
                 }
             }
-            for c in chunks {
-                sqlx::query(
+            // Rows of one statement take their positions in order, so a run's chunks keep theirs.
+            for rows in chunks.chunks(ROWS_PER_STATEMENT) {
+                let sql = format!(
                     "INSERT INTO log_chunks (run_id, step, stream, seq, bytes, at) \
-                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
-                )
-                .bind(&c.run_id)
-                .bind(&c.step)
-                .bind(&c.stream)
-                .bind(c.seq)
-                .bind(&c.bytes)
-                .bind(us(c.at))
-                .execute(&mut **tx)
-                .await?;
+                     VALUES {} ON CONFLICT DO NOTHING",
+                    placeholders(rows.len(), 6)
+                );
+                let mut query = sqlx::query(&sql);
+                for c in rows {
+                    query = query
+                        .bind(&c.run_id)
+                        .bind(&c.step)
+                        .bind(&c.stream)
+                        .bind(c.seq)
+                        .bind(&c.bytes)
+                        .bind(us(c.at));
+                }
+                query.execute(&mut **tx).await?;
             }
             Ok(())
         }
@@ -1461,25 +1781,15 @@ macro_rules! sql_store {
                 Box::pin(async move {
                     let mut tx = self.writer.begin().await?;
                     let events = insert_events_tx(&mut tx, &batch.events).await?;
-                    for run in &batch.runs {
-                        create_run_tx(&mut tx, run).await?;
-                    }
-                    for (id, update) in &batch.run_updates {
-                        update_run_tx(&mut tx, id, update).await?;
-                    }
-                    for (run_id, change) in &batch.steps {
-                        record_step_tx(&mut tx, run_id, change).await?;
-                    }
+                    create_runs_tx(&mut tx, &batch.runs).await?;
+                    update_runs_tx(&mut tx, &batch.run_updates).await?;
+                    record_steps_tx(&mut tx, &batch.steps).await?;
                     append_logs_tx(&mut tx, &batch.logs).await?;
                     for (workflow, name, at) in &batch.marks {
                         mark_fired_tx(&mut tx, workflow, name, *at).await?;
                     }
-                    for job in &batch.jobs {
-                        enqueue_tx(&mut tx, job).await?;
-                    }
-                    for done in &batch.completions {
-                        complete_tx(&mut tx, done).await?;
-                    }
+                    enqueue_many_tx(&mut tx, &batch.jobs).await?;
+                    complete_many_tx(&mut tx, &batch.completions).await?;
                     let mut claimed = Vec::with_capacity(batch.claims.len());
                     for c in &batch.claims {
                         claimed.push(claim_tx(&mut tx, &c.pool, &c.lease, c.limit).await?);

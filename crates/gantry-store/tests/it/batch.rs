@@ -306,3 +306,207 @@ pub(crate) async fn batched_job_enqueues_claims_and_completions(db: &TestDb) {
     let b = store.get_job("b").await.expect("b");
     assert_eq!((b.completed_at, b.worker.as_deref()), (None, Some("w")));
 }
+
+/// One batch of everything a run writes (runs from events and by hand, a run updated twice, a
+/// step changed three times, logs, jobs enqueued, completed, one of them twice) leaves the store
+/// exactly as the same writes applied one by one, in the batch's order, do.
+pub(crate) async fn a_batch_equals_its_writes_applied_one_by_one(db: &TestDb) {
+    use crate::harness::t;
+    use gantry_store::{JobCompletion, Lease, LogChunk, NewJob, WriteBatch};
+    let store = db.open().await;
+    let lease = |now| Lease {
+        worker: "w".to_owned(),
+        duration: Duration::from_secs(60),
+        now,
+    };
+    let writes = |p: &str| {
+        let id = |s: &str| format!("{p}{s}");
+        let run = |r: &str, origin| NewRun {
+            id: id(r),
+            workflow: "wf".to_owned(),
+            workflow_version: 1,
+            parameters: serde_json::json!({"run": r}),
+            origin,
+            created_at: t(0),
+        };
+        let update = |r: &str, status, reason: Option<&str>, started, ended| {
+            (
+                id(r),
+                RunUpdate {
+                    status,
+                    reason: reason.map(str::to_owned),
+                    started_at: started,
+                    ended_at: ended,
+                },
+            )
+        };
+        let step = |r: &str, s: &str, state, reason: Option<&str>, times: [Option<i64>; 2]| {
+            (
+                id(r),
+                StepChange {
+                    step: s.to_owned(),
+                    state,
+                    reason: reason.map(str::to_owned),
+                    started_at: times[0].map(t),
+                    ended_at: times[1].map(t),
+                    exit_code: times[1].map(|_| 3),
+                    at: t(times[1].or(times[0]).unwrap_or(1)),
+                },
+            )
+        };
+        let log = |r: &str, seq, text: &str| LogChunk {
+            run_id: id(r),
+            step: "build".to_owned(),
+            stream: "stdout".to_owned(),
+            seq,
+            bytes: text.as_bytes().to_vec(),
+            at: t(seq),
+        };
+        let job = |j: &str, r: &str, claimed| NewJob {
+            id: id(j),
+            pool: format!("{p}pool"),
+            run_id: id(r),
+            step: "build".to_owned(),
+            payload: serde_json::json!({"job": j}),
+            available_at: t(1),
+            claimed,
+        };
+        let done = |j: &str, result: &str, at| JobCompletion {
+            job_id: id(j),
+            worker: "w".to_owned(),
+            result: serde_json::json!({ "r": result }),
+            at: t(at),
+        };
+        WriteBatch {
+            events: Vec::new(),
+            runs: vec![
+                run("r1", RunOrigin::Event(id("e1"))),
+                run("r2", RunOrigin::Manual),
+                run("r3", RunOrigin::Event(id("e3"))),
+            ],
+            run_updates: vec![
+                update("r1", RunStatus::Running, None, Some(t(1)), None),
+                update("r2", RunStatus::Running, Some("went"), Some(t(2)), None),
+                update("r1", RunStatus::Succeeded, None, None, Some(t(5))),
+                update("r2", RunStatus::Failed, None, None, Some(t(6))),
+            ],
+            steps: vec![
+                step(
+                    "r1",
+                    "build",
+                    StepStatus::Waiting,
+                    Some("queued"),
+                    [None, None],
+                ),
+                step("r2", "build", StepStatus::Running, None, [Some(2), None]),
+                step("r1", "build", StepStatus::Running, None, [Some(2), None]),
+                step("r1", "test", StepStatus::Waiting, None, [None, None]),
+                step("r1", "build", StepStatus::Succeeded, None, [None, Some(4)]),
+            ],
+            logs: vec![
+                log("r1", 1, "one"),
+                log("r2", 1, "two"),
+                log("r1", 2, "three"),
+            ],
+            marks: Vec::new(),
+            jobs: vec![
+                job("j1", "r1", Some(lease(t(1)))),
+                job("j2", "r2", Some(lease(t(1)))),
+                job("j3", "r3", None),
+            ],
+            completions: vec![
+                done("j1", "first", 3),
+                done("j2", "b", 3),
+                done("j1", "again", 4),
+            ],
+            claims: Vec::new(),
+        }
+    };
+    for p in ["x-", "y-"] {
+        for e in ["e1", "e3"] {
+            let mut e = crate::events::event(&format!("{p}{e}"), None, None);
+            e.key = None;
+            store.insert_event(&e).await.expect("event");
+        }
+    }
+    // All at once.
+    store.write_batch(&writes("x-")).await.expect("batch");
+    // One by one, in the batch's order.
+    let one = writes("y-");
+    for run in &one.runs {
+        store.create_run(run).await.expect("run");
+    }
+    for (id, update) in &one.run_updates {
+        store.update_run(id, update).await.expect("update");
+    }
+    for (id, change) in &one.steps {
+        store.record_step(id, change).await.expect("step");
+    }
+    store.append_logs(&one.logs).await.expect("logs");
+    for job in &one.jobs {
+        store.enqueue(job).await.expect("job");
+    }
+    for d in &one.completions {
+        // The second completion of a job is refused alone; in a batch it changes nothing.
+        let _ = store.complete(&d.job_id, &d.worker, &d.result, d.at).await;
+    }
+    let strip = |p: &str, text: String| text.replace(&format!("\"{p}"), "\"");
+    for r in ["r1", "r2", "r3"] {
+        let seen = |p: &'static str| {
+            let store = Arc::clone(&store);
+            async move {
+                let id = format!("{p}{r}");
+                let run = store.get_run(&id).await.expect("get run");
+                let jobs = store.run_jobs(&id).await.expect("jobs");
+                let logs: Vec<(String, i64, Vec<u8>)> = store
+                    .read_run_logs(&id, None, 100)
+                    .await
+                    .expect("logs")
+                    .into_iter()
+                    .map(|c| (c.chunk.step, c.chunk.seq, c.chunk.bytes))
+                    .collect();
+                let event = match &run.summary.origin {
+                    RunOrigin::Event(e) => store.get_event(e).await.expect("event").run_id,
+                    RunOrigin::Manual => None,
+                };
+                strip(
+                    p,
+                    format!("{:?}", (&run.summary, &run.steps, &jobs, &logs, &event)),
+                )
+            }
+        };
+        let (batched, single) = (seen("x-").await, seen("y-").await);
+        assert_eq!(batched, single, "run {r}");
+    }
+    // What the writes say, not only that both paths agree.
+    let r1 = store.get_run("x-r1").await.expect("r1");
+    assert_eq!(
+        (
+            r1.summary.status,
+            r1.summary.started_at,
+            r1.summary.ended_at
+        ),
+        (RunStatus::Succeeded, Some(t(1)), Some(t(5)))
+    );
+    let build = &r1.steps.iter().find(|s| s.step == "build").expect("build");
+    assert_eq!(
+        (
+            build.state,
+            build.started_at,
+            build.ended_at,
+            build.exit_code
+        ),
+        (StepStatus::Succeeded, Some(t(2)), Some(t(4)), Some(3))
+    );
+    let r2 = store.get_run("x-r2").await.expect("r2");
+    assert_eq!(
+        (r2.summary.status, r2.summary.reason.as_deref()),
+        (RunStatus::Failed, Some("went"))
+    );
+    let j1 = store.get_job("x-j1").await.expect("j1");
+    assert_eq!(j1.result, Some(serde_json::json!({"r": "first"})));
+    assert_eq!(
+        store.get_event("x-e3").await.expect("e3").run_id.as_deref(),
+        Some("x-r3")
+    );
+}

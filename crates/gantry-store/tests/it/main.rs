@@ -78,6 +78,7 @@ conformance! {
     batch::batched_runs_ordered_writes_and_marks,
     batch::many_events_in_one_batch_first_wins,
     batch::batched_job_enqueues_claims_and_completions,
+    batch::a_batch_equals_its_writes_applied_one_by_one,
     restart::data_survives_reopen_and_migrations_are_idempotent,
 }
 
