@@ -164,10 +164,28 @@ impl Queue {
             Ok(id) => id,
             Err(e) => return StepOutcome::FailedToStart(format!("the job queue failed: {e}")),
         };
-        let payload = match seal_payload(&self.setup.vault, &id, &step) {
+        // A free slot now, and no step waiting ahead: the enqueue is also the claim, and the
+        // step executes at once. Otherwise the job waits in the queue for the dispatcher.
+        let held = if self.backlog.load(Ordering::SeqCst) == 0 {
+            self.take_free()
+        } else {
+            None
+        };
+        // A job claimed at its enqueue executes from memory here and nobody else may claim it
+        // (a restart abandons it): it carries no step. A queued one carries the step, sealed.
+        let payload = if held.is_some() {
+            Ok(json!({"image": step.image, "held_by_enqueuer": true}))
+        } else {
+            seal_payload(&self.setup.vault, &id, &step)
+        };
+        let payload = match payload {
             Ok(p) => p,
             Err(message) => return StepOutcome::FailedToStart(message),
         };
+        if held.is_none() {
+            self.backlog.fetch_add(1, Ordering::SeqCst);
+        }
+        let run_id = step.run_id.clone();
         let (outcome, answer) = oneshot::channel();
         self.waiters().insert(
             id.clone(),
@@ -177,16 +195,6 @@ impl Queue {
                 outcome,
             },
         );
-        // A free slot now, and no step waiting ahead: the enqueue is also the claim, and the
-        // step executes at once. Otherwise the job waits in the queue for the dispatcher.
-        let held = if self.backlog.load(Ordering::SeqCst) == 0 {
-            self.take_free()
-        } else {
-            None
-        };
-        if held.is_none() {
-            self.backlog.fetch_add(1, Ordering::SeqCst);
-        }
         let lease = held.as_ref().map(|_| self.lease());
         let job = NewJob {
             id: id.clone(),
@@ -224,7 +232,7 @@ impl Queue {
         };
         match (claimed, held) {
             (Some(job), Some((ticket, slot))) => {
-                tokio::spawn(Arc::clone(&self).execute(job, ticket, Some(slot)));
+                tokio::spawn(Arc::clone(&self).execute(job, ticket, Some((slot, step))));
             }
             _ => self.wake.notify_one(),
         }
@@ -250,7 +258,7 @@ impl Queue {
         };
         // Committed long before the step ended; awaited here rather than on a task of its own.
         if let Err(e) = committed.await {
-            tracing::warn!(run = %step.run_id, error = %e, "a step's job could not be recorded");
+            tracing::warn!(run = %run_id, error = %e, "a step's job could not be recorded");
         }
         outcome
     }
@@ -262,14 +270,19 @@ impl Queue {
         Some((ticket, slot))
     }
 
-    /// Executes a claimed job: waits for a slot unless given one, and holds `ticket` (this
-    /// server's bound on jobs claimed and not finished) until it ends.
+    /// Executes a claimed job: waits for a slot unless given one (with the step, for a job
+    /// claimed at its enqueue), and holds `ticket` (this server's bound on jobs claimed and
+    /// not finished) until it ends.
     async fn execute(
         self: Arc<Self>,
         job: Job,
         ticket: OwnedSemaphorePermit,
-        slot: Option<OwnedSemaphorePermit>,
+        held: Option<(OwnedSemaphorePermit, StepJob)>,
     ) {
+        let (slot, step) = match held {
+            Some((slot, step)) => (Some(slot), Some(step)),
+            None => (None, None),
+        };
         let waiting = {
             let mut waiters = self.waiters();
             match waiters.get(&job.id) {
@@ -302,7 +315,7 @@ impl Queue {
         };
         let result = match slot {
             None => StepOutcome::Cancelled,
-            Some(_) => match open_payload(&self.setup.vault, &job) {
+            Some(_) => match step.map_or_else(|| open_payload(&self.setup.vault, &job), Ok) {
                 Ok(step) => self.setup.runtime.run(step, logs, cancel).await,
                 Err(message) => StepOutcome::FailedToStart(message),
             },
@@ -737,10 +750,22 @@ mod tests {
             assert_eq!(t.await.unwrap(), StepOutcome::Exited(0));
         }
         assert_eq!(gate.most.load(Ordering::SeqCst), 3);
+        let (mut held, mut sealed) = (0, 0);
         for run in 0..12 {
             let jobs = completed_jobs(f.store.as_ref(), run, 1).await;
             assert_eq!(jobs[0].result, Some(json!({"exited": 0})));
+            // Executed at its enqueue, from memory, or queued with its step sealed.
+            match (
+                jobs[0].payload.get("held_by_enqueuer"),
+                jobs[0].payload.get("sealed"),
+            ) {
+                (Some(_), None) => held += 1,
+                (None, Some(_)) => sealed += 1,
+                other => panic!("payload {other:?}"),
+            }
         }
+        // Twelve steps for three slots: some waited in the queue and were claimed from it.
+        assert!(held >= 3 && sealed >= 1, "{held} held, {sealed} sealed");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
