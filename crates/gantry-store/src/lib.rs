@@ -226,6 +226,43 @@ pub trait Store: Send + Sync {
         at: chrono::DateTime<chrono::Utc>,
     ) -> StoreFuture<'a, ()>;
 
+    // ------------------------------------------------------------ identities
+
+    /// `Conflict` if the id or the email is taken.
+    fn create_user<'a>(&'a self, user: &'a User) -> StoreFuture<'a, ()>;
+    fn get_user<'a>(&'a self, id: &'a str) -> StoreFuture<'a, User>;
+    fn find_user<'a>(&'a self, email: &'a str) -> StoreFuture<'a, User>;
+    /// All users, by email.
+    fn list_users(&self) -> StoreFuture<'_, Vec<User>>;
+    /// `Conflict` if the name is taken.
+    fn create_team<'a>(&'a self, team: &'a Team) -> StoreFuture<'a, ()>;
+    /// All teams, by name.
+    fn list_teams(&self) -> StoreFuture<'_, Vec<Team>>;
+    /// Adds a user to a team or changes whether they maintain it. `NotFound` for an unknown
+    /// team or user.
+    fn set_team_member<'a>(&'a self, member: &'a TeamMember) -> StoreFuture<'a, ()>;
+    /// Removes a user from a team; `NotFound` if they were not in it.
+    fn remove_team_member<'a>(&'a self, team: &'a str, user_id: &'a str) -> StoreFuture<'a, ()>;
+    /// A team's members, by user id.
+    fn team_members<'a>(&'a self, team: &'a str) -> StoreFuture<'a, Vec<TeamMember>>;
+    /// The teams a user is in, by team name.
+    fn user_teams<'a>(&'a self, user_id: &'a str) -> StoreFuture<'a, Vec<TeamMember>>;
+    /// `Conflict` if the id or the name is taken; `NotFound` for an unknown team.
+    fn create_service_account<'a>(&'a self, account: &'a ServiceAccount) -> StoreFuture<'a, ()>;
+    fn get_service_account<'a>(&'a self, id: &'a str) -> StoreFuture<'a, ServiceAccount>;
+    fn find_service_account<'a>(&'a self, name: &'a str) -> StoreFuture<'a, ServiceAccount>;
+    /// All service accounts, by name.
+    fn list_service_accounts(&self) -> StoreFuture<'_, Vec<ServiceAccount>>;
+    /// Sets (or, with `None`, clears) the team that owns a workflow. `NotFound` for an unknown
+    /// (or deleted) workflow or team.
+    fn set_workflow_owner<'a>(
+        &'a self,
+        workflow: &'a str,
+        team: Option<&'a str>,
+    ) -> StoreFuture<'a, ()>;
+    /// The team that owns a workflow, if any; `NotFound` for an unknown (or deleted) workflow.
+    fn workflow_owner<'a>(&'a self, workflow: &'a str) -> StoreFuture<'a, Option<String>>;
+
     // ------------------------------------------------------------ API keys
 
     /// `Conflict` if the id or the prefix is taken.

@@ -397,6 +397,49 @@ pub struct SealedValue {
     pub updated_at: DateTime<Utc>,
 }
 
+// ---------------------------------------------------------------- identities
+
+/// A person. `role` is one of the server's role names; the store does not interpret it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub id: String,
+    pub email: String,
+    pub name: String,
+    pub role: String,
+    /// An argon2 PHC string; `None` for a user who signs in only through single sign-on.
+    pub password_hash: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub disabled_at: Option<DateTime<Utc>>,
+}
+
+/// A team: owns workflows (and, later, entities and actions).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Team {
+    pub name: String,
+    pub title: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A user's place in a team. Maintainers may change what their team owns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TeamMember {
+    pub team: String,
+    pub user_id: String,
+    pub maintainer: bool,
+}
+
+/// A non-person principal for automation (CI jobs, integrations).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceAccount {
+    pub id: String,
+    pub name: String,
+    pub role: String,
+    /// The team it acts for, if any (it maintains what that team owns).
+    pub team: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub disabled_at: Option<DateTime<Utc>>,
+}
+
 // ---------------------------------------------------------------- API keys
 
 /// A stored API key: its hash, never the key.

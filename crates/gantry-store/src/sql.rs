@@ -182,6 +182,8 @@ pub(crate) const JOB_COLS: &str =
      attempts, completed_at, result";
 pub(crate) const TRIGGER_COLS: &str = "id, workflow, name, created_at, last_fire_at";
 pub(crate) const PUSH_TOKEN_COLS: &str = "id, workflow, trigger_name, created_at, revoked_at";
+pub(crate) const USER_COLS: &str = "id, email, name, role, password_hash, created_at, disabled_at";
+pub(crate) const SERVICE_ACCOUNT_COLS: &str = "id, name, role, team, created_at, disabled_at";
 pub(crate) const API_KEY_COLS: &str =
     "id, prefix, hash, principal, created_at, last_used_at, expires_at, revoked_at";
 
@@ -328,6 +330,37 @@ macro_rules! sql_store {
                 last_used_at: opt_time(get(row, "last_used_at")?)?,
                 expires_at: opt_time(get(row, "expires_at")?)?,
                 revoked_at: opt_time(get(row, "revoked_at")?)?,
+            })
+        }
+
+        fn user_from(row: &$row) -> Result<User, StoreError> {
+            Ok(User {
+                id: get(row, "id")?,
+                email: get(row, "email")?,
+                name: get(row, "name")?,
+                role: get(row, "role")?,
+                password_hash: get(row, "password_hash")?,
+                created_at: time(get(row, "created_at")?)?,
+                disabled_at: opt_time(get(row, "disabled_at")?)?,
+            })
+        }
+
+        fn service_account_from(row: &$row) -> Result<ServiceAccount, StoreError> {
+            Ok(ServiceAccount {
+                id: get(row, "id")?,
+                name: get(row, "name")?,
+                role: get(row, "role")?,
+                team: get(row, "team")?,
+                created_at: time(get(row, "created_at")?)?,
+                disabled_at: opt_time(get(row, "disabled_at")?)?,
+            })
+        }
+
+        fn member_from(row: &$row) -> Result<TeamMember, StoreError> {
+            Ok(TeamMember {
+                team: get(row, "team")?,
+                user_id: get(row, "user_id")?,
+                maintainer: get(row, "maintainer")?,
             })
         }
 
@@ -1079,7 +1112,7 @@ macro_rules! sql_store {
             ) -> StoreFuture<'a, ()> {
                 Box::pin(async move {
                     let done = sqlx::query(
-                        "UPDATE workflows SET deleted_at = $2 \
+                        "UPDATE workflows SET deleted_at = $2, owner_team = NULL \
                          WHERE name = $1 AND deleted_at IS NULL",
                     )
                     .bind(name)
@@ -1683,6 +1716,276 @@ macro_rules! sql_store {
                         return Err(not_found("push token", id));
                     }
                     Ok(())
+                })
+            }
+
+            fn create_user<'a>(&'a self, user: &'a User) -> StoreFuture<'a, ()> {
+                Box::pin(async move {
+                    sqlx::query(
+                        "INSERT INTO users (id, email, name, role, password_hash, created_at, \
+                         disabled_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    )
+                    .bind(&user.id)
+                    .bind(&user.email)
+                    .bind(&user.name)
+                    .bind(&user.role)
+                    .bind(&user.password_hash)
+                    .bind(us(user.created_at))
+                    .bind(opt_us(user.disabled_at))
+                    .execute(&self.writer)
+                    .await?;
+                    Ok(())
+                })
+            }
+
+            fn get_user<'a>(&'a self, id: &'a str) -> StoreFuture<'a, User> {
+                Box::pin(async move {
+                    let sql = format!("SELECT {USER_COLS} FROM users WHERE id = $1");
+                    let row = sqlx::query(&sql)
+                        .bind(id)
+                        .fetch_optional(&self.reader)
+                        .await?
+                        .ok_or_else(|| not_found("user", id))?;
+                    user_from(&row)
+                })
+            }
+
+            fn find_user<'a>(&'a self, email: &'a str) -> StoreFuture<'a, User> {
+                Box::pin(async move {
+                    let sql = format!("SELECT {USER_COLS} FROM users WHERE email = $1");
+                    let row = sqlx::query(&sql)
+                        .bind(email)
+                        .fetch_optional(&self.reader)
+                        .await?
+                        .ok_or_else(|| not_found("user", email))?;
+                    user_from(&row)
+                })
+            }
+
+            fn list_users(&self) -> StoreFuture<'_, Vec<User>> {
+                Box::pin(async move {
+                    let sql = format!("SELECT {USER_COLS} FROM users ORDER BY email");
+                    let rows = sqlx::query(&sql).fetch_all(&self.reader).await?;
+                    rows.iter().map(user_from).collect()
+                })
+            }
+
+            fn create_team<'a>(&'a self, team: &'a Team) -> StoreFuture<'a, ()> {
+                Box::pin(async move {
+                    sqlx::query("INSERT INTO teams (name, title, created_at) VALUES ($1, $2, $3)")
+                        .bind(&team.name)
+                        .bind(&team.title)
+                        .bind(us(team.created_at))
+                        .execute(&self.writer)
+                        .await?;
+                    Ok(())
+                })
+            }
+
+            fn list_teams(&self) -> StoreFuture<'_, Vec<Team>> {
+                Box::pin(async move {
+                    let rows = sqlx::query("SELECT name, title, created_at FROM teams ORDER BY name")
+                        .fetch_all(&self.reader)
+                        .await?;
+                    rows.iter()
+                        .map(|row| {
+                            Ok(Team {
+                                name: get(row, "name")?,
+                                title: get(row, "title")?,
+                                created_at: time(get(row, "created_at")?)?,
+                            })
+                        })
+                        .collect()
+                })
+            }
+
+            fn set_team_member<'a>(&'a self, member: &'a TeamMember) -> StoreFuture<'a, ()> {
+                Box::pin(async move {
+                    let mut tx = self.writer.begin().await?;
+                    let team = sqlx::query("SELECT name FROM teams WHERE name = $1")
+                        .bind(&member.team)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                    if team.is_none() {
+                        return Err(not_found("team", &member.team));
+                    }
+                    let user = sqlx::query("SELECT id FROM users WHERE id = $1")
+                        .bind(&member.user_id)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                    if user.is_none() {
+                        return Err(not_found("user", &member.user_id));
+                    }
+                    sqlx::query(
+                        "INSERT INTO team_members (team, user_id, maintainer) VALUES ($1, $2, $3) \
+                         ON CONFLICT (team, user_id) DO UPDATE SET maintainer = excluded.maintainer",
+                    )
+                    .bind(&member.team)
+                    .bind(&member.user_id)
+                    .bind(member.maintainer)
+                    .execute(&mut *tx)
+                    .await?;
+                    tx.commit().await?;
+                    Ok(())
+                })
+            }
+
+            fn remove_team_member<'a>(
+                &'a self,
+                team: &'a str,
+                user_id: &'a str,
+            ) -> StoreFuture<'a, ()> {
+                Box::pin(async move {
+                    let done =
+                        sqlx::query("DELETE FROM team_members WHERE team = $1 AND user_id = $2")
+                            .bind(team)
+                            .bind(user_id)
+                            .execute(&self.writer)
+                            .await?;
+                    if done.rows_affected() == 0 {
+                        return Err(not_found("team member", &format!("{team}/{user_id}")));
+                    }
+                    Ok(())
+                })
+            }
+
+            fn team_members<'a>(&'a self, team: &'a str) -> StoreFuture<'a, Vec<TeamMember>> {
+                Box::pin(async move {
+                    let rows = sqlx::query(
+                        "SELECT team, user_id, maintainer FROM team_members WHERE team = $1 \
+                         ORDER BY user_id",
+                    )
+                    .bind(team)
+                    .fetch_all(&self.reader)
+                    .await?;
+                    rows.iter().map(member_from).collect()
+                })
+            }
+
+            fn user_teams<'a>(&'a self, user_id: &'a str) -> StoreFuture<'a, Vec<TeamMember>> {
+                Box::pin(async move {
+                    let rows = sqlx::query(
+                        "SELECT team, user_id, maintainer FROM team_members WHERE user_id = $1 \
+                         ORDER BY team",
+                    )
+                    .bind(user_id)
+                    .fetch_all(&self.reader)
+                    .await?;
+                    rows.iter().map(member_from).collect()
+                })
+            }
+
+            fn create_service_account<'a>(
+                &'a self,
+                account: &'a ServiceAccount,
+            ) -> StoreFuture<'a, ()> {
+                Box::pin(async move {
+                    if let Some(team) = &account.team {
+                        let found = sqlx::query("SELECT name FROM teams WHERE name = $1")
+                            .bind(team)
+                            .fetch_optional(&self.writer)
+                            .await?;
+                        if found.is_none() {
+                            return Err(not_found("team", team));
+                        }
+                    }
+                    sqlx::query(
+                        "INSERT INTO service_accounts (id, name, role, team, created_at, \
+                         disabled_at) VALUES ($1, $2, $3, $4, $5, $6)",
+                    )
+                    .bind(&account.id)
+                    .bind(&account.name)
+                    .bind(&account.role)
+                    .bind(&account.team)
+                    .bind(us(account.created_at))
+                    .bind(opt_us(account.disabled_at))
+                    .execute(&self.writer)
+                    .await?;
+                    Ok(())
+                })
+            }
+
+            fn get_service_account<'a>(&'a self, id: &'a str) -> StoreFuture<'a, ServiceAccount> {
+                Box::pin(async move {
+                    let sql =
+                        format!("SELECT {SERVICE_ACCOUNT_COLS} FROM service_accounts WHERE id = $1");
+                    let row = sqlx::query(&sql)
+                        .bind(id)
+                        .fetch_optional(&self.reader)
+                        .await?
+                        .ok_or_else(|| not_found("service account", id))?;
+                    service_account_from(&row)
+                })
+            }
+
+            fn find_service_account<'a>(
+                &'a self,
+                name: &'a str,
+            ) -> StoreFuture<'a, ServiceAccount> {
+                Box::pin(async move {
+                    let sql = format!(
+                        "SELECT {SERVICE_ACCOUNT_COLS} FROM service_accounts WHERE name = $1"
+                    );
+                    let row = sqlx::query(&sql)
+                        .bind(name)
+                        .fetch_optional(&self.reader)
+                        .await?
+                        .ok_or_else(|| not_found("service account", name))?;
+                    service_account_from(&row)
+                })
+            }
+
+            fn list_service_accounts(&self) -> StoreFuture<'_, Vec<ServiceAccount>> {
+                Box::pin(async move {
+                    let sql =
+                        format!("SELECT {SERVICE_ACCOUNT_COLS} FROM service_accounts ORDER BY name");
+                    let rows = sqlx::query(&sql).fetch_all(&self.reader).await?;
+                    rows.iter().map(service_account_from).collect()
+                })
+            }
+
+            fn set_workflow_owner<'a>(
+                &'a self,
+                workflow: &'a str,
+                team: Option<&'a str>,
+            ) -> StoreFuture<'a, ()> {
+                Box::pin(async move {
+                    let mut tx = self.writer.begin().await?;
+                    if let Some(team) = team {
+                        let found = sqlx::query("SELECT name FROM teams WHERE name = $1")
+                            .bind(team)
+                            .fetch_optional(&mut *tx)
+                            .await?;
+                        if found.is_none() {
+                            return Err(not_found("team", team));
+                        }
+                    }
+                    let done = sqlx::query(
+                        "UPDATE workflows SET owner_team = $2 \
+                         WHERE name = $1 AND deleted_at IS NULL",
+                    )
+                    .bind(workflow)
+                    .bind(team)
+                    .execute(&mut *tx)
+                    .await?;
+                    if done.rows_affected() == 0 {
+                        return Err(not_found("workflow", workflow));
+                    }
+                    tx.commit().await?;
+                    Ok(())
+                })
+            }
+
+            fn workflow_owner<'a>(&'a self, workflow: &'a str) -> StoreFuture<'a, Option<String>> {
+                Box::pin(async move {
+                    let row = sqlx::query(
+                        "SELECT owner_team FROM workflows WHERE name = $1 AND deleted_at IS NULL",
+                    )
+                    .bind(workflow)
+                    .fetch_optional(&self.reader)
+                    .await?
+                    .ok_or_else(|| not_found("workflow", workflow))?;
+                    get(&row, "owner_team")
                 })
             }
 

@@ -8,6 +8,7 @@ mod harness;
 mod api_keys;
 mod batch;
 mod events;
+mod identities;
 mod logs;
 mod queue;
 mod restart;
@@ -70,6 +71,8 @@ conformance! {
     queue::an_enqueue_can_be_its_own_claim,
     secrets::put_get_list_delete,
     api_keys::create_find_touch_list_revoke,
+    identities::users_teams_members_and_service_accounts,
+    identities::workflows_are_owned_by_teams,
     triggers::ensure_is_stable_and_marks_move_forward,
     triggers::push_tokens_list_and_revoke,
     batch::thousand_concurrent_events_few_transactions,

@@ -4,7 +4,7 @@ use gantry_store::{NewWorkflowVersion, PageRequest, StoreError};
 
 use crate::harness::{t, TestDb};
 
-fn version(name: &str, yaml: &str, at: i64) -> NewWorkflowVersion {
+pub(crate) fn version(name: &str, yaml: &str, at: i64) -> NewWorkflowVersion {
     NewWorkflowVersion {
         name: name.to_owned(),
         yaml: yaml.to_owned(),
