@@ -3,8 +3,9 @@
 //! Today this crate holds the metadata API ([`metadata`]), the HTTP service that step and
 //! trigger containers call to read their `spec`, set outputs, emit events and so on, with
 //! Relay's paths, envelopes and status codes so that Relay's own clients (PyPI's `relay-sdk`,
-//! the `ni` CLI) work unchanged. [`vault`] seals secret values at rest and [`apikey`] makes and
-//! checks API keys. The REST API, webhook ingest and agent endpoints will join them.
+//! the `ni` CLI) work unchanged. [`vault`] seals secret values at rest, [`apikey`] makes and
+//! checks API keys, and [`authz`] decides who may do what. The REST API ([`api`]), webhook
+//! ingest ([`triggers`]) and the runs ([`runs`]) are here too.
 //!
 //! This crate owns the wire format: request parsing, response envelopes, status codes and the
 //! error table. It must not hold engine logic: every decision about a run is delegated to
@@ -17,6 +18,7 @@
 
 pub mod api;
 pub mod apikey;
+pub mod authz;
 mod cache;
 pub mod metadata;
 pub mod queue;

@@ -1,23 +1,228 @@
-//! API key authentication: `Authorization: Bearer gantry_<prefix>_<secret>`. The prefix finds
-//! the stored key; the secret is checked against its hash; revoked and expired keys are refused.
-//! Every failure is the same 401, so a caller learns nothing about which part was wrong.
+//! Authentication and authorisation of every `/api/v1` route, in one middleware ([`guard`]).
+//!
+//! Authentication: `Authorization: Bearer gantry_<prefix>_<secret>`. The prefix finds the
+//! stored key; the secret is checked against its hash (SHA-256, constant-time compare: the key
+//! is 256 random bits, so no slow hash is needed or wanted per request); revoked and expired
+//! keys, and keys of disabled users and service accounts, are refused. Every failure is the
+//! same 401, so a caller learns nothing about which part was wrong.
+//!
+//! Authorisation: each route's operation declares its permission in
+//! [`super::permissions`]; the router refuses to build when one does not. The guard resolves
+//! the owner of the resource when the rule needs it and asks [`crate::authz::can`]; a refusal is
+//! a 403 naming the action, never the resource's owner.
+//!
+//! Concurrency and cost: resolved keys are cached per prefix for [`TRUST_FOR`] (the secret is
+//! still checked against the cached hash on every request), so a request costs no database
+//! read; a key's last use is written at most once per [`TOUCH_EVERY`], off the request path.
+//! Changes made through this server (revoking a key, a user's role) clear the cache at once;
+//! another server sharing the database sees them within [`TRUST_FOR`].
 
-use axum::extract::{Request, State};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use axum::extract::{MatchedPath, RawPathParams, Request, State};
 use axum::http::header::AUTHORIZATION;
+use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::Response;
-use chrono::Utc;
+use axum::RequestExt as _;
+use chrono::{DateTime, Utc};
+use gantry_store::{Store, StoreError};
 
 use super::error::ApiError;
+use super::permissions::{Permission, Permissions, Scope};
 use super::ApiState;
 use crate::apikey;
+use crate::authz::{can, Action, Principal, Resource, Role};
 
-/// Who made a request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Principal(pub String);
+/// How long a resolved key is trusted before it is read again.
+pub const TRUST_FOR: Duration = Duration::from_secs(2);
+/// How often a key's last use is recorded, at most.
+pub const TOUCH_EVERY: Duration = Duration::from_secs(60);
 
-pub(crate) async fn require_api_key(
-    State(state): State<ApiState>,
+/// A key as last read, with who it acts for.
+#[derive(Clone)]
+struct Resolved {
+    key_id: String,
+    hash: String,
+    expires_at: Option<DateTime<Utc>>,
+    principal: Option<Principal>,
+    read_at: Instant,
+}
+
+/// Resolves presented keys to principals, with a short cache.
+pub struct Authenticator {
+    store: Arc<dyn Store>,
+    cache: Mutex<HashMap<String, Resolved>>,
+    touched: Mutex<HashMap<String, Instant>>,
+}
+
+impl Authenticator {
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Authenticator {
+            store,
+            cache: Mutex::new(HashMap::new()),
+            touched: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Forgets every resolved key: the next request of each reads it again.
+    pub fn forget_all(&self) {
+        self.cache
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+    }
+
+    /// The principal a presented key acts for; `None` for any key that must be refused.
+    pub async fn authenticate(&self, presented: &str) -> Result<Option<Principal>, StoreError> {
+        let Some((prefix, secret)) = apikey::parse(presented) else {
+            return Ok(None);
+        };
+        let cached = self
+            .cache
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(prefix)
+            .filter(|r| r.read_at.elapsed() < TRUST_FOR)
+            .cloned();
+        let resolved = match cached {
+            Some(r) => r,
+            None => {
+                let Some(r) = self.resolve(prefix).await? else {
+                    return Ok(None);
+                };
+                self.cache
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .insert(prefix.to_owned(), r.clone());
+                r
+            }
+        };
+        let now = Utc::now();
+        if !apikey::verify(secret, &resolved.hash)
+            || resolved.expires_at.is_some_and(|at| at <= now)
+        {
+            return Ok(None);
+        }
+        let Some(principal) = resolved.principal else {
+            return Ok(None);
+        };
+        self.touch(&resolved.key_id, now);
+        Ok(Some(principal))
+    }
+
+    /// Reads a key and its principal; `None` for an unknown or revoked key.
+    async fn resolve(&self, prefix: &str) -> Result<Option<Resolved>, StoreError> {
+        let key = match self.store.find_api_key(prefix).await {
+            Ok(key) => key,
+            Err(StoreError::NotFound(_)) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        if key.revoked_at.is_some() {
+            return Ok(None);
+        }
+        let principal = principal_of(self.store.as_ref(), &key.principal).await?;
+        Ok(Some(Resolved {
+            key_id: key.id,
+            hash: String::from_utf8_lossy(&key.hash).into_owned(),
+            expires_at: key.expires_at,
+            principal,
+            read_at: Instant::now(),
+        }))
+    }
+
+    /// Records a key's use, at most once per [`TOUCH_EVERY`], without holding up the request.
+    fn touch(&self, key_id: &str, now: DateTime<Utc>) {
+        {
+            let mut touched = self.touched.lock().unwrap_or_else(PoisonError::into_inner);
+            if touched
+                .get(key_id)
+                .is_some_and(|at| at.elapsed() < TOUCH_EVERY)
+            {
+                return;
+            }
+            touched.insert(key_id.to_owned(), Instant::now());
+        }
+        let (store, id) = (Arc::clone(&self.store), key_id.to_owned());
+        tokio::spawn(async move {
+            if let Err(e) = store.touch_api_key(&id, now).await {
+                tracing::warn!(error = %e, "could not record an API key's last use");
+            }
+        });
+    }
+}
+
+/// Who a key's principal string names, as it stands now; `None` when it names nobody who may
+/// act (an unknown or disabled user or service account, an unknown role).
+pub async fn principal_of(
+    store: &dyn Store,
+    principal: &str,
+) -> Result<Option<Principal>, StoreError> {
+    let absent = |e: StoreError| match e {
+        StoreError::NotFound(_) => Ok(None),
+        e => Err(e),
+    };
+    if principal == "admin" {
+        return Ok(Some(Principal {
+            id: "admin".to_owned(),
+            name: "admin".to_owned(),
+            role: Role::Admin,
+            maintains: Vec::new(),
+        }));
+    }
+    if let Some(id) = principal.strip_prefix("user:") {
+        let user = match store.get_user(id).await {
+            Ok(user) => user,
+            Err(e) => return absent(e),
+        };
+        let Some(role) = Role::parse(&user.role).filter(|_| user.disabled_at.is_none()) else {
+            return Ok(None);
+        };
+        let maintains = store
+            .user_teams(id)
+            .await?
+            .into_iter()
+            .filter(|m| m.maintainer)
+            .map(|m| m.team)
+            .collect();
+        return Ok(Some(Principal {
+            id: principal.to_owned(),
+            name: user.email,
+            role,
+            maintains,
+        }));
+    }
+    if let Some(id) = principal.strip_prefix("service:") {
+        let account = match store.get_service_account(id).await {
+            Ok(account) => account,
+            Err(e) => return absent(e),
+        };
+        let Some(role) = Role::parse(&account.role).filter(|_| account.disabled_at.is_none())
+        else {
+            return Ok(None);
+        };
+        return Ok(Some(Principal {
+            id: principal.to_owned(),
+            name: account.name,
+            role,
+            maintains: account.team.into_iter().collect(),
+        }));
+    }
+    Ok(None)
+}
+
+/// What the guard needs beside the API state.
+pub(crate) struct Guard {
+    pub state: ApiState,
+    pub permissions: Permissions,
+    pub authenticator: Arc<Authenticator>,
+}
+
+/// Authenticates the request, then checks the permission its route declares.
+pub(crate) async fn guard(
+    State(guard): State<Arc<Guard>>,
     mut request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
@@ -29,24 +234,69 @@ pub(crate) async fn require_api_key(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .ok_or_else(refused)?;
-    let (prefix, secret) = apikey::parse(presented).ok_or_else(refused)?;
-    let key = match state.store.find_api_key(prefix).await {
-        Ok(key) => key,
-        Err(gantry_store::StoreError::NotFound(_)) => return Err(refused()),
-        Err(e) => return Err(e.into()),
-    };
-    let now = Utc::now();
-    let hash = String::from_utf8_lossy(&key.hash);
-    if !apikey::verify(secret, &hash)
-        || key.revoked_at.is_some()
-        || key.expires_at.is_some_and(|at| at <= now)
-    {
-        return Err(refused());
+    let principal = guard
+        .authenticator
+        .authenticate(presented)
+        .await?
+        .ok_or_else(refused)?;
+    // An unknown path has no permission to check; the router answers 404.
+    let permission = request
+        .extensions()
+        .get::<MatchedPath>()
+        .and_then(|path| guard.permissions.of(request.method(), path.as_str()));
+    if let Some(permission) = permission {
+        let name = match permission.scope {
+            Scope::Workflow => request
+                .extract_parts::<RawPathParams>()
+                .await
+                .ok()
+                .and_then(|p| {
+                    p.iter()
+                        .find(|(k, _)| *k == "name")
+                        .map(|(_, v)| v.to_owned())
+                }),
+            Scope::Organisation => None,
+        };
+        check(&guard.state, &principal, permission, name.as_deref()).await?;
     }
-    // Best effort: a failed touch must not fail the request.
-    if let Err(e) = state.store.touch_api_key(&key.id, now).await {
-        tracing::warn!(error = %e, "could not record the API key's last use");
-    }
-    request.extensions_mut().insert(Principal(key.principal));
+    request.extensions_mut().insert(principal);
     Ok(next.run(request).await)
+}
+
+/// Asks the rule; `workflow` is the workflow the route acts on, for a workflow-scoped one.
+async fn check(
+    state: &ApiState,
+    principal: &Principal,
+    permission: Permission,
+    workflow: Option<&str>,
+) -> Result<(), ApiError> {
+    // The owner matters only to the edit rule, which an admin passes anyway.
+    let owner = match workflow {
+        Some(name) if permission.action == Action::Edit && principal.role != Role::Admin => {
+            match state.store.workflow_owner(name).await {
+                Ok(owner) => owner,
+                // A new workflow has no owner yet; the rule decides.
+                Err(StoreError::NotFound(_)) => None,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        _ => None,
+    };
+    if can(
+        principal,
+        permission.action,
+        &Resource::owned_by(owner.as_deref()),
+    ) {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!(
+                "the {} role may not {} this",
+                principal.role,
+                permission.action.as_str()
+            ),
+        ))
+    }
 }

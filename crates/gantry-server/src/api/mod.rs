@@ -9,6 +9,7 @@ pub mod auth;
 pub mod diagnostics;
 pub mod error;
 pub mod openapi;
+pub mod permissions;
 mod runs;
 pub mod secrets;
 mod triggers;
@@ -44,15 +45,25 @@ pub struct ApiState {
     pub public_url: Arc<str>,
 }
 
-/// The `/api/v1` routes, every one behind an API key but the OpenAPI document.
+/// The `/api/v1` routes, every one behind an API key and the permission it declares
+/// (`permissions.rs`), but the OpenAPI document.
+///
+/// Panics when a route declares no permission: a programming error that every API test
+/// reports, so such a server is never built.
 pub fn router(state: ApiState) -> Router {
-    let (routes, document) = routes().split();
+    let (routes, document, doc) = routes().split();
+    let permissions = permissions::Permissions::from_document(&doc, &[openapi::PUBLIC])
+        .unwrap_or_else(|missing| panic!("{missing}"));
+    let authenticator = Arc::new(auth::Authenticator::new(state.store.clone()));
+    let guard = Arc::new(auth::Guard {
+        state: state.clone(),
+        permissions,
+        authenticator: authenticator.clone(),
+    });
     let routes = routes
         .fallback(error::not_found)
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            auth::require_api_key,
-        ))
+        .layer(middleware::from_fn_with_state(guard, auth::guard))
+        .layer(axum::Extension(authenticator))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .merge(document)
         .with_state(state.clone());

@@ -44,11 +44,12 @@ impl RouteTable {
         RouteTable(self.0.routes(handlers))
     }
 
-    /// The table's router (for the caller to put behind the API key) and the public route of
-    /// the whole document, both relative to [`PREFIX`].
-    pub(crate) fn split(self) -> (Router<ApiState>, Router<ApiState>) {
+    /// The table's router (for the caller to put behind the API key), the public route of
+    /// the whole document, both relative to [`PREFIX`], and the document.
+    pub(crate) fn split(self) -> (Router<ApiState>, Router<ApiState>, Arc<Value>) {
         let (routes, public, doc) = self.build();
-        (routes, public.layer(Extension(Arc::new(doc))))
+        let doc = Arc::new(doc);
+        (routes, public.layer(Extension(doc.clone())), doc)
     }
 
     fn build(self) -> (Router<ApiState>, Router<ApiState>, Value) {
@@ -63,6 +64,9 @@ impl RouteTable {
         (routes, public, finish(doc))
     }
 }
+
+/// The operation id of the one route served without a key: this document.
+pub(crate) const PUBLIC: &str = "getOpenApiDocument";
 
 /// The whole document as JSON, as `GET /api/v1/openapi.json` serves it.
 pub fn document() -> Value {

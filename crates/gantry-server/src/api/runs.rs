@@ -11,10 +11,10 @@ use gantry_store::{PageRequest, RunFilter, RunStatus, RunSummary, StoreError};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use super::auth::Principal;
 use super::error::ApiError;
 use super::openapi as doc;
 use super::ApiState;
+use crate::authz::Principal;
 use crate::runs::StartError;
 
 use super::time_json as time;
@@ -372,8 +372,8 @@ async fn answer(
     reason: Option<String>,
 ) -> Result<Json<Value>, ApiError> {
     let by = match reason {
-        Some(r) if !approved => format!("{} ({r})", principal.0),
-        _ => principal.0.clone(),
+        Some(r) if !approved => format!("{} ({r})", principal.name),
+        _ => principal.name.clone(),
     };
     live(state, id)?
         .answer(step, approved, Some(by))

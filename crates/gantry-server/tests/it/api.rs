@@ -61,6 +61,10 @@ pub(crate) async fn api() -> Api {
 }
 
 impl Api {
+    pub(crate) fn store(&self) -> Arc<dyn Store> {
+        self.store.clone()
+    }
+
     pub(crate) async fn call(
         &self,
         method: &str,

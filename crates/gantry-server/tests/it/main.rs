@@ -4,6 +4,7 @@
 
 mod api;
 mod auth;
+mod authz;
 mod backend;
 mod client;
 mod endpoints;

@@ -1,0 +1,180 @@
+//! Who may do what: one pure function, [`can`], over a [`Principal`], an [`Action`] and the
+//! [`Resource`] it acts on. No I/O: the API's middleware resolves the principal and the
+//! resource's owner, then asks.
+//!
+//! The roles are Relay's, each including the one before: `viewer` reads, `operator` also runs
+//! workflows (and actions), `approver` also answers approvals, `admin` does everything (edits
+//! workflows, secrets, connections, users, teams, keys). Ownership adds one rule: the
+//! maintainers of a team may edit what their team owns (a workflow, its secrets and push
+//! tokens) without being admins; a service account acting for a team maintains what it owns.
+
+use std::fmt;
+
+/// An organisation role. Ordered: each includes the ones before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Role {
+    Viewer,
+    Operator,
+    Approver,
+    Admin,
+}
+
+impl Role {
+    pub const ALL: [Role; 4] = [Role::Viewer, Role::Operator, Role::Approver, Role::Admin];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Operator => "operator",
+            Role::Approver => "approver",
+            Role::Admin => "admin",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|r| r.as_str() == text)
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a request does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Action {
+    /// Read anything but a secret value (which no door returns).
+    Read,
+    /// Start, rerun or cancel a run.
+    Run,
+    /// Approve or deny an approval step.
+    Approve,
+    /// Change a resource that can be owned: a workflow, its secrets, its push tokens.
+    Edit,
+    /// Change what belongs to the whole organisation: connections, users, teams, API keys,
+    /// ownership itself; read the audit log.
+    Administer,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Read => "read",
+            Action::Run => "run",
+            Action::Approve => "approve",
+            Action::Edit => "edit",
+            Action::Administer => "administer",
+        }
+    }
+}
+
+/// Who is asking.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// `user:<id>`, `service:<id>`, or `admin` (the key made at first start).
+    pub id: String,
+    /// What audit events and approvals show: an email, a service account's name, `admin`.
+    pub name: String,
+    pub role: Role,
+    /// The teams whose owned resources this principal may edit.
+    pub maintains: Vec<String>,
+}
+
+/// What is acted on: only its owning team matters to the rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Resource<'a> {
+    pub owner: Option<&'a str>,
+}
+
+impl<'a> Resource<'a> {
+    /// A resource nobody owns (or whose owner does not matter to the action).
+    pub const NONE: Resource<'static> = Resource { owner: None };
+
+    pub fn owned_by(team: Option<&'a str>) -> Self {
+        Resource { owner: team }
+    }
+}
+
+/// Whether `principal` may do `action` to `resource`.
+pub fn can(principal: &Principal, action: Action, resource: &Resource<'_>) -> bool {
+    let role = principal.role;
+    match action {
+        Action::Read => true,
+        Action::Run => role >= Role::Operator,
+        Action::Approve => role >= Role::Approver,
+        Action::Edit => {
+            role == Role::Admin
+                || resource
+                    .owner
+                    .is_some_and(|team| principal.maintains.iter().any(|t| t == team))
+        }
+        Action::Administer => role == Role::Admin,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn who(role: Role, maintains: &[&str]) -> Principal {
+        Principal {
+            id: "user:u".into(),
+            name: "u@example.com".into(),
+            role,
+            maintains: maintains.iter().map(|t| (*t).to_owned()).collect(),
+        }
+    }
+
+    #[test]
+    fn each_role_includes_the_one_before() {
+        let actions = [
+            Action::Read,
+            Action::Run,
+            Action::Approve,
+            Action::Administer,
+        ];
+        let allowed = |role| {
+            actions
+                .iter()
+                .filter(|a| can(&who(role, &[]), **a, &Resource::NONE))
+                .count()
+        };
+        assert_eq!(
+            Role::ALL.map(allowed),
+            [1, 2, 3, 4],
+            "viewer reads; operator runs; approver approves; admin administers"
+        );
+        assert!(Role::Viewer < Role::Operator && Role::Approver < Role::Admin);
+    }
+
+    #[test]
+    fn maintainers_edit_what_their_team_owns_and_nothing_else() {
+        let sre = Resource::owned_by(Some("sre"));
+        let payments = Resource::owned_by(Some("payments"));
+        // A viewer who maintains sre edits sre's workflows, not another team's, not unowned.
+        let maintainer = who(Role::Viewer, &["sre"]);
+        assert!(can(&maintainer, Action::Edit, &sre));
+        assert!(!can(&maintainer, Action::Edit, &payments));
+        assert!(!can(&maintainer, Action::Edit, &Resource::NONE));
+        // Maintaining does not grant running, approving or administering.
+        assert!(!can(&maintainer, Action::Run, &sre));
+        assert!(!can(&maintainer, Action::Approve, &sre));
+        assert!(!can(&maintainer, Action::Administer, &sre));
+        // An approver who maintains nothing edits nothing; an admin edits everything.
+        for resource in [sre, payments, Resource::NONE] {
+            assert!(!can(&who(Role::Approver, &[]), Action::Edit, &resource));
+            assert!(can(&who(Role::Admin, &[]), Action::Edit, &resource));
+        }
+    }
+
+    #[test]
+    fn role_names_round_trip() {
+        for role in Role::ALL {
+            assert_eq!(Role::parse(role.as_str()), Some(role));
+        }
+        assert_eq!(Role::parse("Admin"), None);
+        assert_eq!(Role::parse("owner"), None);
+    }
+}
