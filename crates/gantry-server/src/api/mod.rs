@@ -8,6 +8,7 @@
 pub mod auth;
 pub mod diagnostics;
 pub mod error;
+mod identities;
 pub mod openapi;
 pub mod permissions;
 mod runs;
@@ -104,4 +105,15 @@ fn routes() -> openapi::RouteTable {
         .add(routes!(runs::rerun))
         .add(routes!(runs::approve))
         .add(routes!(runs::deny))
+        .add(routes!(identities::me))
+        .add(routes!(identities::list_users, identities::create_user))
+        .add(routes!(identities::list_teams, identities::create_team))
+        .add(routes!(identities::put_member, identities::delete_member))
+        .add(routes!(
+            identities::list_accounts,
+            identities::create_account
+        ))
+        .add(routes!(identities::list_keys, identities::create_key))
+        .add(routes!(identities::revoke_key))
+        .add(routes!(identities::put_owner))
 }

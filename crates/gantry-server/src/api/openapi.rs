@@ -104,6 +104,7 @@ pub(crate) async fn serve(Extension(doc): Extension<Arc<Value>>) -> Json<Value> 
         (name = "secrets", description = "Per-workflow secrets; values are write-only"),
         (name = "connections", description = "Account-wide typed credentials; write-only"),
         (name = "triggers", description = "Webhook URLs, push endpoints and tokens, schedules"),
+        (name = "access", description = "Users, teams, service accounts, API keys, ownership"),
         (name = "meta", description = "This document"),
     ),
 )]
@@ -123,7 +124,7 @@ impl Modify for ApiKeyScheme {
     }
 }
 
-/// Every route behind the key can answer 401 and 500: said once here, not on each handler.
+/// Every route behind the key can answer 401, 403 and 500: said once here, not on each handler.
 fn add_common_responses(doc: &mut openapi::OpenApi) {
     let error = |description: &str| {
         ResponseBuilder::new()
@@ -144,6 +145,13 @@ fn add_common_responses(doc: &mut openapi::OpenApi) {
         )),
     );
     components.responses.insert(
+        "Forbidden".to_owned(),
+        RefOr::T(error(
+            "The key's role, or its teams, do not allow this (`api/permissions.rs` has each \
+             route's rule)",
+        )),
+    );
+    components.responses.insert(
         "InternalError".to_owned(),
         RefOr::T(error("The server failed; the cause is in its log")),
     );
@@ -158,7 +166,11 @@ fn add_common_responses(doc: &mut openapi::OpenApi) {
         .into_iter()
         .flatten()
         {
-            for (status, name) in [("401", "Unauthorized"), ("500", "InternalError")] {
+            for (status, name) in [
+                ("401", "Unauthorized"),
+                ("403", "Forbidden"),
+                ("500", "InternalError"),
+            ] {
                 op.responses
                     .responses
                     .entry(status.to_owned())
@@ -195,7 +207,7 @@ pub(crate) struct IdempotencyKey(
 /// Every error response.
 #[derive(ToSchema)]
 pub(crate) struct Error {
-    /// Stable and `snake_case`: `unauthorized`, `not_found`, `invalid_request`,
+    /// Stable and `snake_case`: `unauthorized`, `forbidden`, `not_found`, `invalid_request`,
     /// `invalid_workflow`, `conflict`, `run_not_active`, `not_waiting`, `payload_too_large`,
     /// `internal_error`.
     #[schema(example = "not_found")]
@@ -514,4 +526,198 @@ pub(crate) struct PushTokenPage {
     /// Always null: every token is on one page.
     #[schema(required = true)]
     next: Option<String>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Access: users, teams, service accounts, API keys, ownership.
+
+/// Who a key acts for.
+#[derive(ToSchema)]
+pub(crate) struct Me {
+    /// `user:<id>`, `service:<id>`, or `admin` (the key made at first start).
+    principal: String,
+    /// An email, a service account's name, or `admin`.
+    name: String,
+    /// `viewer`, `operator`, `approver` or `admin`.
+    role: String,
+    /// The teams whose workflows this principal may change.
+    maintains: Vec<String>,
+}
+
+#[derive(ToSchema)]
+pub(crate) struct Membership {
+    /// Whether the member may change what the team owns.
+    #[schema(nullable = false)]
+    maintainer: Option<bool>,
+}
+
+#[derive(ToSchema)]
+pub(crate) struct NewUser {
+    email: String,
+    /// `viewer`, `operator`, `approver` or `admin`.
+    role: String,
+    /// Defaults to the email.
+    #[schema(nullable = false)]
+    name: Option<String>,
+}
+
+#[derive(ToSchema)]
+#[schema(rename_all = "camelCase")]
+pub(crate) struct User {
+    id: String,
+    email: String,
+    name: String,
+    role: String,
+    /// No password: the user signs in with an API key or through single sign-on.
+    sso_only: bool,
+    teams: Vec<UserTeam>,
+    #[schema(format = DateTime)]
+    created_at: String,
+    #[schema(required = true, format = DateTime)]
+    disabled_at: Option<String>,
+}
+
+#[derive(ToSchema)]
+pub(crate) struct UserTeam {
+    team: String,
+    maintainer: bool,
+}
+
+#[derive(ToSchema)]
+pub(crate) struct UserPage {
+    items: Vec<User>,
+    /// Always null: every user is on one page.
+    #[schema(required = true)]
+    next: Option<String>,
+}
+
+#[derive(ToSchema)]
+pub(crate) struct NewTeam {
+    /// 1 to 100 lowercase letters, digits, `-`, `_` or `.`.
+    name: String,
+    /// Defaults to the name.
+    #[schema(nullable = false)]
+    title: Option<String>,
+}
+
+#[derive(ToSchema)]
+#[schema(rename_all = "camelCase")]
+pub(crate) struct Team {
+    name: String,
+    title: String,
+    members: Vec<TeamMember>,
+    #[schema(format = DateTime)]
+    created_at: String,
+}
+
+#[derive(ToSchema)]
+#[schema(rename_all = "camelCase")]
+pub(crate) struct TeamMember {
+    user_id: String,
+    maintainer: bool,
+}
+
+#[derive(ToSchema)]
+pub(crate) struct TeamPage {
+    items: Vec<Team>,
+    /// Always null: every team is on one page.
+    #[schema(required = true)]
+    next: Option<String>,
+}
+
+#[derive(ToSchema)]
+pub(crate) struct NewServiceAccount {
+    /// 1 to 100 lowercase letters, digits, `-`, `_` or `.`.
+    name: String,
+    /// `viewer`, `operator`, `approver` or `admin`.
+    role: String,
+    /// The team it acts for: it may change what that team owns.
+    #[schema(nullable = false)]
+    team: Option<String>,
+}
+
+#[derive(ToSchema)]
+#[schema(rename_all = "camelCase")]
+pub(crate) struct ServiceAccount {
+    id: String,
+    name: String,
+    role: String,
+    #[schema(required = true)]
+    team: Option<String>,
+    #[schema(format = DateTime)]
+    created_at: String,
+    #[schema(required = true, format = DateTime)]
+    disabled_at: Option<String>,
+}
+
+#[derive(ToSchema)]
+pub(crate) struct ServiceAccountPage {
+    items: Vec<ServiceAccount>,
+    /// Always null: every service account is on one page.
+    #[schema(required = true)]
+    next: Option<String>,
+}
+
+/// Exactly one of `user` and `serviceAccount`.
+#[derive(ToSchema)]
+#[schema(rename_all = "camelCase")]
+pub(crate) struct NewApiKey {
+    /// A user's email.
+    #[schema(nullable = false)]
+    user: Option<String>,
+    /// A service account's name.
+    #[schema(nullable = false)]
+    service_account: Option<String>,
+    /// `30d`, `12h`, `90m`, `2w`; no expiry when absent.
+    #[schema(nullable = false)]
+    expires_in: Option<String>,
+}
+
+/// A key's record; never the key.
+#[derive(ToSchema)]
+#[schema(rename_all = "camelCase")]
+pub(crate) struct ApiKey {
+    id: String,
+    /// The start of the key (`gantry_<prefix>`), to recognise it.
+    prefix: String,
+    /// `user:<id>`, `service:<id>` or `admin`.
+    principal: String,
+    #[schema(format = DateTime)]
+    created_at: String,
+    /// Recorded at most once a minute.
+    #[schema(required = true, format = DateTime)]
+    last_used_at: Option<String>,
+    #[schema(required = true, format = DateTime)]
+    expires_at: Option<String>,
+    #[schema(required = true, format = DateTime)]
+    revoked_at: Option<String>,
+}
+
+/// A new key: `key` is in this answer only.
+#[derive(ToSchema)]
+#[schema(rename_all = "camelCase")]
+pub(crate) struct ApiKeyCreated {
+    id: String,
+    key: String,
+    prefix: String,
+    principal: String,
+    #[schema(format = DateTime)]
+    created_at: String,
+    #[schema(required = true, format = DateTime)]
+    expires_at: Option<String>,
+}
+
+#[derive(ToSchema)]
+pub(crate) struct ApiKeyPage {
+    items: Vec<ApiKey>,
+    /// Always null: every key is on one page.
+    #[schema(required = true)]
+    next: Option<String>,
+}
+
+/// The team that owns a workflow; null for none.
+#[derive(ToSchema)]
+pub(crate) struct Owner {
+    #[schema(required = true)]
+    team: Option<String>,
 }

@@ -49,6 +49,17 @@ pub fn declared(operation_id: &str) -> Option<Permission> {
         "approveStep" | "denyStep" => (Approve, Organisation),
         "listConnections" => (Read, Organisation),
         "putConnection" | "deleteConnection" => (Administer, Organisation),
+        "getMe" | "listUsers" | "listTeams" => (Read, Organisation),
+        "createUser"
+        | "createTeam"
+        | "putTeamMember"
+        | "deleteTeamMember"
+        | "listServiceAccounts"
+        | "createServiceAccount"
+        | "listApiKeys"
+        | "createApiKey"
+        | "revokeApiKey"
+        | "putWorkflowOwner" => (Administer, Organisation),
         _ => return None,
     };
     Some(Permission { action, scope })

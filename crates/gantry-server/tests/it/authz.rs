@@ -41,6 +41,17 @@ async fn reset(api: &Api) {
         .set_workflow_owner("other", Some("payments"))
         .await
         .unwrap();
+    // A case may have removed a member (as an admin may): every user maintains `sre` again.
+    for role in Role::ALL {
+        store
+            .set_team_member(&TeamMember {
+                team: "sre".into(),
+                user_id: format!("u-{role}"),
+                maintainer: true,
+            })
+            .await
+            .unwrap();
+    }
 }
 
 fn fill(template: &str, workflow: &str) -> String {
@@ -52,6 +63,8 @@ fn fill(template: &str, workflow: &str) -> String {
         .replace("{trigger}", "hook")
         .replace("{step}", "approval")
         .replace("{version}", "1")
+        .replace("{team}", "sre")
+        .replace("{email}", "viewer@example.com")
 }
 
 #[tokio::test]

@@ -2,6 +2,7 @@
 //! `tower::ServiceExt::oneshot` against [`backend::MapBackend`], plus one test that runs PyPI's
 //! real `relay-sdk` against the router on a socket.
 
+mod access;
 mod api;
 mod auth;
 mod authz;

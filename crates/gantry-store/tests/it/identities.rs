@@ -245,3 +245,40 @@ pub(crate) async fn workflows_are_owned_by_teams(db: &TestDb) {
         .expect("disown");
     assert_eq!(store.workflow_owner("deploy").await, Ok(None));
 }
+
+/// A read right after a write sees it, whatever was read just before (a one-row read must not
+/// leave its connection on an old snapshot).
+pub(crate) async fn a_read_after_a_write_sees_it(db: &TestDb) {
+    let store = db.open().await;
+    store.create_team(&team("sre")).await.expect("sre");
+    store
+        .create_user(&user("u1", "ann@example.com", "admin"))
+        .await
+        .expect("u1");
+    for round in 0..20 {
+        let maintainer = round % 2 == 0;
+        store
+            .set_team_member(&member("sre", "u1", maintainer))
+            .await
+            .expect("set");
+        // One-row reads, as an authenticator makes them, between the write and the check.
+        store.get_user("u1").await.expect("user");
+        store.find_user("ann@example.com").await.expect("user");
+        store.remove_team_member("sre", "u1").await.expect("remove");
+        assert_eq!(
+            store.user_teams("u1").await,
+            Ok(vec![]),
+            "round {round}: removed"
+        );
+        store.get_user("u1").await.expect("user");
+        store
+            .set_team_member(&member("sre", "u1", maintainer))
+            .await
+            .expect("set");
+        assert_eq!(
+            store.user_teams("u1").await,
+            Ok(vec![member("sre", "u1", maintainer)]),
+            "round {round}: added"
+        );
+    }
+}

@@ -73,6 +73,7 @@ conformance! {
     api_keys::create_find_touch_list_revoke,
     identities::users_teams_members_and_service_accounts,
     identities::workflows_are_owned_by_teams,
+    identities::a_read_after_a_write_sees_it,
     triggers::ensure_is_stable_and_marks_move_forward,
     triggers::push_tokens_list_and_revoke,
     batch::thousand_concurrent_events_few_transactions,
