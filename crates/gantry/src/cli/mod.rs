@@ -1,5 +1,6 @@
 //! Command-line definitions (clap) and dispatch. Help text and shell completions come from here.
 
+mod access;
 mod client;
 mod follow;
 mod profile;
@@ -56,6 +57,18 @@ enum Command {
     /// Show a workflow's triggers on the server; make, list and revoke push trigger tokens.
     #[command(subcommand)]
     Trigger(trigger::TriggerCommand),
+    /// Manage users on the server (an admin's key): create with a role, list.
+    #[command(subcommand)]
+    User(access::UserCommand),
+    /// Manage teams on the server: create, add and remove members and maintainers, list.
+    #[command(subcommand)]
+    Team(access::TeamCommand),
+    /// Manage service accounts (principals for automation) on the server.
+    #[command(subcommand)]
+    ServiceAccount(access::ServiceAccountCommand),
+    /// Make, list and revoke API keys of users and service accounts.
+    #[command(subcommand)]
+    Apikey(access::ApiKeyCommand),
     /// Save a server and an API key as a profile, after checking the key with the server.
     ///
     /// Client commands then use it without `--server` and `--api-key`. For each of the server and
@@ -209,6 +222,18 @@ enum WorkflowCommand {
     /// Delete a workflow (its versions stay in run history).
     Delete {
         name: String,
+        #[command(flatten)]
+        connection: client::Connection,
+    },
+    /// Set the team that owns a workflow on the server (its maintainers may change it).
+    Owner {
+        name: String,
+        /// The owning team.
+        #[arg(required_unless_present = "none")]
+        team: Option<String>,
+        /// Clear the owner instead.
+        #[arg(long, conflicts_with = "team")]
+        none: bool,
         #[command(flatten)]
         connection: client::Connection,
     },
@@ -418,7 +443,7 @@ fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum Format {
+pub(crate) enum Format {
     Human,
     Json,
 }
@@ -488,6 +513,16 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Secret(c) => remote::secret(c),
         Command::Connection(c) => remote::connection(c),
         Command::Trigger(c) => trigger::trigger(c),
+        Command::User(c) => access::user(c),
+        Command::Team(c) => access::team(c),
+        Command::ServiceAccount(c) => access::service_account(c),
+        Command::Apikey(c) => access::api_key(c),
+        Command::Workflow(WorkflowCommand::Owner {
+            name,
+            team,
+            none: _,
+            connection,
+        }) => access::workflow_owner(&connection, &name, team.as_deref()),
         Command::Login {
             server,
             api_key,

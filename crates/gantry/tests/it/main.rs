@@ -1,5 +1,6 @@
 //! End-to-end tests of the `gantry` binary: exit codes, human and JSON output, real runs.
 
+mod access;
 mod cli;
 mod run;
 mod server;

@@ -1,0 +1,447 @@
+//! `gantry user …`, `gantry team …`, `gantry service-account …`, `gantry apikey …`: who may use
+//! a server, through its API (an admin's key). A new API key is printed once, alone on standard
+//! output, so `KEY=$(gantry apikey create --user ann@example.com)` works; listings never show a
+//! key.
+
+use std::process::ExitCode;
+
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use super::client::{block_on, segment, Answer, Client, Connection};
+use super::render::table;
+use super::Format;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum RoleArg {
+    Viewer,
+    Operator,
+    Approver,
+    Admin,
+}
+
+impl RoleArg {
+    fn as_str(self) -> &'static str {
+        match self {
+            RoleArg::Viewer => "viewer",
+            RoleArg::Operator => "operator",
+            RoleArg::Approver => "approver",
+            RoleArg::Admin => "admin",
+        }
+    }
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum UserCommand {
+    /// Create a user with a role, optionally adding them to a team.
+    Create {
+        email: String,
+        #[arg(long, value_enum)]
+        role: RoleArg,
+        /// Their display name (default: the email).
+        #[arg(long)]
+        name: Option<String>,
+        /// A team to add them to.
+        #[arg(long, value_name = "TEAM")]
+        team: Option<String>,
+        /// Make them a maintainer of `--team` (they may change what it owns).
+        #[arg(long, requires = "team")]
+        maintainer: bool,
+        #[command(flatten)]
+        connection: Connection,
+    },
+    /// List users with their roles and teams.
+    List {
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
+        #[command(flatten)]
+        connection: Connection,
+    },
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum TeamCommand {
+    /// Create a team.
+    Create {
+        name: String,
+        #[arg(long)]
+        title: Option<String>,
+        #[command(flatten)]
+        connection: Connection,
+    },
+    /// Add a user to a team, or change whether they maintain it.
+    Add {
+        team: String,
+        email: String,
+        /// They may change what the team owns.
+        #[arg(long)]
+        maintainer: bool,
+        #[command(flatten)]
+        connection: Connection,
+    },
+    /// Remove a user from a team.
+    Remove {
+        team: String,
+        email: String,
+        #[command(flatten)]
+        connection: Connection,
+    },
+    /// List teams and their members.
+    List {
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
+        #[command(flatten)]
+        connection: Connection,
+    },
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum ServiceAccountCommand {
+    /// Create a service account (a principal for automation) with a role.
+    Create {
+        name: String,
+        #[arg(long, value_enum)]
+        role: RoleArg,
+        /// The team it acts for: it may change what that team owns.
+        #[arg(long)]
+        team: Option<String>,
+        #[command(flatten)]
+        connection: Connection,
+    },
+    /// List service accounts.
+    List {
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
+        #[command(flatten)]
+        connection: Connection,
+    },
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum ApiKeyCommand {
+    /// Make an API key for a user or a service account and print it (shown this once only).
+    Create {
+        /// The user's email.
+        #[arg(
+            long,
+            value_name = "EMAIL",
+            required_unless_present = "service_account"
+        )]
+        user: Option<String>,
+        /// The service account's name.
+        #[arg(long, value_name = "NAME", conflicts_with = "user")]
+        service_account: Option<String>,
+        /// When it stops working: `30d`, `12h`, `90m`, `2w` from now (default: never).
+        #[arg(long, value_name = "DURATION")]
+        expires: Option<String>,
+        #[command(flatten)]
+        connection: Connection,
+    },
+    /// List API keys: ids, prefixes, principals and times, never the keys.
+    List {
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
+        #[command(flatten)]
+        connection: Connection,
+    },
+    /// Revoke an API key; it is refused from the next request on.
+    Revoke {
+        id: String,
+        #[command(flatten)]
+        connection: Connection,
+    },
+}
+
+fn text(v: &Value) -> String {
+    match v {
+        Value::Null => "-".to_owned(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn items(v: &Value) -> &[Value] {
+    v["items"].as_array().map_or(&[], Vec::as_slice)
+}
+
+/// Prints an answer: its error, its JSON, or the human rendering.
+fn show(answer: &Answer, format: Format, human: impl FnOnce(&Value) -> String) -> ExitCode {
+    if !answer.ok() {
+        eprint!("{}", answer.error_text(None));
+        return ExitCode::from(1);
+    }
+    match format {
+        Format::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&answer.body).unwrap_or_default()
+        ),
+        Format::Human => print!("{}", human(&answer.body)),
+    }
+    ExitCode::SUCCESS
+}
+
+/// One request; prints `done` when it succeeds.
+fn send(
+    connection: &Connection,
+    method: Method,
+    path: String,
+    body: Option<Value>,
+    done: String,
+) -> anyhow::Result<ExitCode> {
+    let client = Client::new(connection)?;
+    block_on(async move {
+        let answer = client
+            .send(method, &path, body.map(|b| b.to_string()))
+            .await?;
+        Ok(show(&answer, Format::Human, |_| done))
+    })
+}
+
+fn list(
+    connection: &Connection,
+    path: &str,
+    format: Format,
+    render: impl FnOnce(&Value) -> String,
+) -> anyhow::Result<ExitCode> {
+    let client = Client::new(connection)?;
+    block_on(async move {
+        let answer = client.send(Method::GET, path, None).await?;
+        Ok(show(&answer, format, render))
+    })
+}
+
+pub(crate) fn user(command: UserCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        UserCommand::Create {
+            email,
+            role,
+            name,
+            team,
+            maintainer,
+            connection,
+        } => {
+            let client = Client::new(&connection)?;
+            block_on(async move {
+                let body = json!({"email": email, "role": role.as_str(), "name": name});
+                let answer = client
+                    .send(Method::POST, "/users", Some(body.to_string()))
+                    .await?;
+                if !answer.ok() {
+                    return Ok(show(&answer, Format::Human, |_| String::new()));
+                }
+                let email = text(&answer.body["email"]);
+                if let Some(team) = &team {
+                    let path = format!("/teams/{}/members/{}", segment(team), segment(&email));
+                    let body = json!({ "maintainer": maintainer }).to_string();
+                    let joined = client.send(Method::PUT, &path, Some(body)).await?;
+                    if !joined.ok() {
+                        eprint!("{}", joined.error_text(None));
+                        eprintln!("user {email} was created, but not added to team {team}");
+                        return Ok(ExitCode::from(1));
+                    }
+                }
+                let role = text(&answer.body["role"]);
+                match team {
+                    Some(team) => println!("user {email} created ({role}, in team {team})"),
+                    None => println!("user {email} created ({role})"),
+                }
+                Ok(ExitCode::SUCCESS)
+            })
+        }
+        UserCommand::List { format, connection } => list(&connection, "/users", format, |b| {
+            let rows: Vec<Vec<String>> = items(b)
+                .iter()
+                .map(|u| {
+                    let teams: Vec<String> = u["teams"]
+                        .as_array()
+                        .map_or(&[][..], Vec::as_slice)
+                        .iter()
+                        .map(|t| {
+                            let star = if t["maintainer"] == true { "*" } else { "" };
+                            format!("{}{star}", text(&t["team"]))
+                        })
+                        .collect();
+                    vec![
+                        text(&u["email"]),
+                        text(&u["role"]),
+                        if teams.is_empty() {
+                            "-".to_owned()
+                        } else {
+                            teams.join(",")
+                        },
+                    ]
+                })
+                .collect();
+            table(&["EMAIL", "ROLE", "TEAMS (* maintainer)"], &rows)
+        }),
+    }
+}
+
+pub(crate) fn team(command: TeamCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        TeamCommand::Create {
+            name,
+            title,
+            connection,
+        } => send(
+            &connection,
+            Method::POST,
+            "/teams".to_owned(),
+            Some(json!({"name": name, "title": title})),
+            format!("team {name} created\n"),
+        ),
+        TeamCommand::Add {
+            team,
+            email,
+            maintainer,
+            connection,
+        } => send(
+            &connection,
+            Method::PUT,
+            format!("/teams/{}/members/{}", segment(&team), segment(&email)),
+            Some(json!({ "maintainer": maintainer })),
+            format!(
+                "{email} is {} of team {team}\n",
+                if maintainer {
+                    "a maintainer"
+                } else {
+                    "a member"
+                }
+            ),
+        ),
+        TeamCommand::Remove {
+            team,
+            email,
+            connection,
+        } => send(
+            &connection,
+            Method::DELETE,
+            format!("/teams/{}/members/{}", segment(&team), segment(&email)),
+            None,
+            format!("{email} removed from team {team}\n"),
+        ),
+        TeamCommand::List { format, connection } => list(&connection, "/teams", format, |b| {
+            let rows: Vec<Vec<String>> = items(b)
+                .iter()
+                .map(|t| {
+                    let members = t["members"].as_array().map_or(0, Vec::len);
+                    vec![text(&t["name"]), text(&t["title"]), members.to_string()]
+                })
+                .collect();
+            table(&["NAME", "TITLE", "MEMBERS"], &rows)
+        }),
+    }
+}
+
+pub(crate) fn service_account(command: ServiceAccountCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        ServiceAccountCommand::Create {
+            name,
+            role,
+            team,
+            connection,
+        } => send(
+            &connection,
+            Method::POST,
+            "/service-accounts".to_owned(),
+            Some(json!({"name": name, "role": role.as_str(), "team": team})),
+            format!("service account {name} created ({})\n", role.as_str()),
+        ),
+        ServiceAccountCommand::List { format, connection } => {
+            list(&connection, "/service-accounts", format, |b| {
+                let rows: Vec<Vec<String>> = items(b)
+                    .iter()
+                    .map(|a| vec![text(&a["name"]), text(&a["role"]), text(&a["team"])])
+                    .collect();
+                table(&["NAME", "ROLE", "TEAM"], &rows)
+            })
+        }
+    }
+}
+
+pub(crate) fn api_key(command: ApiKeyCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        ApiKeyCommand::Create {
+            user,
+            service_account,
+            expires,
+            connection,
+        } => {
+            let client = Client::new(&connection)?;
+            block_on(async move {
+                let body = json!({
+                    "user": user,
+                    "serviceAccount": service_account,
+                    "expiresIn": expires,
+                });
+                let answer = client
+                    .send(Method::POST, "/api-keys", Some(body.to_string()))
+                    .await?;
+                if !answer.ok() {
+                    return Ok(show(&answer, Format::Human, |_| String::new()));
+                }
+                // The key alone on standard output; what it is on standard error.
+                println!("{}", text(&answer.body["key"]));
+                eprintln!(
+                    "API key {} for {} (expires: {}); it is shown this once",
+                    text(&answer.body["id"]),
+                    text(&answer.body["principal"]),
+                    text(&answer.body["expiresAt"]),
+                );
+                Ok(ExitCode::SUCCESS)
+            })
+        }
+        ApiKeyCommand::List { format, connection } => list(&connection, "/api-keys", format, |b| {
+            let rows: Vec<Vec<String>> = items(b)
+                .iter()
+                .map(|k| {
+                    vec![
+                        text(&k["id"]),
+                        text(&k["prefix"]),
+                        text(&k["principal"]),
+                        text(&k["lastUsedAt"]),
+                        text(&k["expiresAt"]),
+                        text(&k["revokedAt"]),
+                    ]
+                })
+                .collect();
+            table(
+                &[
+                    "ID",
+                    "PREFIX",
+                    "PRINCIPAL",
+                    "LAST USED",
+                    "EXPIRES",
+                    "REVOKED",
+                ],
+                &rows,
+            )
+        }),
+        ApiKeyCommand::Revoke { id, connection } => send(
+            &connection,
+            Method::DELETE,
+            format!("/api-keys/{}", segment(&id)),
+            None,
+            format!("API key {id} revoked\n"),
+        ),
+    }
+}
+
+/// `gantry workflow owner NAME (TEAM | --none)`.
+pub(crate) fn workflow_owner(
+    connection: &Connection,
+    workflow: &str,
+    team: Option<&str>,
+) -> anyhow::Result<ExitCode> {
+    let done = match team {
+        Some(team) => format!("workflow {workflow} is owned by team {team}\n"),
+        None => format!("workflow {workflow} is owned by no team\n"),
+    };
+    send(
+        connection,
+        Method::PUT,
+        format!("/workflows/{}/owner", segment(workflow)),
+        Some(json!({ "team": team })),
+        done,
+    )
+}

@@ -1,0 +1,91 @@
+//! `gantry user`, `team`, `apikey` and `workflow owner` against a real server: an admin makes a
+//! team and a maintainer, the maintainer's key changes the team's workflow and nothing an
+//! admin keeps, and a revoked key stops working.
+
+use crate::server::{gantry, start_server};
+
+#[test]
+fn an_admin_gives_a_maintainer_a_key_and_takes_it_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = start_server(&dir.path().join("data"), "process", true);
+    let (addr, admin) = (server.addr.clone(), server.key.clone().expect("admin key"));
+    let ok = |args: &[&str], key: &str| {
+        let (code, out, err) = gantry(args, &addr, key);
+        assert_eq!(code, Some(0), "{args:?}: {out}{err}");
+        out
+    };
+    let file = dir.path().join("deploy.yaml");
+    std::fs::write(
+        &file,
+        "steps:\n- name: greet\n  image: alpine\n  input: [echo hi]\n",
+    )
+    .unwrap();
+    let file = file.to_str().unwrap();
+
+    ok(&["team", "create", "sre"], &admin);
+    let out = ok(
+        &[
+            "user",
+            "create",
+            "ann@example.com",
+            "--role",
+            "operator",
+            "--team",
+            "sre",
+            "--maintainer",
+        ],
+        &admin,
+    );
+    assert_eq!(
+        out,
+        "user ann@example.com created (operator, in team sre)\n"
+    );
+    ok(&["workflow", "apply", file], &admin);
+    ok(&["workflow", "owner", "deploy", "sre"], &admin);
+    let key = ok(
+        &[
+            "apikey",
+            "create",
+            "--user",
+            "ann@example.com",
+            "--expires",
+            "30d",
+        ],
+        &admin,
+    );
+    let key = key.trim().to_owned();
+    assert!(key.starts_with("gantry_"), "{key}");
+
+    let users = ok(&["user", "list"], &admin);
+    assert!(
+        users.contains("ann@example.com") && users.contains("sre*"),
+        "{users}"
+    );
+    // Listings never show a key.
+    let keys = ok(&["apikey", "list", "--format", "json"], &admin);
+    let secret = key.rsplit('_').next().unwrap();
+    assert!(!keys.contains(secret), "{keys}");
+    let listed: serde_json::Value = serde_json::from_str(&keys).unwrap();
+    let ann = listed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["principal"].as_str().unwrap().starts_with("user:"))
+        .expect("ann's key");
+    let id = ann["id"].as_str().unwrap().to_owned();
+
+    // Ann maintains sre: she changes its workflow, and may not make teams.
+    ok(&["workflow", "apply", file], &key);
+    let (code, _, err) = gantry(&["team", "create", "x"], &addr, &key);
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains("forbidden") || err.contains("may not"),
+        "{err}"
+    );
+
+    ok(&["apikey", "revoke", &id], &admin);
+    let (code, _, err) = gantry(&["workflow", "list"], &addr, &key);
+    assert_eq!(code, Some(1), "{err}");
+    let _ = server.child.kill();
+    let _ = server.child.wait();
+}
