@@ -52,6 +52,17 @@ pub struct ApiState {
 /// Panics when a route declares no permission: a programming error that every API test
 /// reports, so such a server is never built.
 pub fn router(state: ApiState) -> Router {
+    build(state, true)
+}
+
+/// The same routes with no authentication or authorisation at all, for the benchmark that
+/// measures what the guard costs. Never served by Gantry.
+#[doc(hidden)]
+pub fn unguarded_router_for_benchmarks(state: ApiState) -> Router {
+    build(state, false)
+}
+
+fn build(state: ApiState, guarded: bool) -> Router {
     let (routes, document, doc) = routes().split();
     let permissions = permissions::Permissions::from_document(&doc, &[openapi::PUBLIC])
         .unwrap_or_else(|missing| panic!("{missing}"));
@@ -61,9 +72,13 @@ pub fn router(state: ApiState) -> Router {
         permissions,
         authenticator: authenticator.clone(),
     });
+    let routes = routes.fallback(error::not_found);
+    let routes = if guarded {
+        routes.layer(middleware::from_fn_with_state(guard, auth::guard))
+    } else {
+        routes
+    };
     let routes = routes
-        .fallback(error::not_found)
-        .layer(middleware::from_fn_with_state(guard, auth::guard))
         .layer(axum::Extension(authenticator))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .merge(document)

@@ -482,13 +482,16 @@ async fn push_tokens_start_runs_and_revoked_or_forged_tokens_are_refused() {
     let key = server.key.clone();
     let (status, _) = push(key, json!({"data": {"version": "x"}}).to_string()).await;
     assert_eq!(status, 401);
-    // Oversized: 413 before anything is read.
+    // Oversized: 413 before anything is read. The server may answer and close while the body
+    // is still being sent, so the answer is read while the body is written.
     let big = format!(
         "{{\"data\": {{\"version\": \"{}\"}}}}",
         "x".repeat(5 * 1024 * 1024)
     );
-    let (status, _) = push(token.clone(), big).await;
-    assert_eq!(status, 413);
+    assert_eq!(
+        oversized_post(&server.base, "/api/events", &token, big).await,
+        413
+    );
 
     let runs = server.ended_runs("release", 1).await;
     assert_eq!(runs.len(), 1);
@@ -1269,4 +1272,40 @@ async fn on_postgresql_a_webhook_starts_a_run_and_it_survives_a_restart() {
     );
     server.stop().await;
     drop(db);
+}
+
+/// POSTs `body` over a raw connection and returns the answer's status, reading the answer while
+/// the body is written: a server refusing a body by its size may answer before it is all sent
+/// and close, which an HTTP client reports as a failed write rather than as the answer.
+async fn oversized_post(base: &str, path: &str, token: &str, body: String) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = base.trim_start_matches("http://");
+    let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let (mut reader, mut writer) = stream.into_split();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    let writing = tokio::spawn(async move {
+        // A write refused once the server has answered is expected.
+        let _ = writer.write_all(head.as_bytes()).await;
+        let _ = writer.write_all(body.as_bytes()).await;
+    });
+    let mut answer = Vec::new();
+    let mut chunk = [0u8; 1024];
+    while !answer.windows(2).any(|w| w == b"\r\n") {
+        let n = tokio::time::timeout(Duration::from_secs(30), reader.read(&mut chunk))
+            .await
+            .expect("an answer within 30 s")
+            .expect("read");
+        assert!(n > 0, "closed without an answer");
+        answer.extend_from_slice(&chunk[..n]);
+    }
+    writing.abort();
+    let line = String::from_utf8_lossy(&answer);
+    line.split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {line:?}"))
 }
