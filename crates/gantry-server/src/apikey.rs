@@ -16,7 +16,13 @@ pub struct NewApiKey {
 }
 
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+    }
+    out
 }
 
 fn digest(secret: &str) -> String {
@@ -47,13 +53,41 @@ pub fn parse(presented: &str) -> Option<(&str, &str)> {
 
 /// Whether `secret` matches the stored hash, in time independent of where they differ.
 pub fn verify(secret: &str, stored_hash: &str) -> bool {
-    let computed = digest(secret);
-    computed.len() == stored_hash.len()
-        && computed
-            .bytes()
-            .zip(stored_hash.bytes())
+    StoredHash::parse(stored_hash).is_some_and(|h| h.verify(secret))
+}
+
+/// A stored hash decoded once, so that checking a presented secret allocates nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoredHash([u8; 32]);
+
+impl StoredHash {
+    /// `None` when `stored` is not a SHA-256 in hex.
+    pub fn parse(stored: &str) -> Option<StoredHash> {
+        let bytes = stored.as_bytes();
+        if bytes.len() != 64 {
+            return None;
+        }
+        let nibble = |c: u8| {
+            char::from(c)
+                .to_digit(16)
+                .and_then(|d| u8::try_from(d).ok())
+        };
+        let mut out = [0u8; 32];
+        for (i, pair) in bytes.chunks_exact(2).enumerate() {
+            out[i] = (nibble(pair[0])? << 4) | nibble(pair[1])?;
+        }
+        Some(StoredHash(out))
+    }
+
+    /// Whether `secret` hashes to this, in time independent of where they differ.
+    pub fn verify(&self, secret: &str) -> bool {
+        let computed = Sha256::digest(secret.as_bytes());
+        computed
+            .iter()
+            .zip(self.0.iter())
             .fold(0u8, |acc, (a, b)| acc | (a ^ b))
             == 0
+    }
 }
 
 #[cfg(test)]

@@ -42,20 +42,24 @@ pub const TRUST_FOR: Duration = Duration::from_secs(2);
 pub const TOUCH_EVERY: Duration = Duration::from_secs(60);
 
 /// A key as last read, with who it acts for.
-#[derive(Clone)]
 struct Resolved {
     key_id: String,
-    hash: String,
+    hash: apikey::StoredHash,
     expires_at: Option<DateTime<Utc>>,
-    principal: Option<Principal>,
+    principal: Option<Arc<Principal>>,
+}
+
+/// A cache entry: the key as read, when, and when its use was last recorded.
+struct Entry {
+    resolved: Arc<Resolved>,
     read_at: Instant,
+    touched_at: Option<Instant>,
 }
 
 /// Resolves presented keys to principals, with a short cache.
 pub struct Authenticator {
     store: Arc<dyn Store>,
-    cache: Mutex<HashMap<String, Resolved>>,
-    touched: Mutex<HashMap<String, Instant>>,
+    cache: Mutex<HashMap<String, Entry>>,
 }
 
 impl Authenticator {
@@ -63,53 +67,62 @@ impl Authenticator {
         Authenticator {
             store,
             cache: Mutex::new(HashMap::new()),
-            touched: Mutex::new(HashMap::new()),
         }
+    }
+
+    fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
+        self.cache.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Forgets every resolved key: the next request of each reads it again.
     pub fn forget_all(&self) {
-        self.cache
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clear();
+        self.cache().clear();
     }
 
     /// The principal a presented key acts for; `None` for any key that must be refused.
-    pub async fn authenticate(&self, presented: &str) -> Result<Option<Principal>, StoreError> {
+    pub async fn authenticate(
+        &self,
+        presented: &str,
+    ) -> Result<Option<Arc<Principal>>, StoreError> {
         let Some((prefix, secret)) = apikey::parse(presented) else {
             return Ok(None);
         };
         let cached = self
-            .cache
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+            .cache()
             .get(prefix)
-            .filter(|r| r.read_at.elapsed() < TRUST_FOR)
-            .cloned();
+            .filter(|e| e.read_at.elapsed() < TRUST_FOR)
+            .map(|e| Arc::clone(&e.resolved));
         let resolved = match cached {
             Some(r) => r,
             None => {
                 let Some(r) = self.resolve(prefix).await? else {
                     return Ok(None);
                 };
-                self.cache
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .insert(prefix.to_owned(), r.clone());
+                let r = Arc::new(r);
+                let mut cache = self.cache();
+                let touched_at = cache.get(prefix).and_then(|e| e.touched_at);
+                cache.insert(
+                    prefix.to_owned(),
+                    Entry {
+                        resolved: Arc::clone(&r),
+                        read_at: Instant::now(),
+                        touched_at,
+                    },
+                );
                 r
             }
         };
-        let now = Utc::now();
-        if !apikey::verify(secret, &resolved.hash)
-            || resolved.expires_at.is_some_and(|at| at <= now)
-        {
+        if !resolved.hash.verify(secret) {
             return Ok(None);
         }
-        let Some(principal) = resolved.principal else {
+        let now = Utc::now();
+        if resolved.expires_at.is_some_and(|at| at <= now) {
+            return Ok(None);
+        }
+        let Some(principal) = resolved.principal.clone() else {
             return Ok(None);
         };
-        self.touch(&resolved.key_id, now);
+        self.touch(prefix, &resolved.key_id, now);
         Ok(Some(principal))
     }
 
@@ -123,27 +136,36 @@ impl Authenticator {
         if key.revoked_at.is_some() {
             return Ok(None);
         }
+        // A stored hash that is not a SHA-256 in hex matches nothing.
+        let Some(hash) = std::str::from_utf8(&key.hash)
+            .ok()
+            .and_then(apikey::StoredHash::parse)
+        else {
+            return Ok(None);
+        };
         let principal = principal_of(self.store.as_ref(), &key.principal).await?;
         Ok(Some(Resolved {
             key_id: key.id,
-            hash: String::from_utf8_lossy(&key.hash).into_owned(),
+            hash,
             expires_at: key.expires_at,
-            principal,
-            read_at: Instant::now(),
+            principal: principal.map(Arc::new),
         }))
     }
 
     /// Records a key's use, at most once per [`TOUCH_EVERY`], without holding up the request.
-    fn touch(&self, key_id: &str, now: DateTime<Utc>) {
+    fn touch(&self, prefix: &str, key_id: &str, now: DateTime<Utc>) {
         {
-            let mut touched = self.touched.lock().unwrap_or_else(PoisonError::into_inner);
-            if touched
-                .get(key_id)
+            let mut cache = self.cache();
+            let Some(entry) = cache.get_mut(prefix) else {
+                return;
+            };
+            if entry
+                .touched_at
                 .is_some_and(|at| at.elapsed() < TOUCH_EVERY)
             {
                 return;
             }
-            touched.insert(key_id.to_owned(), Instant::now());
+            entry.touched_at = Some(Instant::now());
         }
         let (store, id) = (Arc::clone(&self.store), key_id.to_owned());
         tokio::spawn(async move {
@@ -245,8 +267,12 @@ pub(crate) async fn guard(
         .get::<MatchedPath>()
         .and_then(|path| guard.permissions.of(request.method(), path.as_str()));
     if let Some(permission) = permission {
-        let name = match permission.scope {
-            Scope::Workflow => request
+        // Only the edit rule looks at the owner, and an admin passes it anyway.
+        let owner_matters = permission.scope == Scope::Workflow
+            && permission.action == Action::Edit
+            && principal.role != Role::Admin;
+        let name = if owner_matters {
+            request
                 .extract_parts::<RawPathParams>()
                 .await
                 .ok()
@@ -254,8 +280,9 @@ pub(crate) async fn guard(
                     p.iter()
                         .find(|(k, _)| *k == "name")
                         .map(|(_, v)| v.to_owned())
-                }),
-            Scope::Organisation => None,
+                })
+        } else {
+            None
         };
         check(&guard.state, &principal, permission, name.as_deref()).await?;
     }
@@ -270,17 +297,14 @@ async fn check(
     permission: Permission,
     workflow: Option<&str>,
 ) -> Result<(), ApiError> {
-    // The owner matters only to the edit rule, which an admin passes anyway.
     let owner = match workflow {
-        Some(name) if permission.action == Action::Edit && principal.role != Role::Admin => {
-            match state.store.workflow_owner(name).await {
-                Ok(owner) => owner,
-                // A new workflow has no owner yet; the rule decides.
-                Err(StoreError::NotFound(_)) => None,
-                Err(e) => return Err(e.into()),
-            }
-        }
-        _ => None,
+        Some(name) => match state.store.workflow_owner(name).await {
+            Ok(owner) => owner,
+            // A new workflow has no owner yet; the rule decides.
+            Err(StoreError::NotFound(_)) => None,
+            Err(e) => return Err(e.into()),
+        },
+        None => None,
     };
     if can(
         principal,

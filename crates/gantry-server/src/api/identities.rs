@@ -126,7 +126,7 @@ fn key_json(k: &ApiKey) -> Value {
     operation_id = "getMe",
     responses((status = 200, description = "The caller", body = doc::Me)),
 )]
-pub(crate) async fn me(Extension(principal): Extension<Principal>) -> Json<Value> {
+pub(crate) async fn me(Extension(principal): Extension<std::sync::Arc<Principal>>) -> Json<Value> {
     Json(json!({
         "principal": principal.id,
         "name": principal.name,

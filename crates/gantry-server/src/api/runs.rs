@@ -399,7 +399,7 @@ async fn answer(
 )]
 pub(crate) async fn approve(
     State(state): State<ApiState>,
-    Extension(principal): Extension<Principal>,
+    Extension(principal): Extension<std::sync::Arc<Principal>>,
     Path((id, step)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
     answer(&state, &id, &step, true, &principal, None).await
@@ -421,7 +421,7 @@ pub(crate) async fn approve(
 )]
 pub(crate) async fn deny(
     State(state): State<ApiState>,
-    Extension(principal): Extension<Principal>,
+    Extension(principal): Extension<std::sync::Arc<Principal>>,
     Path((id, step)): Path<(String, String)>,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
