@@ -51,11 +51,6 @@ pub fn parse(presented: &str) -> Option<(&str, &str)> {
     (hexish(prefix, 8) && hexish(secret, 64)).then_some((prefix, secret))
 }
 
-/// Whether `secret` matches the stored hash, in time independent of where they differ.
-pub fn verify(secret: &str, stored_hash: &str) -> bool {
-    StoredHash::parse(stored_hash).is_some_and(|h| h.verify(secret))
-}
-
 /// A stored hash decoded once, so that checking a presented secret allocates nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StoredHash([u8; 32]);
@@ -93,6 +88,10 @@ impl StoredHash {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn verify(secret: &str, stored_hash: &str) -> bool {
+        StoredHash::parse(stored_hash).is_some_and(|h| h.verify(secret))
+    }
 
     #[test]
     fn a_key_verifies_and_a_changed_one_does_not() {

@@ -243,8 +243,8 @@ pub trait Store: Send + Sync {
     fn set_team_member<'a>(&'a self, member: &'a TeamMember) -> StoreFuture<'a, ()>;
     /// Removes a user from a team; `NotFound` if they were not in it.
     fn remove_team_member<'a>(&'a self, team: &'a str, user_id: &'a str) -> StoreFuture<'a, ()>;
-    /// A team's members, by user id.
-    fn team_members<'a>(&'a self, team: &'a str) -> StoreFuture<'a, Vec<TeamMember>>;
+    /// Every membership of every team, by team and then user id (one read for a listing).
+    fn list_team_members(&self) -> StoreFuture<'_, Vec<TeamMember>>;
     /// The teams a user is in, by team name.
     fn user_teams<'a>(&'a self, user_id: &'a str) -> StoreFuture<'a, Vec<TeamMember>>;
     /// `Conflict` if the id or the name is taken; `NotFound` for an unknown team.

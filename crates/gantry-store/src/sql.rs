@@ -1849,13 +1849,12 @@ macro_rules! sql_store {
                 })
             }
 
-            fn team_members<'a>(&'a self, team: &'a str) -> StoreFuture<'a, Vec<TeamMember>> {
+            fn list_team_members(&self) -> StoreFuture<'_, Vec<TeamMember>> {
                 Box::pin(async move {
                     let rows = sqlx::query(
-                        "SELECT team, user_id, maintainer FROM team_members WHERE team = $1 \
-                         ORDER BY user_id",
+                        "SELECT team, user_id, maintainer FROM team_members \
+                         ORDER BY team, user_id",
                     )
-                    .bind(team)
                     .fetch_all(&self.reader)
                     .await?;
                     rows.iter().map(member_from).collect()

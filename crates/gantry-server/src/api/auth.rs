@@ -32,7 +32,6 @@ use gantry_store::{Store, StoreError};
 
 use super::error::ApiError;
 use super::permissions::{Permission, Permissions, Scope};
-use super::ApiState;
 use crate::apikey;
 use crate::authz::{can, Action, Principal, Resource, Role};
 
@@ -235,9 +234,9 @@ pub async fn principal_of(
     Ok(None)
 }
 
-/// What the guard needs beside the API state.
+/// What the guard needs: the store (for owners), the permission table, the key cache.
 pub(crate) struct Guard {
-    pub state: ApiState,
+    pub store: Arc<dyn Store>,
     pub permissions: Permissions,
     pub authenticator: Arc<Authenticator>,
 }
@@ -284,7 +283,13 @@ pub(crate) async fn guard(
         } else {
             None
         };
-        check(&guard.state, &principal, permission, name.as_deref()).await?;
+        check(
+            guard.store.as_ref(),
+            &principal,
+            permission,
+            name.as_deref(),
+        )
+        .await?;
     }
     request.extensions_mut().insert(principal);
     Ok(next.run(request).await)
@@ -292,13 +297,13 @@ pub(crate) async fn guard(
 
 /// Asks the rule; `workflow` is the workflow the route acts on, for a workflow-scoped one.
 async fn check(
-    state: &ApiState,
+    store: &dyn Store,
     principal: &Principal,
     permission: Permission,
     workflow: Option<&str>,
 ) -> Result<(), ApiError> {
     let owner = match workflow {
-        Some(name) => match state.store.workflow_owner(name).await {
+        Some(name) => match store.workflow_owner(name).await {
             Ok(owner) => owner,
             // A new workflow has no owner yet; the rule decides.
             Err(StoreError::NotFound(_)) => None,

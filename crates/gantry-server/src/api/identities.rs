@@ -144,11 +144,21 @@ pub(crate) async fn me(Extension(principal): Extension<std::sync::Arc<Principal>
     responses((status = 200, description = "The users", body = doc::UserPage)),
 )]
 pub(crate) async fn list_users(State(state): State<ApiState>) -> Result<Json<Value>, ApiError> {
-    let mut items = Vec::new();
-    for user in state.store.list_users().await? {
-        let teams = state.store.user_teams(&user.id).await?;
-        items.push(user_json(&user, &teams));
-    }
+    let members = state.store.list_team_members().await?;
+    let items: Vec<Value> = state
+        .store
+        .list_users()
+        .await?
+        .iter()
+        .map(|user| {
+            let teams: Vec<TeamMember> = members
+                .iter()
+                .filter(|m| m.user_id == user.id)
+                .cloned()
+                .collect();
+            user_json(user, &teams)
+        })
+        .collect();
     Ok(Json(json!({ "items": items, "next": null })))
 }
 
@@ -202,16 +212,26 @@ pub(crate) async fn create_user(
     responses((status = 200, description = "The teams", body = doc::TeamPage)),
 )]
 pub(crate) async fn list_teams(State(state): State<ApiState>) -> Result<Json<Value>, ApiError> {
-    let mut items = Vec::new();
-    for team in state.store.list_teams().await? {
-        let members = state.store.team_members(&team.name).await?;
-        items.push(json!({
-            "name": team.name,
-            "title": team.title,
-            "members": members.iter().map(|m| json!({"userId": m.user_id, "maintainer": m.maintainer})).collect::<Vec<_>>(),
-            "createdAt": time_json(Some(team.created_at)),
-        }));
-    }
+    let members = state.store.list_team_members().await?;
+    let items: Vec<Value> = state
+        .store
+        .list_teams()
+        .await?
+        .iter()
+        .map(|team| {
+            let members: Vec<Value> = members
+                .iter()
+                .filter(|m| m.team == team.name)
+                .map(|m| json!({"userId": m.user_id, "maintainer": m.maintainer}))
+                .collect();
+            json!({
+                "name": team.name,
+                "title": team.title,
+                "members": members,
+                "createdAt": time_json(Some(team.created_at)),
+            })
+        })
+        .collect();
     Ok(Json(json!({ "items": items, "next": null })))
 }
 

@@ -68,7 +68,7 @@ fn build(state: ApiState, guarded: bool) -> Router {
         .unwrap_or_else(|missing| panic!("{missing}"));
     let authenticator = Arc::new(auth::Authenticator::new(state.store.clone()));
     let guard = Arc::new(auth::Guard {
-        state: state.clone(),
+        store: state.store.clone(),
         permissions,
         authenticator: authenticator.clone(),
     });

@@ -131,8 +131,12 @@ pub(crate) async fn users_teams_members_and_service_accounts(db: &TestDb) {
         ])
     );
     assert_eq!(
-        store.team_members("sre").await,
-        Ok(vec![member("sre", "u1", false), member("sre", "u2", true)])
+        store.list_team_members().await,
+        Ok(vec![
+            member("payments", "u2", true),
+            member("sre", "u1", false),
+            member("sre", "u2", true)
+        ])
     );
     store.remove_team_member("sre", "u1").await.expect("leave");
     assert!(matches!(

@@ -8,7 +8,8 @@ use std::process::ExitCode;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use super::client::{block_on, segment, Answer, Client, Connection};
+use super::client::{block_on, segment, Client, Connection};
+use super::remote::{finish, items, simple};
 use super::render::table;
 use super::Format;
 
@@ -160,27 +161,7 @@ fn text(v: &Value) -> String {
     }
 }
 
-fn items(v: &Value) -> &[Value] {
-    v["items"].as_array().map_or(&[], Vec::as_slice)
-}
-
-/// Prints an answer: its error, its JSON, or the human rendering.
-fn show(answer: &Answer, format: Format, human: impl FnOnce(&Value) -> String) -> ExitCode {
-    if !answer.ok() {
-        eprint!("{}", answer.error_text(None));
-        return ExitCode::from(1);
-    }
-    match format {
-        Format::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&answer.body).unwrap_or_default()
-        ),
-        Format::Human => print!("{}", human(&answer.body)),
-    }
-    ExitCode::SUCCESS
-}
-
-/// One request; prints `done` when it succeeds.
+/// One request whose answer is `done` when it succeeds.
 fn send(
     connection: &Connection,
     method: Method,
@@ -188,13 +169,7 @@ fn send(
     body: Option<Value>,
     done: String,
 ) -> anyhow::Result<ExitCode> {
-    let client = Client::new(connection)?;
-    block_on(async move {
-        let answer = client
-            .send(method, &path, body.map(|b| b.to_string()))
-            .await?;
-        Ok(show(&answer, Format::Human, |_| done))
-    })
+    simple(connection, method, path, body.map(|b| b.to_string()), done)
 }
 
 fn list(
@@ -206,7 +181,7 @@ fn list(
     let client = Client::new(connection)?;
     block_on(async move {
         let answer = client.send(Method::GET, path, None).await?;
-        Ok(show(&answer, format, render))
+        Ok(finish(&answer, format == Format::Json, render))
     })
 }
 
@@ -227,7 +202,7 @@ pub(crate) fn user(command: UserCommand) -> anyhow::Result<ExitCode> {
                     .send(Method::POST, "/users", Some(body.to_string()))
                     .await?;
                 if !answer.ok() {
-                    return Ok(show(&answer, Format::Human, |_| String::new()));
+                    return Ok(finish(&answer, false, |_| String::new()));
                 }
                 let email = text(&answer.body["email"]);
                 if let Some(team) = &team {
@@ -249,7 +224,7 @@ pub(crate) fn user(command: UserCommand) -> anyhow::Result<ExitCode> {
             })
         }
         UserCommand::List { format, connection } => list(&connection, "/users", format, |b| {
-            let rows: Vec<Vec<String>> = items(b)
+            let rows: Vec<Vec<String>> = items(b, "items")
                 .iter()
                 .map(|u| {
                     let teams: Vec<String> = u["teams"]
@@ -321,7 +296,7 @@ pub(crate) fn team(command: TeamCommand) -> anyhow::Result<ExitCode> {
             format!("{email} removed from team {team}\n"),
         ),
         TeamCommand::List { format, connection } => list(&connection, "/teams", format, |b| {
-            let rows: Vec<Vec<String>> = items(b)
+            let rows: Vec<Vec<String>> = items(b, "items")
                 .iter()
                 .map(|t| {
                     let members = t["members"].as_array().map_or(0, Vec::len);
@@ -349,7 +324,7 @@ pub(crate) fn service_account(command: ServiceAccountCommand) -> anyhow::Result<
         ),
         ServiceAccountCommand::List { format, connection } => {
             list(&connection, "/service-accounts", format, |b| {
-                let rows: Vec<Vec<String>> = items(b)
+                let rows: Vec<Vec<String>> = items(b, "items")
                     .iter()
                     .map(|a| vec![text(&a["name"]), text(&a["role"]), text(&a["team"])])
                     .collect();
@@ -378,7 +353,7 @@ pub(crate) fn api_key(command: ApiKeyCommand) -> anyhow::Result<ExitCode> {
                     .send(Method::POST, "/api-keys", Some(body.to_string()))
                     .await?;
                 if !answer.ok() {
-                    return Ok(show(&answer, Format::Human, |_| String::new()));
+                    return Ok(finish(&answer, false, |_| String::new()));
                 }
                 // The key alone on standard output; what it is on standard error.
                 println!("{}", text(&answer.body["key"]));
@@ -392,7 +367,7 @@ pub(crate) fn api_key(command: ApiKeyCommand) -> anyhow::Result<ExitCode> {
             })
         }
         ApiKeyCommand::List { format, connection } => list(&connection, "/api-keys", format, |b| {
-            let rows: Vec<Vec<String>> = items(b)
+            let rows: Vec<Vec<String>> = items(b, "items")
                 .iter()
                 .map(|k| {
                     vec![

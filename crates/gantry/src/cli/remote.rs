@@ -11,7 +11,7 @@ use serde_json::Value;
 use super::client::{block_on, segment, Client, Connection};
 use super::follow::{follow, log_line, step_line, StepWatch};
 
-fn finish(
+pub(crate) fn finish(
     answer: &super::client::Answer,
     json: bool,
     human: impl FnOnce(&Value) -> String,
@@ -172,7 +172,7 @@ fn parse_params(params: &[String]) -> anyhow::Result<serde_json::Map<String, Val
 }
 
 /// The elements of the list `v[key]` (none when it is not a list).
-fn items<'v>(v: &'v Value, key: &str) -> &'v [Value] {
+pub(crate) fn items<'v>(v: &'v Value, key: &str) -> &'v [Value] {
     v[key].as_array().map(Vec::as_slice).unwrap_or_default()
 }
 
@@ -370,7 +370,7 @@ pub(crate) fn run_action(action: super::RunAction) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn simple(
+pub(crate) fn simple(
     connection: &Connection,
     method: Method,
     path: String,
