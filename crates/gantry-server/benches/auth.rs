@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use gantry_server::api::{router, unguarded_router_for_benchmarks, ApiState};
 use gantry_server::runs::{Registry, RunService};
-use gantry_server::server::create_admin_key;
+use gantry_server::server::issue_api_key;
 use gantry_store::{SqliteStore, Store, User};
 
 fn env_usize(name: &str, default: usize) -> usize {
@@ -130,23 +130,26 @@ async fn main() {
     let dir = tempfile::tempdir().expect("temp dir");
     let (state, store) = state(dir.path()).await;
     store
-        .create_user(&User {
-            id: "bench".into(),
-            email: "bench@example.com".into(),
-            name: "Bench".into(),
-            role: "viewer".into(),
-            password_hash: None,
-            created_at: chrono::Utc::now(),
-            disabled_at: None,
-        })
+        .create_user(
+            &User {
+                id: "bench".into(),
+                email: "bench@example.com".into(),
+                name: "Bench".into(),
+                role: "viewer".into(),
+                password_hash: None,
+                created_at: chrono::Utc::now(),
+                disabled_at: None,
+            },
+            &audit(),
+        )
         .await
         .expect("user");
-    let key = create_admin_key(store.as_ref(), "user:bench")
+    let key = issue_api_key(store.as_ref(), "user:bench", &audit())
         .await
         .expect("key");
     let guarded = serve(router(state.clone())).await;
     let open = serve(unguarded_router_for_benchmarks(state)).await;
-    let admin = create_admin_key(store.as_ref(), "admin")
+    let admin = issue_api_key(store.as_ref(), "admin", &audit())
         .await
         .expect("key");
     let put = reqwest::Client::new()
@@ -200,4 +203,8 @@ async fn main() {
         median(p99_with),
         median(p99_without)
     );
+}
+
+fn audit() -> gantry_store::Audit {
+    gantry_store::Audit::system("benchmark", chrono::Utc::now())
 }

@@ -635,6 +635,7 @@ mod tests {
                     parameters: json!({}),
                     origin: RunOrigin::Manual,
                     created_at: Utc::now(),
+                    audit: gantry_store::Audit::system("queue test", Utc::now()),
                 })
                 .await
                 .expect("run");

@@ -567,9 +567,12 @@ impl RunService {
         workflow: &str,
         parameters: Map<String, Value>,
         idempotency_key: Option<String>,
+        audit: gantry_store::Audit,
     ) -> Result<Started, StartError> {
         let Some(key) = idempotency_key else {
-            let id = self.start(workflow, parameters, RunOrigin::Manual).await?;
+            let id = self
+                .start(workflow, parameters, RunOrigin::Manual, audit)
+                .await?;
             return Ok(Started { id, created: true });
         };
         let store_error = |e: gantry_store::StoreError| StartError::Store(e.to_string());
@@ -598,7 +601,7 @@ impl RunService {
         }
         let event = inserted.event.id.clone();
         match self
-            .start(workflow, parameters, RunOrigin::Event(event.clone()))
+            .start(workflow, parameters, RunOrigin::Event(event.clone()), audit)
             .await
         {
             Ok(id) => Ok(Started { id, created: true }),
@@ -620,6 +623,7 @@ impl RunService {
         workflow: &str,
         parameters: Map<String, Value>,
         origin: RunOrigin,
+        audit: gantry_store::Audit,
     ) -> Result<String, StartError> {
         let loaded = self.loaded(workflow).await?;
         let plan = loaded.plan.clone().ok_or_else(|| {
@@ -649,6 +653,7 @@ impl RunService {
                 parameters: Value::Object(parameters),
                 origin,
                 created_at: now,
+                audit,
             })
             .await
             .map_err(|e| match e {

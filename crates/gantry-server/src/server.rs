@@ -153,22 +153,30 @@ pub async fn open_store(
     }
 }
 
-/// Makes a new admin API key and stores its hash; returns the key to show once.
-pub async fn create_admin_key(store: &dyn Store, principal: &str) -> Result<String, ServerError> {
+/// Makes a new API key for `principal` (`admin`, `user:<id>`, `service:<id>`) and stores its
+/// hash, audited as `audit`; returns the key to show once.
+pub async fn issue_api_key(
+    store: &dyn Store,
+    principal: &str,
+    audit: &gantry_store::Audit,
+) -> Result<String, ServerError> {
     let key = crate::apikey::generate()
         .ok_or_else(|| ServerError::Store("no randomness available for an API key".into()))?;
     let id = gantry_store::new_id().map_err(|e| ServerError::Store(e.to_string()))?;
     store
-        .create_api_key(&ApiKey {
-            id,
-            prefix: key.prefix.clone(),
-            hash: key.hash.clone().into_bytes(),
-            principal: principal.to_owned(),
-            created_at: chrono::Utc::now(),
-            last_used_at: None,
-            expires_at: None,
-            revoked_at: None,
-        })
+        .create_api_key(
+            &ApiKey {
+                id,
+                prefix: key.prefix.clone(),
+                hash: key.hash.clone().into_bytes(),
+                principal: principal.to_owned(),
+                created_at: chrono::Utc::now(),
+                last_used_at: None,
+                expires_at: None,
+                revoked_at: None,
+            },
+            audit,
+        )
         .await
         .map_err(|e| ServerError::Store(e.to_string()))?;
     Ok(key.presented)
@@ -220,7 +228,14 @@ impl Server {
             .map_err(|e| ServerError::Store(e.to_string()))?
             .is_empty();
         let initial_admin_key = if no_keys {
-            Some(create_admin_key(store.as_ref(), "admin").await?)
+            Some(
+                issue_api_key(
+                    store.as_ref(),
+                    "admin",
+                    &gantry_store::Audit::system("first start", chrono::Utc::now()),
+                )
+                .await?,
+            )
         } else {
             None
         };
@@ -381,7 +396,10 @@ impl Server {
         self.ready.store(true, Ordering::SeqCst);
         tracing::info!(addr = %self.local_addr, "gantry server ready");
         let ready = self.ready.clone();
-        let result = axum::serve(self.listener, self.app)
+        let app = self
+            .app
+            .into_make_service_with_connect_info::<std::net::SocketAddr>();
+        let result = axum::serve(self.listener, app)
             .with_graceful_shutdown(async move {
                 shutdown.await;
                 ready.store(false, Ordering::SeqCst);

@@ -38,13 +38,22 @@ pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>>
 /// Everything Gantry keeps. See the crate documentation for what it must not do.
 ///
 /// Lookups of one thing return `StoreError::NotFound` when it is absent.
+///
+/// Every method that changes what an actor controls (workflows, secrets, connections, push
+/// tokens, identities, keys, ownership, manual and triggered runs) takes an `Audit` and appends
+/// its audit event in the same transaction as the change: the change and its record commit
+/// together or not at all. Bookkeeping of running work (step states, logs, jobs) is not audited.
 pub trait Store: Send + Sync {
     // ------------------------------------------------------------ workflows
 
     /// Creates `name` or replaces its current version; returns the new version number (from 1).
     /// A deleted workflow re-created under the same name continues its numbering, so a run's
     /// `(workflow, version)` always names one source.
-    fn put_workflow<'a>(&'a self, new: &'a NewWorkflowVersion) -> StoreFuture<'a, i64>;
+    fn put_workflow<'a>(
+        &'a self,
+        new: &'a NewWorkflowVersion,
+        audit: &'a Audit,
+    ) -> StoreFuture<'a, i64>;
     /// The current version of a workflow that is not deleted.
     fn get_workflow<'a>(&'a self, name: &'a str) -> StoreFuture<'a, WorkflowVersion>;
     /// Any stored version, also of a deleted workflow (run history needs it).
@@ -62,11 +71,7 @@ pub trait Store: Send + Sync {
     fn list_workflow_versions<'a>(&'a self, name: &'a str)
         -> StoreFuture<'a, Vec<WorkflowVersion>>;
     /// Marks a workflow deleted; its versions stay readable through `get_workflow_version`.
-    fn delete_workflow<'a>(
-        &'a self,
-        name: &'a str,
-        at: chrono::DateTime<chrono::Utc>,
-    ) -> StoreFuture<'a, ()>;
+    fn delete_workflow<'a>(&'a self, name: &'a str, audit: &'a Audit) -> StoreFuture<'a, ()>;
 
     // ------------------------------------------------------------ events
 
@@ -166,7 +171,7 @@ pub trait Store: Send + Sync {
     // ------------------------------------------------------------ secrets and connections
 
     /// Stores (or replaces) an encrypted value.
-    fn put_sealed<'a>(&'a self, value: &'a SealedValue) -> StoreFuture<'a, ()>;
+    fn put_sealed<'a>(&'a self, value: &'a SealedValue, audit: &'a Audit) -> StoreFuture<'a, ()>;
     fn get_sealed<'a>(
         &'a self,
         kind: SealedKind,
@@ -184,6 +189,7 @@ pub trait Store: Send + Sync {
         kind: SealedKind,
         scope: &'a str,
         name: &'a str,
+        audit: &'a Audit,
     ) -> StoreFuture<'a, ()>;
 
     // ------------------------------------------------------------ triggers
@@ -211,7 +217,11 @@ pub trait Store: Send + Sync {
     ) -> StoreFuture<'a, ()>;
 
     /// `Conflict` if the id is taken.
-    fn create_push_token<'a>(&'a self, token: &'a PushToken) -> StoreFuture<'a, ()>;
+    fn create_push_token<'a>(
+        &'a self,
+        token: &'a PushToken,
+        audit: &'a Audit,
+    ) -> StoreFuture<'a, ()>;
     fn get_push_token<'a>(&'a self, id: &'a str) -> StoreFuture<'a, PushToken>;
     /// A trigger's tokens, oldest first (revoked ones included).
     fn list_push_tokens<'a>(
@@ -220,35 +230,44 @@ pub trait Store: Send + Sync {
         trigger: &'a str,
     ) -> StoreFuture<'a, Vec<PushToken>>;
     /// Revokes a token; revoking twice keeps the first time.
-    fn revoke_push_token<'a>(
-        &'a self,
-        id: &'a str,
-        at: chrono::DateTime<chrono::Utc>,
-    ) -> StoreFuture<'a, ()>;
+    fn revoke_push_token<'a>(&'a self, id: &'a str, audit: &'a Audit) -> StoreFuture<'a, ()>;
 
     // ------------------------------------------------------------ identities
 
     /// `Conflict` if the id or the email is taken.
-    fn create_user<'a>(&'a self, user: &'a User) -> StoreFuture<'a, ()>;
+    fn create_user<'a>(&'a self, user: &'a User, audit: &'a Audit) -> StoreFuture<'a, ()>;
     fn get_user<'a>(&'a self, id: &'a str) -> StoreFuture<'a, User>;
     fn find_user<'a>(&'a self, email: &'a str) -> StoreFuture<'a, User>;
     /// All users, by email.
     fn list_users(&self) -> StoreFuture<'_, Vec<User>>;
     /// `Conflict` if the name is taken.
-    fn create_team<'a>(&'a self, team: &'a Team) -> StoreFuture<'a, ()>;
+    fn create_team<'a>(&'a self, team: &'a Team, audit: &'a Audit) -> StoreFuture<'a, ()>;
     /// All teams, by name.
     fn list_teams(&self) -> StoreFuture<'_, Vec<Team>>;
     /// Adds a user to a team or changes whether they maintain it. `NotFound` for an unknown
     /// team or user.
-    fn set_team_member<'a>(&'a self, member: &'a TeamMember) -> StoreFuture<'a, ()>;
+    fn set_team_member<'a>(
+        &'a self,
+        member: &'a TeamMember,
+        audit: &'a Audit,
+    ) -> StoreFuture<'a, ()>;
     /// Removes a user from a team; `NotFound` if they were not in it.
-    fn remove_team_member<'a>(&'a self, team: &'a str, user_id: &'a str) -> StoreFuture<'a, ()>;
+    fn remove_team_member<'a>(
+        &'a self,
+        team: &'a str,
+        user_id: &'a str,
+        audit: &'a Audit,
+    ) -> StoreFuture<'a, ()>;
     /// Every membership of every team, by team and then user id (one read for a listing).
     fn list_team_members(&self) -> StoreFuture<'_, Vec<TeamMember>>;
     /// The teams a user is in, by team name.
     fn user_teams<'a>(&'a self, user_id: &'a str) -> StoreFuture<'a, Vec<TeamMember>>;
     /// `Conflict` if the id or the name is taken; `NotFound` for an unknown team.
-    fn create_service_account<'a>(&'a self, account: &'a ServiceAccount) -> StoreFuture<'a, ()>;
+    fn create_service_account<'a>(
+        &'a self,
+        account: &'a ServiceAccount,
+        audit: &'a Audit,
+    ) -> StoreFuture<'a, ()>;
     fn get_service_account<'a>(&'a self, id: &'a str) -> StoreFuture<'a, ServiceAccount>;
     fn find_service_account<'a>(&'a self, name: &'a str) -> StoreFuture<'a, ServiceAccount>;
     /// All service accounts, by name.
@@ -259,6 +278,7 @@ pub trait Store: Send + Sync {
         &'a self,
         workflow: &'a str,
         team: Option<&'a str>,
+        audit: &'a Audit,
     ) -> StoreFuture<'a, ()>;
     /// The team that owns a workflow, if any; `NotFound` for an unknown (or deleted) workflow.
     fn workflow_owner<'a>(&'a self, workflow: &'a str) -> StoreFuture<'a, Option<String>>;
@@ -266,7 +286,7 @@ pub trait Store: Send + Sync {
     // ------------------------------------------------------------ API keys
 
     /// `Conflict` if the id or the prefix is taken.
-    fn create_api_key<'a>(&'a self, key: &'a ApiKey) -> StoreFuture<'a, ()>;
+    fn create_api_key<'a>(&'a self, key: &'a ApiKey, audit: &'a Audit) -> StoreFuture<'a, ()>;
     fn find_api_key<'a>(&'a self, prefix: &'a str) -> StoreFuture<'a, ApiKey>;
     fn touch_api_key<'a>(
         &'a self,
@@ -276,11 +296,19 @@ pub trait Store: Send + Sync {
     /// All keys, oldest first (revoked ones included).
     fn list_api_keys(&self) -> StoreFuture<'_, Vec<ApiKey>>;
     /// Revokes a key; revoking twice keeps the first time.
-    fn revoke_api_key<'a>(
+    fn revoke_api_key<'a>(&'a self, id: &'a str, audit: &'a Audit) -> StoreFuture<'a, ()>;
+
+    // ------------------------------------------------------------ audit log
+
+    /// Appends an event that records a decision rather than a change another method makes
+    /// (an approval, a cancellation, a failed login). Returns its `seq`.
+    fn append_audit<'a>(&'a self, event: &'a NewAuditEvent) -> StoreFuture<'a, i64>;
+    /// Audit events matching `filter`, newest first; the cursor is the last `seq` returned.
+    fn list_audit<'a>(
         &'a self,
-        id: &'a str,
-        at: chrono::DateTime<chrono::Utc>,
-    ) -> StoreFuture<'a, ()>;
+        filter: &'a AuditFilter,
+        page: &'a PageRequest,
+    ) -> StoreFuture<'a, Page<AuditEvent>>;
 
     // ------------------------------------------------------------ health
 

@@ -219,6 +219,8 @@ pub struct NewRun {
     pub parameters: Value,
     pub origin: RunOrigin,
     pub created_at: DateTime<Utc>,
+    /// Who started it (a person, a trigger): the run's creation is audited as `run.start`.
+    pub audit: Audit,
 }
 
 /// A change to a run's status. `None` fields keep their stored value.
@@ -519,4 +521,133 @@ pub struct PushToken {
     pub trigger: String,
     pub created_at: DateTime<Utc>,
     pub revoked_at: Option<DateTime<Utc>>,
+}
+
+// ---------------------------------------------------------------- audit log
+
+/// What kind of principal changed something.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ActorKind {
+    /// A person, by API key, session or single sign-on.
+    User,
+    /// A service account's API key.
+    ServiceAccount,
+    /// The admin key made at first start.
+    Admin,
+    /// A trigger (webhook, push, schedule) starting a run.
+    Trigger,
+    /// An agent reporting work.
+    Agent,
+    /// Gantry itself (first start, recovery).
+    System,
+}
+
+impl ActorKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActorKind::User => "user",
+            ActorKind::ServiceAccount => "service_account",
+            ActorKind::Admin => "admin",
+            ActorKind::Trigger => "trigger",
+            ActorKind::Agent => "agent",
+            ActorKind::System => "system",
+        }
+    }
+
+    pub fn parse(text: &str) -> Result<Self, StoreError> {
+        Ok(match text {
+            "user" => ActorKind::User,
+            "service_account" => ActorKind::ServiceAccount,
+            "admin" => ActorKind::Admin,
+            "trigger" => ActorKind::Trigger,
+            "agent" => ActorKind::Agent,
+            "system" => ActorKind::System,
+            other => {
+                return Err(StoreError::Database(format!(
+                    "unknown actor kind in the audit log: {other}"
+                )))
+            }
+        })
+    }
+}
+
+/// Who changed something: `id` is stable (`user:<id>`, `service:<id>`, `admin`,
+/// `trigger:<workflow>/<name>`, `system`), `name` is what people read (an email, a name).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor {
+    pub kind: ActorKind,
+    pub id: String,
+    pub name: String,
+}
+
+/// Who asks for a change, from where, and when: every mutating `Store` method takes one and
+/// writes its audit event in the same transaction as the change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Audit {
+    pub actor: Actor,
+    /// The API request's id (or the id of the event that started a run).
+    pub request_id: Option<String>,
+    /// The caller's address.
+    pub source: Option<String>,
+    pub at: DateTime<Utc>,
+}
+
+impl Audit {
+    /// A change Gantry makes on its own (`what` names the part of Gantry, e.g. `first start`).
+    pub fn system(what: &str, at: DateTime<Utc>) -> Audit {
+        Audit {
+            actor: Actor {
+                kind: ActorKind::System,
+                id: "system".to_owned(),
+                name: what.to_owned(),
+            },
+            request_id: None,
+            source: None,
+            at,
+        }
+    }
+}
+
+/// An audit event to append on its own (a decision such as an approval, a failed login):
+/// changes through the other `Store` methods write theirs themselves.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewAuditEvent {
+    pub audit: Audit,
+    /// `<kind>.<verb>`, e.g. `run.cancel`, `login.failed`.
+    pub action: String,
+    /// A path such as `workflow/deploy` or `run/<id>/step/approve`.
+    pub resource: String,
+    pub before: Option<Value>,
+    pub after: Option<Value>,
+}
+
+/// One event of the audit log, as stored. Never holds a secret value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditEvent {
+    /// Its place in the log: later events have larger numbers.
+    pub seq: i64,
+    pub at: DateTime<Utc>,
+    pub actor: Actor,
+    pub action: String,
+    pub resource: String,
+    pub before: Option<Value>,
+    pub after: Option<Value>,
+    pub request_id: Option<String>,
+    pub source: Option<String>,
+}
+
+/// Which audit events to list, newest first. Every field narrows the list.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditFilter {
+    /// This resource and everything under it (`workflow/deploy` also finds
+    /// `workflow/deploy/secret/token`).
+    pub resource: Option<String>,
+    /// An actor's id (`user:<id>`) or name (an email).
+    pub actor: Option<String>,
+    /// An action (`workflow.put`) or every action of a kind (`workflow`).
+    pub action: Option<String>,
+    /// At or after.
+    pub since: Option<DateTime<Utc>>,
+    /// Before.
+    pub until: Option<DateTime<Utc>>,
 }

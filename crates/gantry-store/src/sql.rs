@@ -75,6 +75,39 @@ pub(crate) fn created_event(e: &crate::NewEvent) -> Result<crate::EventInsert, S
     })
 }
 
+/// Where a sealed value sits in the audit log's resource paths.
+pub(crate) fn sealed_resource(kind: crate::SealedKind, scope: &str, name: &str) -> String {
+    match kind {
+        crate::SealedKind::Secret => format!("workflow/{scope}/secret/{name}"),
+        crate::SealedKind::Connection => format!("connection/{scope}/{name}"),
+    }
+}
+
+/// What the audit log shows of a sealed value: when it was set, never the value.
+pub(crate) fn sealed_audit(updated_us: i64) -> Result<Value, StoreError> {
+    Ok(serde_json::json!({"updatedAt": time(updated_us)?.to_rfc3339()}))
+}
+
+/// What the audit log shows of a new run.
+pub(crate) fn run_audit(run: &crate::NewRun) -> Value {
+    let event = match &run.origin {
+        crate::RunOrigin::Manual => Value::Null,
+        crate::RunOrigin::Event(id) => Value::String(id.clone()),
+    };
+    serde_json::json!({
+        "workflow": run.workflow,
+        "version": run.workflow_version,
+        "parameters": run.parameters,
+        "event": event,
+    })
+}
+
+/// The `[lo, hi)` range of resource paths under `resource` (itself excluded): `/` is followed
+/// by `0` in byte order, so `resource/…` sorts inside it.
+pub(crate) fn resource_range(resource: &str) -> (String, String) {
+    (format!("{resource}/"), format!("{resource}0"))
+}
+
 /// `($1, $2), ($3, $4)`: `rows` tuples of `cols` placeholders, numbered from `$1`.
 pub(crate) fn placeholders(rows: usize, cols: usize) -> String {
     let mut sql = String::with_capacity(rows * cols * 5);
@@ -197,8 +230,115 @@ macro_rules! sql_store {
         use $crate::model::*;
         use $crate::sql::*;
         use $crate::{Store, StoreError, StoreFuture};
+        use serde_json::Value;
 
         type Tx = sqlx::Transaction<'static, $db>;
+
+        /// One audit row to append: the change's JSON is already text.
+        struct AuditRow<'x> {
+            audit: &'x Audit,
+            action: &'x str,
+            resource: String,
+            before: Option<String>,
+            after: Option<String>,
+        }
+
+        fn audit_row<'x>(
+            audit: &'x Audit,
+            action: &'x str,
+            resource: String,
+            before: Option<Value>,
+            after: Option<Value>,
+        ) -> Result<AuditRow<'x>, StoreError> {
+            Ok(AuditRow {
+                audit,
+                action,
+                resource,
+                before: before.as_ref().map(json_text).transpose()?,
+                after: after.as_ref().map(json_text).transpose()?,
+            })
+        }
+
+        /// Appends audit rows, many per statement.
+        async fn audit_rows_tx(tx: &mut Tx, rows: &[AuditRow<'_>]) -> Result<(), StoreError> {
+            for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+                let sql = format!(
+                    "INSERT INTO audit_events (at, actor_kind, actor_id, actor_name, action, \
+                     resource, before, after, request_id, source) VALUES {}",
+                    placeholders(chunk.len(), 10)
+                );
+                let mut query = sqlx::query(&sql);
+                for row in chunk {
+                    let a = row.audit;
+                    query = query
+                        .bind(us(a.at))
+                        .bind(a.actor.kind.as_str())
+                        .bind(&a.actor.id)
+                        .bind(&a.actor.name)
+                        .bind(row.action)
+                        .bind(&row.resource)
+                        .bind(&row.before)
+                        .bind(&row.after)
+                        .bind(&a.request_id)
+                        .bind(&a.source);
+                }
+                query.execute(&mut **tx).await?;
+            }
+            Ok(())
+        }
+
+        /// Appends one audit event; returns its `seq`.
+        async fn audit_tx(
+            tx: &mut Tx,
+            audit: &Audit,
+            action: &str,
+            resource: String,
+            before: Option<Value>,
+            after: Option<Value>,
+        ) -> Result<i64, StoreError> {
+            let row = audit_row(audit, action, resource, before, after)?;
+            let seq = sqlx::query_scalar(
+                "INSERT INTO audit_events (at, actor_kind, actor_id, actor_name, action, \
+                 resource, before, after, request_id, source) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING seq",
+            )
+            .bind(us(audit.at))
+            .bind(audit.actor.kind.as_str())
+            .bind(&audit.actor.id)
+            .bind(&audit.actor.name)
+            .bind(row.action)
+            .bind(&row.resource)
+            .bind(&row.before)
+            .bind(&row.after)
+            .bind(&audit.request_id)
+            .bind(&audit.source)
+            .fetch_one(&mut **tx)
+            .await?;
+            Ok(seq)
+        }
+
+        fn audit_event_from(row: &$row) -> Result<AuditEvent, StoreError> {
+            let text = |col: &str| -> Result<Option<Value>, StoreError> {
+                get::<Option<String>>(row, col)?
+                    .map(|t| json_value(&t))
+                    .transpose()
+            };
+            Ok(AuditEvent {
+                seq: get(row, "seq")?,
+                at: time(get(row, "at")?)?,
+                actor: Actor {
+                    kind: ActorKind::parse(&get::<String>(row, "actor_kind")?)?,
+                    id: get(row, "actor_id")?,
+                    name: get(row, "actor_name")?,
+                },
+                action: get(row, "action")?,
+                resource: get(row, "resource")?,
+                before: text("before")?,
+                after: text("after")?,
+                request_id: get(row, "request_id")?,
+                source: get(row, "source")?,
+            })
+        }
 
         fn get<'r, T>(row: &'r $row, col: &str) -> Result<T, StoreError>
         where
@@ -543,6 +683,15 @@ macro_rules! sql_store {
                 }
                 other => other,
             })?;
+            audit_tx(
+                tx,
+                &run.audit,
+                "run.start",
+                format!("run/{}", run.id),
+                None,
+                Some(run_audit(run)),
+            )
+            .await?;
             Ok(())
         }
 
@@ -603,6 +752,19 @@ macro_rules! sql_store {
                         .bind(us(run.created_at));
                 }
                 query.execute(&mut **tx).await?;
+                let audits = chunk
+                    .iter()
+                    .map(|r| {
+                        audit_row(
+                            &r.audit,
+                            "run.start",
+                            format!("run/{}", r.id),
+                            None,
+                            Some(run_audit(r)),
+                        )
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                audit_rows_tx(tx, &audits).await?;
             }
             Ok(())
         }
@@ -976,10 +1138,21 @@ macro_rules! sql_store {
         }
 
         impl Store for $store {
-            fn put_workflow<'a>(&'a self, new: &'a NewWorkflowVersion) -> StoreFuture<'a, i64> {
+            fn put_workflow<'a>(
+                &'a self,
+                new: &'a NewWorkflowVersion,
+                audit: &'a Audit,
+            ) -> StoreFuture<'a, i64> {
                 Box::pin(async move {
                     let mut tx = self.writer.begin().await?;
                     let at = us(new.at);
+                    let before: Option<i64> = sqlx::query_scalar(
+                        "SELECT current_version FROM workflows \
+                         WHERE name = $1 AND deleted_at IS NULL",
+                    )
+                    .bind(&new.name)
+                    .fetch_optional(&mut *tx)
+                    .await?;
                     let version: i64 = sqlx::query_scalar(
                         "INSERT INTO workflows (name, current_version, created_at, updated_at) \
                          VALUES ($1, 1, $2, $2) \
@@ -1005,6 +1178,15 @@ macro_rules! sql_store {
                     .bind(&new.canonical)
                     .bind(at)
                     .execute(&mut *tx)
+                    .await?;
+                    audit_tx(
+                        &mut tx,
+                        audit,
+                        "workflow.put",
+                        format!("workflow/{}", new.name),
+                        before.map(|v| serde_json::json!({"version": v})),
+                        Some(serde_json::json!({"version": version})),
+                    )
                     .await?;
                     tx.commit().await?;
                     Ok(version)
@@ -1108,20 +1290,40 @@ macro_rules! sql_store {
             fn delete_workflow<'a>(
                 &'a self,
                 name: &'a str,
-                at: chrono::DateTime<chrono::Utc>,
+                audit: &'a Audit,
             ) -> StoreFuture<'a, ()> {
                 Box::pin(async move {
-                    let done = sqlx::query(
+                    let mut tx = self.writer.begin().await?;
+                    let before = sqlx::query(
+                        "SELECT current_version, owner_team FROM workflows \
+                         WHERE name = $1 AND deleted_at IS NULL",
+                    )
+                    .bind(name)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .ok_or_else(|| not_found("workflow", name))?;
+                    let before = serde_json::json!({
+                        "version": get::<i64>(&before, "current_version")?,
+                        "owner": get::<Option<String>>(&before, "owner_team")?,
+                    });
+                    sqlx::query(
                         "UPDATE workflows SET deleted_at = $2, owner_team = NULL \
                          WHERE name = $1 AND deleted_at IS NULL",
                     )
                     .bind(name)
-                    .bind(us(at))
-                    .execute(&self.writer)
+                    .bind(us(audit.at))
+                    .execute(&mut *tx)
                     .await?;
-                    if done.rows_affected() == 0 {
-                        return Err(not_found("workflow", name));
-                    }
+                    audit_tx(
+                        &mut tx,
+                        audit,
+                        "workflow.delete",
+                        format!("workflow/{name}"),
+                        Some(before),
+                        None,
+                    )
+                    .await?;
+                    tx.commit().await?;
                     Ok(())
                 })
             }
@@ -1492,8 +1694,22 @@ macro_rules! sql_store {
                 })
             }
 
-            fn put_sealed<'a>(&'a self, value: &'a SealedValue) -> StoreFuture<'a, ()> {
+            fn put_sealed<'a>(
+                &'a self,
+                value: &'a SealedValue,
+                audit: &'a Audit,
+            ) -> StoreFuture<'a, ()> {
                 Box::pin(async move {
+                    let mut tx = self.writer.begin().await?;
+                    let before: Option<i64> = sqlx::query_scalar(
+                        "SELECT updated_at FROM sealed_values \
+                         WHERE kind = $1 AND scope = $2 AND name = $3",
+                    )
+                    .bind(value.kind.as_str())
+                    .bind(&value.scope)
+                    .bind(&value.name)
+                    .fetch_optional(&mut *tx)
+                    .await?;
                     sqlx::query(
                         "INSERT INTO sealed_values \
                          (kind, scope, name, key_id, nonce, ciphertext, updated_at) \
@@ -1509,8 +1725,21 @@ macro_rules! sql_store {
                     .bind(&value.nonce)
                     .bind(&value.ciphertext)
                     .bind(us(value.updated_at))
-                    .execute(&self.writer)
+                    .execute(&mut *tx)
                     .await?;
+                    audit_tx(
+                        &mut tx,
+                        audit,
+                        match value.kind {
+                            SealedKind::Secret => "secret.put",
+                            SealedKind::Connection => "connection.put",
+                        },
+                        sealed_resource(value.kind, &value.scope, &value.name),
+                        before.map(sealed_audit).transpose()?,
+                        Some(sealed_audit(us(value.updated_at))?),
+                    )
+                    .await?;
+                    tx.commit().await?;
                     Ok(())
                 })
             }
@@ -1559,19 +1788,33 @@ macro_rules! sql_store {
                 kind: SealedKind,
                 scope: &'a str,
                 name: &'a str,
+                audit: &'a Audit,
             ) -> StoreFuture<'a, ()> {
                 Box::pin(async move {
-                    let done = sqlx::query(
-                        "DELETE FROM sealed_values WHERE kind = $1 AND scope = $2 AND name = $3",
+                    let mut tx = self.writer.begin().await?;
+                    let before: i64 = sqlx::query_scalar(
+                        "DELETE FROM sealed_values WHERE kind = $1 AND scope = $2 AND name = $3 \
+                         RETURNING updated_at",
                     )
                     .bind(kind.as_str())
                     .bind(scope)
                     .bind(name)
-                    .execute(&self.writer)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .ok_or_else(|| not_found(kind.as_str(), &format!("{scope}/{name}")))?;
+                    audit_tx(
+                        &mut tx,
+                        audit,
+                        match kind {
+                            SealedKind::Secret => "secret.delete",
+                            SealedKind::Connection => "connection.delete",
+                        },
+                        sealed_resource(kind, scope, name),
+                        Some(sealed_audit(before)?),
+                        None,
+                    )
                     .await?;
-                    if done.rows_affected() == 0 {
-                        return Err(not_found(kind.as_str(), &format!("{scope}/{name}")));
-                    }
+                    tx.commit().await?;
                     Ok(())
                 })
             }
@@ -1650,8 +1893,13 @@ macro_rules! sql_store {
                 })
             }
 
-            fn create_push_token<'a>(&'a self, token: &'a PushToken) -> StoreFuture<'a, ()> {
+            fn create_push_token<'a>(
+                &'a self,
+                token: &'a PushToken,
+                audit: &'a Audit,
+            ) -> StoreFuture<'a, ()> {
                 Box::pin(async move {
+                    let mut tx = self.writer.begin().await?;
                     sqlx::query(
                         "INSERT INTO push_tokens (id, workflow, trigger_name, created_at, \
                          revoked_at) VALUES ($1, $2, $3, $4, $5)",
@@ -1661,8 +1909,18 @@ macro_rules! sql_store {
                     .bind(&token.trigger)
                     .bind(us(token.created_at))
                     .bind(opt_us(token.revoked_at))
-                    .execute(&self.writer)
+                    .execute(&mut *tx)
                     .await?;
+                    audit_tx(
+                        &mut tx,
+                        audit,
+                        "push_token.create",
+                        format!("workflow/{}/push-token/{}", token.workflow, token.id),
+                        None,
+                        Some(serde_json::json!({"id": token.id, "trigger": token.trigger})),
+                    )
+                    .await?;
+                    tx.commit().await?;
                     Ok(())
                 })
             }
@@ -1701,26 +1959,42 @@ macro_rules! sql_store {
             fn revoke_push_token<'a>(
                 &'a self,
                 id: &'a str,
-                at: chrono::DateTime<chrono::Utc>,
+                audit: &'a Audit,
             ) -> StoreFuture<'a, ()> {
                 Box::pin(async move {
-                    let done = sqlx::query(
-                        "UPDATE push_tokens SET revoked_at = COALESCE(revoked_at, $2) \
-                         WHERE id = $1",
+                    let mut tx = self.writer.begin().await?;
+                    let sql = format!("SELECT {PUSH_TOKEN_COLS} FROM push_tokens WHERE id = $1");
+                    let before = sqlx::query(&sql)
+                        .bind(id)
+                        .fetch_optional(&mut *tx)
+                        .await?
+                        .ok_or_else(|| not_found("push token", id))?;
+                    let before = push_token_from(&before)?;
+                    let revoked = before.revoked_at.unwrap_or(audit.at);
+                    sqlx::query("UPDATE push_tokens SET revoked_at = $2 WHERE id = $1")
+                        .bind(id)
+                        .bind(us(revoked))
+                        .execute(&mut *tx)
+                        .await?;
+                    audit_tx(
+                        &mut tx,
+                        audit,
+                        "push_token.revoke",
+                        format!("workflow/{}/push-token/{id}", before.workflow),
+                        Some(serde_json::json!({
+                            "revokedAt": before.revoked_at.map(|t| t.to_rfc3339()),
+                        })),
+                        Some(serde_json::json!({"revokedAt": revoked.to_rfc3339()})),
                     )
-                    .bind(id)
-                    .bind(us(at))
-                    .execute(&self.writer)
                     .await?;
-                    if done.rows_affected() == 0 {
-                        return Err(not_found("push token", id));
-                    }
+                    tx.commit().await?;
                     Ok(())
                 })
             }
 
-            fn create_user<'a>(&'a self, user: &'a User) -> StoreFuture<'a, ()> {
+            fn create_user<'a>(&'a self, user: &'a User, audit: &'a Audit) -> StoreFuture<'a, ()> {
                 Box::pin(async move {
+                    let mut tx = self.writer.begin().await?;
                     sqlx::query(
                         "INSERT INTO users (id, email, name, role, password_hash, created_at, \
                          disabled_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -1732,8 +2006,25 @@ macro_rules! sql_store {
                     .bind(&user.password_hash)
                     .bind(us(user.created_at))
                     .bind(opt_us(user.disabled_at))
-                    .execute(&self.writer)
+                    .execute(&mut *tx)
                     .await?;
+                    audit_tx(
+                        &mut tx,
+                        audit,
+                        "user.create",
+                        format!("user/{}", user.email),
+                        None,
+                        // Whether a password is set, never its hash.
+                        Some(serde_json::json!({
+                            "id": user.id,
+                            "email": user.email,
+                            "name": user.name,
+                            "role": user.role,
+                            "password": user.password_hash.is_some(),
+                        })),
+                    )
+                    .await?;
+                    tx.commit().await?;
                     Ok(())
                 })
             }
@@ -1770,14 +2061,25 @@ macro_rules! sql_store {
                 })
             }
 
-            fn create_team<'a>(&'a self, team: &'a Team) -> StoreFuture<'a, ()> {
+            fn create_team<'a>(&'a self, team: &'a Team, audit: &'a Audit) -> StoreFuture<'a, ()> {
                 Box::pin(async move {
+                    let mut tx = self.writer.begin().await?;
                     sqlx::query("INSERT INTO teams (name, title, created_at) VALUES ($1, $2, $3)")
                         .bind(&team.name)
                         .bind(&team.title)
                         .bind(us(team.created_at))
-                        .execute(&self.writer)
+                        .execute(&mut *tx)
                         .await?;
+                    audit_tx(
+                        &mut tx,
+                        audit,
+                        "team.create",
+                        format!("team/{}", team.name),
+                        None,
+                        Some(serde_json::json!({"name": team.name, "title": team.title})),
+                    )
+                    .await?;
+                    tx.commit().await?;
                     Ok(())
                 })
             }
@@ -1799,7 +2101,11 @@ macro_rules! sql_store {
                 })
             }
 
-            fn set_team_member<'a>(&'a self, member: &'a TeamMember) -> StoreFuture<'a, ()> {
+            fn set_team_member<'a>(
+                &'a self,
+                member: &'a TeamMember,
+                audit: &'a Audit,
+            ) -> StoreFuture<'a, ()> {
                 Box::pin(async move {
                     let mut tx = self.writer.begin().await?;
                     let team = sqlx::query("SELECT name FROM teams WHERE name = $1")
@@ -1809,13 +2115,18 @@ macro_rules! sql_store {
                     if team.is_none() {
                         return Err(not_found("team", &member.team));
                     }
-                    let user = sqlx::query("SELECT id FROM users WHERE id = $1")
+                    let email: String = sqlx::query_scalar("SELECT email FROM users WHERE id = $1")
                         .bind(&member.user_id)
                         .fetch_optional(&mut *tx)
-                        .await?;
-                    if user.is_none() {
-                        return Err(not_found("user", &member.user_id));
-                    }
+                        .await?
+                        .ok_or_else(|| not_found("user", &member.user_id))?;
+                    let before: Option<bool> = sqlx::query_scalar(
+                        "SELECT maintainer FROM team_members WHERE team = $1 AND user_id = $2",
+                    )
+                    .bind(&member.team)
+                    .bind(&member.user_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
                     sqlx::query(
                         "INSERT INTO team_members (team, user_id, maintainer) VALUES ($1, $2, $3) \
                          ON CONFLICT (team, user_id) DO UPDATE SET maintainer = excluded.maintainer",
@@ -1824,6 +2135,15 @@ macro_rules! sql_store {
                     .bind(&member.user_id)
                     .bind(member.maintainer)
                     .execute(&mut *tx)
+                    .await?;
+                    audit_tx(
+                        &mut tx,
+                        audit,
+                        "team.member.put",
+                        format!("team/{}/member/{email}", member.team),
+                        before.map(|m| serde_json::json!({"maintainer": m})),
+                        Some(serde_json::json!({"maintainer": member.maintainer})),
+                    )
                     .await?;
                     tx.commit().await?;
                     Ok(())
@@ -1834,17 +2154,34 @@ macro_rules! sql_store {
                 &'a self,
                 team: &'a str,
                 user_id: &'a str,
+                audit: &'a Audit,
             ) -> StoreFuture<'a, ()> {
                 Box::pin(async move {
-                    let done =
-                        sqlx::query("DELETE FROM team_members WHERE team = $1 AND user_id = $2")
-                            .bind(team)
-                            .bind(user_id)
-                            .execute(&self.writer)
-                            .await?;
-                    if done.rows_affected() == 0 {
-                        return Err(not_found("team member", &format!("{team}/{user_id}")));
-                    }
+                    let mut tx = self.writer.begin().await?;
+                    let row = sqlx::query(
+                        "DELETE FROM team_members WHERE team = $1 AND user_id = $2 \
+                         RETURNING maintainer",
+                    )
+                    .bind(team)
+                    .bind(user_id)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .ok_or_else(|| not_found("team member", &format!("{team}/{user_id}")))?;
+                    let maintainer: bool = get(&row, "maintainer")?;
+                    let email: String = sqlx::query_scalar("SELECT email FROM users WHERE id = $1")
+                        .bind(user_id)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                    audit_tx(
+                        &mut tx,
+                        audit,
+                        "team.member.delete",
+                        format!("team/{team}/member/{email}"),
+                        Some(serde_json::json!({"maintainer": maintainer})),
+                        None,
+                    )
+                    .await?;
+                    tx.commit().await?;
                     Ok(())
                 })
             }
@@ -1877,12 +2214,14 @@ macro_rules! sql_store {
             fn create_service_account<'a>(
                 &'a self,
                 account: &'a ServiceAccount,
+                audit: &'a Audit,
             ) -> StoreFuture<'a, ()> {
                 Box::pin(async move {
+                    let mut tx = self.writer.begin().await?;
                     if let Some(team) = &account.team {
                         let found = sqlx::query("SELECT name FROM teams WHERE name = $1")
                             .bind(team)
-                            .fetch_optional(&self.writer)
+                            .fetch_optional(&mut *tx)
                             .await?;
                         if found.is_none() {
                             return Err(not_found("team", team));
@@ -1898,8 +2237,23 @@ macro_rules! sql_store {
                     .bind(&account.team)
                     .bind(us(account.created_at))
                     .bind(opt_us(account.disabled_at))
-                    .execute(&self.writer)
+                    .execute(&mut *tx)
                     .await?;
+                    audit_tx(
+                        &mut tx,
+                        audit,
+                        "service_account.create",
+                        format!("service-account/{}", account.name),
+                        None,
+                        Some(serde_json::json!({
+                            "id": account.id,
+                            "name": account.name,
+                            "role": account.role,
+                            "team": account.team,
+                        })),
+                    )
+                    .await?;
+                    tx.commit().await?;
                     Ok(())
                 })
             }
@@ -1947,6 +2301,7 @@ macro_rules! sql_store {
                 &'a self,
                 workflow: &'a str,
                 team: Option<&'a str>,
+                audit: &'a Audit,
             ) -> StoreFuture<'a, ()> {
                 Box::pin(async move {
                     let mut tx = self.writer.begin().await?;
@@ -1959,17 +2314,28 @@ macro_rules! sql_store {
                             return Err(not_found("team", team));
                         }
                     }
-                    let done = sqlx::query(
-                        "UPDATE workflows SET owner_team = $2 \
-                         WHERE name = $1 AND deleted_at IS NULL",
+                    let before = sqlx::query(
+                        "SELECT owner_team FROM workflows WHERE name = $1 AND deleted_at IS NULL",
                     )
                     .bind(workflow)
-                    .bind(team)
-                    .execute(&mut *tx)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .ok_or_else(|| not_found("workflow", workflow))?;
+                    let before: Option<String> = get(&before, "owner_team")?;
+                    sqlx::query("UPDATE workflows SET owner_team = $2 WHERE name = $1")
+                        .bind(workflow)
+                        .bind(team)
+                        .execute(&mut *tx)
+                        .await?;
+                    audit_tx(
+                        &mut tx,
+                        audit,
+                        "workflow.owner",
+                        format!("workflow/{workflow}"),
+                        Some(serde_json::json!({"owner": before})),
+                        Some(serde_json::json!({"owner": team})),
+                    )
                     .await?;
-                    if done.rows_affected() == 0 {
-                        return Err(not_found("workflow", workflow));
-                    }
                     tx.commit().await?;
                     Ok(())
                 })
@@ -1988,8 +2354,9 @@ macro_rules! sql_store {
                 })
             }
 
-            fn create_api_key<'a>(&'a self, key: &'a ApiKey) -> StoreFuture<'a, ()> {
+            fn create_api_key<'a>(&'a self, key: &'a ApiKey, audit: &'a Audit) -> StoreFuture<'a, ()> {
                 Box::pin(async move {
+                    let mut tx = self.writer.begin().await?;
                     sqlx::query(
                         "INSERT INTO api_keys (id, prefix, hash, principal, created_at, \
                          last_used_at, expires_at, revoked_at) \
@@ -2003,8 +2370,24 @@ macro_rules! sql_store {
                     .bind(opt_us(key.last_used_at))
                     .bind(opt_us(key.expires_at))
                     .bind(opt_us(key.revoked_at))
-                    .execute(&self.writer)
+                    .execute(&mut *tx)
                     .await?;
+                    // The prefix is what listings show; the key and its hash never appear.
+                    audit_tx(
+                        &mut tx,
+                        audit,
+                        "api_key.create",
+                        format!("api-key/{}", key.id),
+                        None,
+                        Some(serde_json::json!({
+                            "id": key.id,
+                            "prefix": key.prefix,
+                            "principal": key.principal,
+                            "expiresAt": key.expires_at.map(|t| t.to_rfc3339()),
+                        })),
+                    )
+                    .await?;
+                    tx.commit().await?;
                     Ok(())
                 })
             }
@@ -2048,23 +2431,109 @@ macro_rules! sql_store {
                 })
             }
 
-            fn revoke_api_key<'a>(
-                &'a self,
-                id: &'a str,
-                at: chrono::DateTime<chrono::Utc>,
-            ) -> StoreFuture<'a, ()> {
+            fn revoke_api_key<'a>(&'a self, id: &'a str, audit: &'a Audit) -> StoreFuture<'a, ()> {
                 Box::pin(async move {
-                    let done = sqlx::query(
-                        "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1",
+                    let mut tx = self.writer.begin().await?;
+                    let before: Option<i64> = sqlx::query_scalar::<_, Option<i64>>(
+                        "SELECT revoked_at FROM api_keys WHERE id = $1",
                     )
                     .bind(id)
-                    .bind(us(at))
-                    .execute(&self.writer)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .ok_or_else(|| not_found("API key", id))?;
+                    let revoked = before.unwrap_or(us(audit.at));
+                    sqlx::query("UPDATE api_keys SET revoked_at = $2 WHERE id = $1")
+                        .bind(id)
+                        .bind(revoked)
+                        .execute(&mut *tx)
+                        .await?;
+                    let at = |t: i64| time(t).map(|t| t.to_rfc3339());
+                    audit_tx(
+                        &mut tx,
+                        audit,
+                        "api_key.revoke",
+                        format!("api-key/{id}"),
+                        Some(serde_json::json!({"revokedAt": before.map(at).transpose()?})),
+                        Some(serde_json::json!({"revokedAt": at(revoked)?})),
+                    )
                     .await?;
-                    if done.rows_affected() == 0 {
-                        return Err(not_found("API key", id));
-                    }
+                    tx.commit().await?;
                     Ok(())
+                })
+            }
+
+            fn append_audit<'a>(&'a self, event: &'a NewAuditEvent) -> StoreFuture<'a, i64> {
+                Box::pin(async move {
+                    let mut tx = self.writer.begin().await?;
+                    let seq = audit_tx(
+                        &mut tx,
+                        &event.audit,
+                        &event.action,
+                        event.resource.clone(),
+                        event.before.clone(),
+                        event.after.clone(),
+                    )
+                    .await?;
+                    tx.commit().await?;
+                    Ok(seq)
+                })
+            }
+
+            fn list_audit<'a>(
+                &'a self,
+                filter: &'a AuditFilter,
+                page: &'a PageRequest,
+            ) -> StoreFuture<'a, Page<AuditEvent>> {
+                Box::pin(async move {
+                    let limit = page.clamped_limit();
+                    let after: Option<i64> = page
+                        .after
+                        .as_deref()
+                        .map(|c| c.parse().map_err(|_| StoreError::InvalidCursor))
+                        .transpose()?;
+                    let (lo, hi) = match &filter.resource {
+                        Some(r) => {
+                            let (lo, hi) = resource_range(r);
+                            (Some(lo), Some(hi))
+                        }
+                        None => (None, None),
+                    };
+                    let action_kind = filter.action.as_ref().map(|a| format!("{a}."));
+                    let action_end = filter.action.as_ref().map(|a| format!("{a}/"));
+                    let rows = sqlx::query(
+                        "SELECT seq, at, actor_kind, actor_id, actor_name, action, resource, \
+                         before, after, request_id, source FROM audit_events \
+                         WHERE ($1 IS NULL OR seq < $1) \
+                           AND ($2 IS NULL OR resource = $2 OR (resource >= $3 AND resource < $4)) \
+                           AND ($5 IS NULL OR actor_id = $5 OR actor_name = $5) \
+                           AND ($6 IS NULL OR action = $6 OR (action >= $7 AND action < $8)) \
+                           AND ($9 IS NULL OR at >= $9) AND ($10 IS NULL OR at < $10) \
+                         ORDER BY seq DESC LIMIT $11",
+                    )
+                    .bind(after)
+                    .bind(&filter.resource)
+                    .bind(&lo)
+                    .bind(&hi)
+                    .bind(&filter.actor)
+                    .bind(&filter.action)
+                    .bind(&action_kind)
+                    .bind(&action_end)
+                    .bind(opt_us(filter.since))
+                    .bind(opt_us(filter.until))
+                    .bind(limit + 1)
+                    .fetch_all(&self.reader)
+                    .await?;
+                    let mut items = rows
+                        .iter()
+                        .map(audit_event_from)
+                        .collect::<Result<Vec<_>, StoreError>>()?;
+                    let next = if items.len() as i64 > limit {
+                        items.truncate(items.len() - 1);
+                        items.last().map(|e| e.seq.to_string())
+                    } else {
+                        None
+                    };
+                    Ok(Page { items, next })
                 })
             }
 

@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 use gantry_store::{ApiKey, ServiceAccount, StoreError, Team, TeamMember, User};
 use serde_json::{json, Map, Value};
 
+use super::audit::Caller;
 use super::auth::Authenticator;
 use super::error::ApiError;
 use super::openapi as doc;
@@ -178,6 +179,7 @@ pub(crate) async fn list_users(State(state): State<ApiState>) -> Result<Json<Val
 )]
 pub(crate) async fn create_user(
     State(state): State<ApiState>,
+    caller: Caller,
     body: Bytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let body = object(&body)?;
@@ -197,7 +199,7 @@ pub(crate) async fn create_user(
     };
     state
         .store
-        .create_user(&user)
+        .create_user(&user, caller.audit())
         .await
         .map_err(conflict(format!("a user with email `{email}` exists")))?;
     Ok((StatusCode::CREATED, Json(user_json(&user, &[]))))
@@ -250,6 +252,7 @@ pub(crate) async fn list_teams(State(state): State<ApiState>) -> Result<Json<Val
 )]
 pub(crate) async fn create_team(
     State(state): State<ApiState>,
+    caller: Caller,
     body: Bytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let body = object(&body)?;
@@ -262,7 +265,7 @@ pub(crate) async fn create_team(
     };
     state
         .store
-        .create_team(&team)
+        .create_team(&team, caller.audit())
         .await
         .map_err(conflict(format!("a team named `{name}` exists")))?;
     Ok((
@@ -292,6 +295,7 @@ pub(crate) async fn create_team(
 )]
 pub(crate) async fn put_member(
     State(state): State<ApiState>,
+    caller: Caller,
     Extension(auth): Shared,
     Path((team, email)): Path<(String, String)>,
     body: Bytes,
@@ -308,11 +312,14 @@ pub(crate) async fn put_member(
     let user = state.store.find_user(&email.to_lowercase()).await?;
     state
         .store
-        .set_team_member(&TeamMember {
-            team,
-            user_id: user.id,
-            maintainer,
-        })
+        .set_team_member(
+            &TeamMember {
+                team,
+                user_id: user.id,
+                maintainer,
+            },
+            caller.audit(),
+        )
         .await?;
     auth.forget_all();
     Ok(StatusCode::NO_CONTENT)
@@ -332,11 +339,15 @@ pub(crate) async fn put_member(
 )]
 pub(crate) async fn delete_member(
     State(state): State<ApiState>,
+    caller: Caller,
     Extension(auth): Shared,
     Path((team, email)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     let user = state.store.find_user(&email.to_lowercase()).await?;
-    state.store.remove_team_member(&team, &user.id).await?;
+    state
+        .store
+        .remove_team_member(&team, &user.id, caller.audit())
+        .await?;
     auth.forget_all();
     Ok(StatusCode::NO_CONTENT)
 }
@@ -377,6 +388,7 @@ pub(crate) async fn list_accounts(State(state): State<ApiState>) -> Result<Json<
 )]
 pub(crate) async fn create_account(
     State(state): State<ApiState>,
+    caller: Caller,
     body: Bytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let body = object(&body)?;
@@ -392,7 +404,7 @@ pub(crate) async fn create_account(
     };
     state
         .store
-        .create_service_account(&account)
+        .create_service_account(&account, caller.audit())
         .await
         .map_err(conflict(format!("a service account named `{name}` exists")))?;
     Ok((StatusCode::CREATED, Json(account_json(&account))))
@@ -450,6 +462,7 @@ pub(super) fn parse_duration(text: &str) -> Option<chrono::Duration> {
 )]
 pub(crate) async fn create_key(
     State(state): State<ApiState>,
+    caller: Caller,
     body: Bytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let body = object(&body)?;
@@ -499,7 +512,7 @@ pub(crate) async fn create_key(
         expires_at,
         revoked_at: None,
     };
-    state.store.create_api_key(&key).await?;
+    state.store.create_api_key(&key, caller.audit()).await?;
     let mut answer = key_json(&key);
     answer["key"] = Value::String(made.presented);
     Ok((StatusCode::CREATED, Json(answer)))
@@ -520,10 +533,11 @@ pub(crate) async fn create_key(
 )]
 pub(crate) async fn revoke_key(
     State(state): State<ApiState>,
+    caller: Caller,
     Extension(auth): Shared,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    state.store.revoke_api_key(&id, Utc::now()).await?;
+    state.store.revoke_api_key(&id, caller.audit()).await?;
     auth.forget_all();
     Ok(StatusCode::NO_CONTENT)
 }
@@ -545,6 +559,7 @@ pub(crate) async fn revoke_key(
 )]
 pub(crate) async fn put_owner(
     State(state): State<ApiState>,
+    caller: Caller,
     Path(name): Path<String>,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
@@ -556,7 +571,10 @@ pub(crate) async fn put_owner(
         ));
     }
     let team = text(&body, "team")?;
-    state.store.set_workflow_owner(&name, team).await?;
+    state
+        .store
+        .set_workflow_owner(&name, team, caller.audit())
+        .await?;
     Ok(Json(json!({ "team": team })))
 }
 

@@ -5,6 +5,7 @@
 //! rule of their own beyond validation at the edge. Concurrency: handlers share an `ApiState`
 //! (an `Arc<dyn Store>` and configuration) and run on the server's tokio runtime.
 
+pub mod audit;
 pub mod auth;
 pub mod diagnostics;
 pub mod error;
@@ -131,4 +132,5 @@ fn routes() -> openapi::RouteTable {
         .add(routes!(identities::list_keys, identities::create_key))
         .add(routes!(identities::revoke_key))
         .add(routes!(identities::put_owner))
+        .add(routes!(audit::list))
 }

@@ -721,3 +721,42 @@ pub(crate) struct Owner {
     #[schema(required = true)]
     team: Option<String>,
 }
+
+#[derive(ToSchema)]
+pub(crate) struct AuditActor {
+    /// `user`, `service_account`, `admin`, `trigger`, `agent` or `system`.
+    kind: String,
+    id: String,
+    name: String,
+}
+
+/// One change: who, what, when, from where; `before` and `after` never hold a secret value.
+#[derive(ToSchema)]
+#[schema(rename_all = "camelCase")]
+pub(crate) struct AuditEvent {
+    /// The event's place in the log; later events have larger numbers.
+    seq: i64,
+    #[schema(format = DateTime)]
+    at: String,
+    actor: AuditActor,
+    /// `<kind>.<verb>`, e.g. `workflow.put`, `run.start`, `login.failed`.
+    action: String,
+    /// A path such as `workflow/deploy` or `run/<id>`.
+    resource: String,
+    #[schema(required = true, value_type = Option<Object>)]
+    before: Option<serde_json::Value>,
+    #[schema(required = true, value_type = Option<Object>)]
+    after: Option<serde_json::Value>,
+    #[schema(required = true)]
+    request_id: Option<String>,
+    #[schema(required = true)]
+    source: Option<String>,
+}
+
+#[derive(ToSchema)]
+pub(crate) struct AuditPage {
+    items: Vec<AuditEvent>,
+    /// The `after` cursor of the next page; null on the last.
+    #[schema(required = true)]
+    next: Option<String>,
+}

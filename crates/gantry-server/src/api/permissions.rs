@@ -59,7 +59,8 @@ pub fn declared(operation_id: &str) -> Option<Permission> {
         | "listApiKeys"
         | "createApiKey"
         | "revokeApiKey"
-        | "putWorkflowOwner" => (Administer, Organisation),
+        | "putWorkflowOwner"
+        | "listAuditEvents" => (Administer, Organisation),
         _ => return None,
     };
     Some(Permission { action, scope })

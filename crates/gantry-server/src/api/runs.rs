@@ -6,16 +6,16 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::{Extension, Json};
-use gantry_store::{PageRequest, RunFilter, RunStatus, RunSummary, StoreError};
+use axum::Json;
+use gantry_store::{NewAuditEvent, PageRequest, RunFilter, RunStatus, RunSummary, StoreError};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
+use super::audit::Caller;
 use super::error::ApiError;
 use super::openapi as doc;
 use super::ApiState;
-use crate::authz::Principal;
-use crate::runs::StartError;
+use crate::runs::{run_status, StartError};
 
 use super::time_json as time;
 
@@ -103,13 +103,14 @@ pub(crate) fn json_body(body: &[u8]) -> Result<Value, ApiError> {
 )]
 pub(crate) async fn start(
     State(state): State<ApiState>,
+    caller: Caller,
     Path(name): Path<String>,
     headers: axum::http::HeaderMap,
     body: Bytes,
 ) -> Result<impl IntoResponse, ApiError> {
     let body = json_body(&body)?;
     let parameters = parameters(&body)?;
-    start_run(&state, name, parameters, &headers).await
+    start_run(&state, name, parameters, &headers, caller).await
 }
 
 /// Starts a new run of run `{id}`'s workflow with the same parameters.
@@ -135,6 +136,7 @@ pub(crate) async fn start(
 )]
 pub(crate) async fn rerun(
     State(state): State<ApiState>,
+    caller: Caller,
     Path(id): Path<String>,
     headers: axum::http::HeaderMap,
 ) -> Result<impl IntoResponse, ApiError> {
@@ -147,7 +149,7 @@ pub(crate) async fn rerun(
         // A run stores an object; anything else is from before parameters were recorded.
         _ => Map::new(),
     };
-    start_run(&state, run.summary.workflow, parameters, &headers).await
+    start_run(&state, run.summary.workflow, parameters, &headers, caller).await
 }
 
 /// The shared tail of a start and a rerun: the idempotency key, the start, the answer.
@@ -156,11 +158,12 @@ async fn start_run(
     name: String,
     parameters: Map<String, Value>,
     headers: &axum::http::HeaderMap,
+    caller: Caller,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let key = idempotency_key(headers)?;
     let started = state
         .runs
-        .start_once(&name, parameters, key)
+        .start_once(&name, parameters, key, caller.0)
         .await
         .map_err(|e| match e {
             StartError::NoWorkflow(_) => ApiError::not_found(e.to_string()),
@@ -354,9 +357,23 @@ fn live(state: &ApiState, id: &str) -> Result<gantry_engine::driver::RunHandle, 
 )]
 pub(crate) async fn cancel(
     State(state): State<ApiState>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    live(&state, &id)?.cancel();
+    let run = live(&state, &id)?;
+    let before = run_status(run.record().state).as_str();
+    run.cancel();
+    // A decision, not a stored change: recorded once it applies (the run's end follows).
+    state
+        .store
+        .append_audit(&NewAuditEvent {
+            audit: caller.0,
+            action: "run.cancel".to_owned(),
+            resource: format!("run/{id}"),
+            before: Some(json!({"status": before})),
+            after: Some(json!({"status": "cancelling"})),
+        })
+        .await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({"id": id, "cancelling": true})),
@@ -368,16 +385,36 @@ async fn answer(
     id: &str,
     step: &str,
     approved: bool,
-    principal: &Principal,
+    caller: Caller,
     reason: Option<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let by = match reason {
-        Some(r) if !approved => format!("{} ({r})", principal.name),
-        _ => principal.name.clone(),
+    let by = match &reason {
+        Some(r) if !approved => format!("{} ({r})", caller.0.actor.name),
+        _ => caller.0.actor.name.clone(),
     };
     live(state, id)?
         .answer(step, approved, Some(by))
         .map_err(|e| ApiError::new(StatusCode::CONFLICT, "not_waiting", e.to_string()))?;
+    // A decision, not a stored change: recorded once it applies (the step's end follows).
+    let mut after = json!({"approval": if approved { "approved" } else { "rejected" }});
+    if let Some(r) = reason.filter(|_| !approved) {
+        after["reason"] = json!(r);
+    }
+    state
+        .store
+        .append_audit(&NewAuditEvent {
+            audit: caller.0,
+            action: if approved {
+                "step.approve"
+            } else {
+                "step.deny"
+            }
+            .to_owned(),
+            resource: format!("run/{id}/step/{step}"),
+            before: Some(json!({"approval": "waiting"})),
+            after: Some(after),
+        })
+        .await?;
     Ok(Json(json!({
         "id": id,
         "step": step,
@@ -399,10 +436,10 @@ async fn answer(
 )]
 pub(crate) async fn approve(
     State(state): State<ApiState>,
-    Extension(principal): Extension<std::sync::Arc<Principal>>,
+    caller: Caller,
     Path((id, step)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    answer(&state, &id, &step, true, &principal, None).await
+    answer(&state, &id, &step, true, caller, None).await
 }
 
 /// Denies a run's waiting approval step.
@@ -421,12 +458,12 @@ pub(crate) async fn approve(
 )]
 pub(crate) async fn deny(
     State(state): State<ApiState>,
-    Extension(principal): Extension<std::sync::Arc<Principal>>,
+    caller: Caller,
     Path((id, step)): Path<(String, String)>,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let reason = json_body(&body)?["reason"].as_str().map(str::to_owned);
-    answer(&state, &id, &step, false, &principal, reason).await
+    answer(&state, &id, &step, false, caller, reason).await
 }
 
 /// `GET /runs/{id}/logs/stream`: the run's log lines as server-sent events, live, from

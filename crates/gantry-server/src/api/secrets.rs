@@ -10,6 +10,7 @@ use chrono::Utc;
 use gantry_store::{SealedKind, SealedValue, StoreError};
 use serde_json::{json, Value};
 
+use super::audit::Caller;
 use super::error::ApiError;
 use super::openapi as doc;
 use super::ApiState;
@@ -87,6 +88,7 @@ fn seal(
 )]
 pub(crate) async fn put_secret(
     State(state): State<ApiState>,
+    caller: Caller,
     Path((workflow, name)): Path<(String, String)>,
     body: Bytes,
 ) -> Result<StatusCode, ApiError> {
@@ -115,7 +117,7 @@ pub(crate) async fn put_secret(
         &secret_binding(&workflow, &name),
         &body,
     )?;
-    state.store.put_sealed(&sealed).await?;
+    state.store.put_sealed(&sealed, caller.audit()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -153,11 +155,12 @@ pub(crate) async fn list_secrets(
 )]
 pub(crate) async fn delete_secret(
     State(state): State<ApiState>,
+    caller: Caller,
     Path((workflow, name)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     state
         .store
-        .delete_sealed(SealedKind::Secret, &workflow, &name)
+        .delete_sealed(SealedKind::Secret, &workflow, &name, caller.audit())
         .await
         .map_err(|e| match e {
             StoreError::NotFound(_) => {
@@ -197,6 +200,7 @@ fn check_type(type_: &str) -> Result<(), ApiError> {
 )]
 pub(crate) async fn put_connection(
     State(state): State<ApiState>,
+    caller: Caller,
     Path((type_, name)): Path<(String, String)>,
     body: Bytes,
 ) -> Result<StatusCode, ApiError> {
@@ -225,7 +229,7 @@ pub(crate) async fn put_connection(
         &connection_binding(&type_, &name),
         &body,
     )?;
-    state.store.put_sealed(&sealed).await?;
+    state.store.put_sealed(&sealed, caller.audit()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -267,11 +271,12 @@ pub(crate) async fn list_connections(
 )]
 pub(crate) async fn delete_connection(
     State(state): State<ApiState>,
+    caller: Caller,
     Path((type_, name)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     state
         .store
-        .delete_sealed(SealedKind::Connection, &type_, &name)
+        .delete_sealed(SealedKind::Connection, &type_, &name, caller.audit())
         .await
         .map_err(|e| match e {
             StoreError::NotFound(_) => {

@@ -21,6 +21,7 @@ use gantry_store::StoreError;
 use gantry_workflow::TriggerSource;
 use serde_json::{json, Map, Value};
 
+use super::audit::Caller;
 use super::error::ApiError;
 use super::openapi as doc;
 use super::runs::{idempotency_key, json_body};
@@ -128,13 +129,14 @@ async fn push_trigger(state: &ApiState, name: &str, trigger: &str) -> Result<(),
 )]
 pub(crate) async fn create_token(
     State(state): State<ApiState>,
+    caller: Caller,
     Path((name, trigger)): Path<(String, String)>,
 ) -> Result<impl IntoResponse, ApiError> {
     push_trigger(&state, &name, &trigger).await?;
     let (record, token) = state
         .triggers
         .push
-        .issue(state.store.as_ref(), &name, &trigger, Utc::now())
+        .issue(state.store.as_ref(), &name, &trigger, caller.audit())
         .await?;
     let mut body = token_json(&record);
     body["token"] = json!(token);
@@ -184,13 +186,14 @@ pub(crate) async fn list_tokens(
 )]
 pub(crate) async fn revoke_token(
     State(state): State<ApiState>,
+    caller: Caller,
     Path((name, trigger, id)): Path<(String, String, String)>,
 ) -> Result<StatusCode, ApiError> {
     let token = state.store.get_push_token(&id).await?;
     if token.workflow != name || token.trigger != trigger {
         return Err(ApiError::not_found(format!("push token {id:?}")));
     }
-    state.store.revoke_push_token(&id, Utc::now()).await?;
+    state.store.revoke_push_token(&id, caller.audit()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -12,6 +12,7 @@ use gantry_store::{NewWorkflowVersion, PageRequest, StoreError, WorkflowVersion}
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::audit::Caller;
 use super::diagnostics::diagnostics_json;
 use super::error::ApiError;
 use super::openapi as doc;
@@ -77,6 +78,7 @@ fn version_json(v: &WorkflowVersion, with_yaml: bool) -> Value {
 )]
 pub(crate) async fn put(
     State(state): State<ApiState>,
+    caller: Caller,
     Path(name): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
@@ -117,12 +119,15 @@ pub(crate) async fn put(
     })?;
     let version = state
         .store
-        .put_workflow(&NewWorkflowVersion {
-            name: name.clone(),
-            yaml: yaml.clone(),
-            canonical,
-            at: Utc::now(),
-        })
+        .put_workflow(
+            &NewWorkflowVersion {
+                name: name.clone(),
+                yaml: yaml.clone(),
+                canonical,
+                at: caller.audit().at,
+            },
+            caller.audit(),
+        )
         .await?;
     state.triggers.workflow_changed(&name);
     let status = if version == 1 {
@@ -271,11 +276,12 @@ pub(crate) async fn get_version(
 )]
 pub(crate) async fn delete(
     State(state): State<ApiState>,
+    caller: Caller,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     state
         .store
-        .delete_workflow(&name, Utc::now())
+        .delete_workflow(&name, caller.audit())
         .await
         .map_err(|e| match e {
             StoreError::NotFound(_) => ApiError::not_found(format!("no workflow named `{name}`")),

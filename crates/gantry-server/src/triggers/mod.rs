@@ -322,11 +322,23 @@ async fn start_for(runs: &RunService, event: &Event) -> bool {
         Some(Value::Object(p)) => p.clone(),
         _ => Map::new(),
     };
+    // The trigger is the actor; the event it accepted ties the run to its request.
+    let audit = gantry_store::Audit {
+        actor: gantry_store::Actor {
+            kind: gantry_store::ActorKind::Trigger,
+            id: format!("trigger:{}/{}", event.workflow, event.trigger),
+            name: event.trigger.clone(),
+        },
+        request_id: Some(event.id.clone()),
+        source: None,
+        at: chrono::Utc::now(),
+    };
     match runs
         .start(
             &event.workflow,
             parameters,
             RunOrigin::Event(event.id.clone()),
+            audit,
         )
         .await
     {

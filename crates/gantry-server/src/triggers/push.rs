@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use gantry_store::{PushToken, SealedKind, SealedValue, Store, StoreError};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
@@ -81,15 +81,18 @@ impl PushKeys {
                     .seal(&binding, &secret)
                     .map_err(|e| StoreError::Database(format!("push signing key: {e}")))?;
                 store
-                    .put_sealed(&SealedValue {
-                        kind: SealedKind::Secret,
-                        scope: KEY_SCOPE.into(),
-                        name: KEY_NAME.into(),
-                        key_id: sealed.key_id,
-                        nonce: sealed.nonce,
-                        ciphertext: sealed.ciphertext,
-                        updated_at: Utc::now(),
-                    })
+                    .put_sealed(
+                        &SealedValue {
+                            kind: SealedKind::Secret,
+                            scope: KEY_SCOPE.into(),
+                            name: KEY_NAME.into(),
+                            key_id: sealed.key_id,
+                            nonce: sealed.nonce,
+                            ciphertext: sealed.ciphertext,
+                            updated_at: Utc::now(),
+                        },
+                        &gantry_store::Audit::system("push signing key", Utc::now()),
+                    )
                     .await?;
                 secret
             }
@@ -111,8 +114,9 @@ impl PushKeys {
         store: &dyn Store,
         workflow: &str,
         trigger: &str,
-        now: DateTime<Utc>,
+        audit: &gantry_store::Audit,
     ) -> Result<(PushToken, String), StoreError> {
+        let now = audit.at;
         let record = PushToken {
             id: gantry_store::new_id()?,
             workflow: workflow.to_owned(),
@@ -130,7 +134,7 @@ impl PushKeys {
         };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .map_err(|e| StoreError::Database(format!("signing a push token: {e}")))?;
-        store.create_push_token(&record).await?;
+        store.create_push_token(&record, audit).await?;
         Ok((record, token))
     }
 

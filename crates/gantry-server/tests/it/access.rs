@@ -221,7 +221,10 @@ async fn a_service_account_acts_for_its_team_and_keys_expire() {
     expired.prefix = made.prefix.clone();
     expired.hash = made.hash.into_bytes();
     expired.expires_at = Some(chrono::Utc::now() - chrono::Duration::seconds(1));
-    store.create_api_key(&expired).await.unwrap();
+    store
+        .create_api_key(&expired, &crate::audit())
+        .await
+        .unwrap();
     let (status, _) = api
         .call("GET", "/api/v1/me", Some(&made.presented), "")
         .await;

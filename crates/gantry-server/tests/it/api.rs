@@ -7,7 +7,7 @@ use axum::http::{Request, StatusCode};
 use axum::Router;
 use gantry_server::api::{router, ApiState, BODY_LIMIT};
 use gantry_server::runs::{Registry, RunService};
-use gantry_server::server::create_admin_key;
+use gantry_server::server::issue_api_key;
 use gantry_store::{SqliteStore, Store};
 use http_body_util::BodyExt;
 use serde_json::Value;
@@ -27,7 +27,9 @@ pub(crate) async fn api() -> Api {
             .await
             .unwrap(),
     );
-    let key = create_admin_key(store.as_ref(), "admin").await.unwrap();
+    let key = issue_api_key(store.as_ref(), "admin", &crate::audit())
+        .await
+        .unwrap();
     let vault = Arc::new(gantry_server::vault::Vault::load(dir.path(), None).unwrap());
     let writes = gantry_store::BatchWriter::start(store.clone(), Default::default());
     let runs = Arc::new(RunService::new(
@@ -88,6 +90,35 @@ impl Api {
         (status, value)
     }
 
+    /// A call as the admin with extra headers.
+    pub(crate) async fn as_admin_with(
+        &self,
+        method: &str,
+        path: &str,
+        body: &str,
+        headers: &[(&str, &str)],
+    ) -> (StatusCode, Value) {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("authorization", format!("Bearer {}", self.key));
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        let response = self
+            .app
+            .clone()
+            .oneshot(req.body(Body::from(body.to_owned())).unwrap())
+            .await
+            .unwrap();
+        let status = response.status();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
     pub(crate) async fn as_admin(
         &self,
         method: &str,
@@ -125,7 +156,7 @@ async fn a_revoked_key_is_refused() {
     let api = api().await;
     let keys = api.store.list_api_keys().await.unwrap();
     api.store
-        .revoke_api_key(&keys[0].id, chrono::Utc::now())
+        .revoke_api_key(&keys[0].id, &crate::audit_at(chrono::Utc::now()))
         .await
         .unwrap();
     let (status, _) = api.as_admin("GET", "/api/v1/workflows", "").await;

@@ -7,7 +7,7 @@ use chrono::Utc;
 use gantry_server::api::openapi::document;
 use gantry_server::api::permissions::{declared, operations, Scope};
 use gantry_server::authz::{Action, Role};
-use gantry_server::server::create_admin_key;
+use gantry_server::server::issue_api_key;
 use gantry_store::{Team, TeamMember, User};
 
 use crate::api::{api, Api, HELLO};
@@ -34,21 +34,24 @@ async fn reset(api: &Api) {
     }
     let store = api.store();
     store
-        .set_workflow_owner("owned", Some("sre"))
+        .set_workflow_owner("owned", Some("sre"), &crate::audit())
         .await
         .unwrap();
     store
-        .set_workflow_owner("other", Some("payments"))
+        .set_workflow_owner("other", Some("payments"), &crate::audit())
         .await
         .unwrap();
     // A case may have removed a member (as an admin may): every user maintains `sre` again.
     for role in Role::ALL {
         store
-            .set_team_member(&TeamMember {
-                team: "sre".into(),
-                user_id: format!("u-{role}"),
-                maintainer: true,
-            })
+            .set_team_member(
+                &TeamMember {
+                    team: "sre".into(),
+                    user_id: format!("u-{role}"),
+                    maintainer: true,
+                },
+                &crate::audit(),
+            )
             .await
             .unwrap();
     }
@@ -73,11 +76,14 @@ async fn every_route_every_role_owned_and_not() {
     let store = api.store();
     for team in ["sre", "payments"] {
         store
-            .create_team(&Team {
-                name: team.into(),
-                title: team.into(),
-                created_at: Utc::now(),
-            })
+            .create_team(
+                &Team {
+                    name: team.into(),
+                    title: team.into(),
+                    created_at: Utc::now(),
+                },
+                &crate::audit(),
+            )
             .await
             .unwrap();
     }
@@ -86,26 +92,32 @@ async fn every_route_every_role_owned_and_not() {
     for role in Role::ALL {
         let id = format!("u-{role}");
         store
-            .create_user(&User {
-                id: id.clone(),
-                email: format!("{role}@example.com"),
-                name: role.to_string(),
-                role: role.to_string(),
-                password_hash: None,
-                created_at: Utc::now(),
-                disabled_at: None,
-            })
+            .create_user(
+                &User {
+                    id: id.clone(),
+                    email: format!("{role}@example.com"),
+                    name: role.to_string(),
+                    role: role.to_string(),
+                    password_hash: None,
+                    created_at: Utc::now(),
+                    disabled_at: None,
+                },
+                &crate::audit(),
+            )
             .await
             .unwrap();
         store
-            .set_team_member(&TeamMember {
-                team: "sre".into(),
-                user_id: id.clone(),
-                maintainer: true,
-            })
+            .set_team_member(
+                &TeamMember {
+                    team: "sre".into(),
+                    user_id: id.clone(),
+                    maintainer: true,
+                },
+                &crate::audit(),
+            )
             .await
             .unwrap();
-        let key = create_admin_key(store.as_ref(), &format!("user:{id}"))
+        let key = issue_api_key(store.as_ref(), &format!("user:{id}"), &crate::audit())
             .await
             .unwrap();
         keys.push((role, key));
@@ -184,19 +196,24 @@ async fn a_disabled_user_or_an_unknown_principal_is_refused() {
     let api = api().await;
     let store = api.store();
     store
-        .create_user(&User {
-            id: "gone".into(),
-            email: "gone@example.com".into(),
-            name: "Gone".into(),
-            role: "admin".into(),
-            password_hash: None,
-            created_at: Utc::now(),
-            disabled_at: Some(Utc::now()),
-        })
+        .create_user(
+            &User {
+                id: "gone".into(),
+                email: "gone@example.com".into(),
+                name: "Gone".into(),
+                role: "admin".into(),
+                password_hash: None,
+                created_at: Utc::now(),
+                disabled_at: Some(Utc::now()),
+            },
+            &crate::audit(),
+        )
         .await
         .unwrap();
     for principal in ["user:gone", "user:nobody", "service:nobody", "root"] {
-        let key = create_admin_key(store.as_ref(), principal).await.unwrap();
+        let key = issue_api_key(store.as_ref(), principal, &crate::audit())
+            .await
+            .unwrap();
         let (status, _) = api.call("GET", "/api/v1/workflows", Some(&key), "").await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{principal}");
     }

@@ -4,6 +4,7 @@
 
 mod access;
 mod api;
+mod audit;
 mod auth;
 mod authz;
 mod backend;
@@ -13,3 +14,13 @@ mod openapi;
 mod relay_sdk;
 mod spec;
 mod triggers;
+
+/// The audit context of a change a test makes straight in the store.
+pub(crate) fn audit() -> gantry_store::Audit {
+    gantry_store::Audit::system("test", chrono::Utc::now())
+}
+
+/// The same, at a chosen time.
+pub(crate) fn audit_at(at: chrono::DateTime<chrono::Utc>) -> gantry_store::Audit {
+    gantry_store::Audit::system("test", at)
+}

@@ -20,19 +20,23 @@ fn key(id: &str, prefix: &str, at: i64) -> ApiKey {
 pub(crate) async fn create_find_touch_list_revoke(db: &TestDb) {
     let store = db.open().await;
     store
-        .create_api_key(&key("k2", "gk_bbbb", 2))
+        .create_api_key(&key("k2", "gk_bbbb", 2), &crate::harness::audit())
         .await
         .expect("k2");
     store
-        .create_api_key(&key("k1", "gk_aaaa", 1))
+        .create_api_key(&key("k1", "gk_aaaa", 1), &crate::harness::audit())
         .await
         .expect("k1");
     assert!(matches!(
-        store.create_api_key(&key("k3", "gk_aaaa", 3)).await,
+        store
+            .create_api_key(&key("k3", "gk_aaaa", 3), &crate::harness::audit())
+            .await,
         Err(StoreError::Conflict(_))
     ));
     assert!(matches!(
-        store.create_api_key(&key("k1", "gk_cccc", 3)).await,
+        store
+            .create_api_key(&key("k1", "gk_cccc", 3), &crate::harness::audit())
+            .await,
         Err(StoreError::Conflict(_))
     ));
 
@@ -59,13 +63,18 @@ pub(crate) async fn create_find_touch_list_revoke(db: &TestDb) {
         Err(StoreError::NotFound(_))
     ));
 
-    store.revoke_api_key("k2", t(6)).await.expect("revoke");
     store
-        .revoke_api_key("k2", t(7))
+        .revoke_api_key("k2", &crate::harness::audit_at(t(6)))
+        .await
+        .expect("revoke");
+    store
+        .revoke_api_key("k2", &crate::harness::audit_at(t(7)))
         .await
         .expect("revoke again");
     assert!(matches!(
-        store.revoke_api_key("nope", t(7)).await,
+        store
+            .revoke_api_key("nope", &crate::harness::audit_at(t(7)))
+            .await,
         Err(StoreError::NotFound(_))
     ));
 

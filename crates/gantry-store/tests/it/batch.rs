@@ -154,6 +154,7 @@ pub(crate) async fn batched_runs_ordered_writes_and_marks(db: &TestDb) {
         parameters: serde_json::json!({}),
         origin: RunOrigin::Event("e1".to_owned()),
         created_at: t(1),
+        audit: crate::harness::audit(),
     };
     let (first, second, mark) = tokio::join!(
         writer.create_run(run("r1")),
@@ -328,6 +329,7 @@ pub(crate) async fn a_batch_equals_its_writes_applied_one_by_one(db: &TestDb) {
             parameters: serde_json::json!({"run": r}),
             origin,
             created_at: t(0),
+            audit: crate::harness::audit(),
         };
         let update = |r: &str, status, reason: Option<&str>, started, ended| {
             (

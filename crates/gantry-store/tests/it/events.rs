@@ -81,6 +81,7 @@ pub(crate) async fn idempotency_key_returns_first_event(db: &TestDb) {
             parameters: json!({}),
             origin: RunOrigin::Event("e1".to_owned()),
             created_at: t(2),
+            audit: crate::harness::audit(),
         })
         .await
         .expect("run");
@@ -185,6 +186,7 @@ pub(crate) async fn events_without_run_and_links(db: &TestDb) {
             parameters: json!({}),
             origin: RunOrigin::Event("early".to_owned()),
             created_at: t(6),
+            audit: crate::harness::audit(),
         })
         .await
         .expect("run");

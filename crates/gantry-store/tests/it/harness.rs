@@ -91,6 +91,31 @@ impl TestDb {
         self.open().await
     }
 
+    /// Runs one statement on a connection of its own, around the store: what a person with
+    /// database access could try. Returns the database's error text on failure.
+    pub(crate) async fn raw_execute(&self, sql: &str) -> Result<u64, String> {
+        let err = |e: sqlx::Error| e.to_string();
+        match &self.backend {
+            Backend::Sqlite { dir } => {
+                let url = format!("sqlite://{}", dir.path().join("gantry.db").display());
+                let mut conn = sqlx::SqliteConnection::connect(&url).await.map_err(err)?;
+                let done = sqlx::query(sql).execute(&mut conn).await.map_err(err);
+                conn.close().await.map_err(err)?;
+                done.map(|d| d.rows_affected())
+            }
+            Backend::Postgres { url, schema } => {
+                let mut conn = sqlx::PgConnection::connect(url).await.map_err(err)?;
+                sqlx::query(&format!("SET search_path TO \"{schema}\""))
+                    .execute(&mut conn)
+                    .await
+                    .map_err(err)?;
+                let done = sqlx::query(sql).execute(&mut conn).await.map_err(err);
+                conn.close().await.map_err(err)?;
+                done.map(|d| d.rows_affected())
+            }
+        }
+    }
+
     pub(crate) async fn finish(self) {
         self.close_all().await;
         // Drop removes the schema.
@@ -142,6 +167,7 @@ pub(crate) async fn manual_run(store: &dyn Store, id: &str, workflow: &str, at: 
             parameters: serde_json::json!({"p": 1}),
             origin: RunOrigin::Manual,
             created_at: at,
+            audit: crate::harness::audit(),
         })
         .await
         .expect("create run");
@@ -155,4 +181,14 @@ pub(crate) async fn claim_one(
     let mut jobs = store.claim("default", lease, 1).await?;
     assert!(jobs.len() <= 1, "claim returned more than its limit");
     Ok(jobs.pop())
+}
+
+/// The audit context of a change a test makes.
+pub(crate) fn audit() -> gantry_store::Audit {
+    gantry_store::Audit::system("test", chrono::Utc::now())
+}
+
+/// The same, at a chosen time (the time a revocation or a deletion records).
+pub(crate) fn audit_at(at: chrono::DateTime<chrono::Utc>) -> gantry_store::Audit {
+    gantry_store::Audit::system("test", at)
 }

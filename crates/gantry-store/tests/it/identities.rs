@@ -35,15 +35,24 @@ fn member(team: &str, user: &str, maintainer: bool) -> TeamMember {
 pub(crate) async fn users_teams_members_and_service_accounts(db: &TestDb) {
     let store = db.open().await;
     store
-        .create_user(&user("u2", "zed@example.com", "viewer"))
+        .create_user(
+            &user("u2", "zed@example.com", "viewer"),
+            &crate::harness::audit(),
+        )
         .await
         .expect("u2");
     store
-        .create_user(&user("u1", "ann@example.com", "admin"))
+        .create_user(
+            &user("u1", "ann@example.com", "admin"),
+            &crate::harness::audit(),
+        )
         .await
         .expect("u1");
     store
-        .create_user(&user("sso", "sso@example.com", "operator"))
+        .create_user(
+            &user("sso", "sso@example.com", "operator"),
+            &crate::harness::audit(),
+        )
         .await
         .expect("sso");
     // The email and the id are each unique.
@@ -52,7 +61,7 @@ pub(crate) async fn users_teams_members_and_service_accounts(db: &TestDb) {
         user("u1", "new@example.com", "viewer"),
     ] {
         assert!(matches!(
-            store.create_user(&dup).await,
+            store.create_user(&dup, &crate::harness::audit()).await,
             Err(StoreError::Conflict(_))
         ));
     }
@@ -84,13 +93,18 @@ pub(crate) async fn users_teams_members_and_service_accounts(db: &TestDb) {
         ["ann@example.com", "sso@example.com", "zed@example.com"]
     );
 
-    store.create_team(&team("sre")).await.expect("sre");
     store
-        .create_team(&team("payments"))
+        .create_team(&team("sre"), &crate::harness::audit())
+        .await
+        .expect("sre");
+    store
+        .create_team(&team("payments"), &crate::harness::audit())
         .await
         .expect("payments");
     assert!(matches!(
-        store.create_team(&team("sre")).await,
+        store
+            .create_team(&team("sre"), &crate::harness::audit())
+            .await,
         Err(StoreError::Conflict(_))
     ));
     assert_eq!(
@@ -99,28 +113,32 @@ pub(crate) async fn users_teams_members_and_service_accounts(db: &TestDb) {
     );
 
     store
-        .set_team_member(&member("sre", "u2", false))
+        .set_team_member(&member("sre", "u2", false), &crate::harness::audit())
         .await
         .expect("join");
     store
-        .set_team_member(&member("payments", "u2", true))
+        .set_team_member(&member("payments", "u2", true), &crate::harness::audit())
         .await
         .expect("join");
     store
-        .set_team_member(&member("sre", "u1", false))
+        .set_team_member(&member("sre", "u1", false), &crate::harness::audit())
         .await
         .expect("join");
     // Setting again changes whether they maintain it.
     store
-        .set_team_member(&member("sre", "u2", true))
+        .set_team_member(&member("sre", "u2", true), &crate::harness::audit())
         .await
         .expect("promote");
     assert!(matches!(
-        store.set_team_member(&member("nope", "u1", false)).await,
+        store
+            .set_team_member(&member("nope", "u1", false), &crate::harness::audit())
+            .await,
         Err(StoreError::NotFound(_))
     ));
     assert!(matches!(
-        store.set_team_member(&member("sre", "ghost", false)).await,
+        store
+            .set_team_member(&member("sre", "ghost", false), &crate::harness::audit())
+            .await,
         Err(StoreError::NotFound(_))
     ));
     assert_eq!(
@@ -138,9 +156,14 @@ pub(crate) async fn users_teams_members_and_service_accounts(db: &TestDb) {
             member("sre", "u2", true)
         ])
     );
-    store.remove_team_member("sre", "u1").await.expect("leave");
+    store
+        .remove_team_member("sre", "u1", &crate::harness::audit())
+        .await
+        .expect("leave");
     assert!(matches!(
-        store.remove_team_member("sre", "u1").await,
+        store
+            .remove_team_member("sre", "u1", &crate::harness::audit())
+            .await,
         Err(StoreError::NotFound(_))
     ));
     assert_eq!(store.user_teams("u1").await, Ok(vec![]));
@@ -154,22 +177,28 @@ pub(crate) async fn users_teams_members_and_service_accounts(db: &TestDb) {
         disabled_at: None,
     };
     store
-        .create_service_account(&account("s1", "ci", Some("sre")))
+        .create_service_account(&account("s1", "ci", Some("sre")), &crate::harness::audit())
         .await
         .expect("ci");
     store
-        .create_service_account(&account("s2", "backstage-sync", None))
+        .create_service_account(
+            &account("s2", "backstage-sync", None),
+            &crate::harness::audit(),
+        )
         .await
         .expect("sync");
     assert!(matches!(
         store
-            .create_service_account(&account("s3", "ci", None))
+            .create_service_account(&account("s3", "ci", None), &crate::harness::audit())
             .await,
         Err(StoreError::Conflict(_))
     ));
     assert!(matches!(
         store
-            .create_service_account(&account("s4", "other", Some("nope")))
+            .create_service_account(
+                &account("s4", "other", Some("nope")),
+                &crate::harness::audit()
+            )
             .await,
         Err(StoreError::NotFound(_))
     ));
@@ -193,14 +222,20 @@ pub(crate) async fn users_teams_members_and_service_accounts(db: &TestDb) {
 
 pub(crate) async fn workflows_are_owned_by_teams(db: &TestDb) {
     let store = db.open().await;
-    store.create_team(&team("sre")).await.expect("sre");
     store
-        .put_workflow(&crate::workflows::version("deploy", "x", 1))
+        .create_team(&team("sre"), &crate::harness::audit())
+        .await
+        .expect("sre");
+    store
+        .put_workflow(
+            &crate::workflows::version("deploy", "x", 1),
+            &crate::harness::audit(),
+        )
         .await
         .expect("put");
     assert_eq!(store.workflow_owner("deploy").await, Ok(None));
     store
-        .set_workflow_owner("deploy", Some("sre"))
+        .set_workflow_owner("deploy", Some("sre"), &crate::harness::audit())
         .await
         .expect("own");
     assert_eq!(
@@ -209,7 +244,10 @@ pub(crate) async fn workflows_are_owned_by_teams(db: &TestDb) {
     );
     // A new version keeps its owner.
     store
-        .put_workflow(&crate::workflows::version("deploy", "y", 2))
+        .put_workflow(
+            &crate::workflows::version("deploy", "y", 2),
+            &crate::harness::audit(),
+        )
         .await
         .expect("put");
     assert_eq!(
@@ -217,11 +255,15 @@ pub(crate) async fn workflows_are_owned_by_teams(db: &TestDb) {
         Ok(Some("sre".to_owned()))
     );
     assert!(matches!(
-        store.set_workflow_owner("deploy", Some("nope")).await,
+        store
+            .set_workflow_owner("deploy", Some("nope"), &crate::harness::audit())
+            .await,
         Err(StoreError::NotFound(_))
     ));
     assert!(matches!(
-        store.set_workflow_owner("ghost", Some("sre")).await,
+        store
+            .set_workflow_owner("ghost", Some("sre"), &crate::harness::audit())
+            .await,
         Err(StoreError::NotFound(_))
     ));
     assert!(matches!(
@@ -229,22 +271,28 @@ pub(crate) async fn workflows_are_owned_by_teams(db: &TestDb) {
         Err(StoreError::NotFound(_))
     ));
     // Deleting a workflow forgets its owner: the name may come back for someone else.
-    store.delete_workflow("deploy", t(3)).await.expect("delete");
+    store
+        .delete_workflow("deploy", &crate::harness::audit_at(t(3)))
+        .await
+        .expect("delete");
     assert!(matches!(
         store.workflow_owner("deploy").await,
         Err(StoreError::NotFound(_))
     ));
     store
-        .put_workflow(&crate::workflows::version("deploy", "z", 4))
+        .put_workflow(
+            &crate::workflows::version("deploy", "z", 4),
+            &crate::harness::audit(),
+        )
         .await
         .expect("again");
     assert_eq!(store.workflow_owner("deploy").await, Ok(None));
     store
-        .set_workflow_owner("deploy", Some("sre"))
+        .set_workflow_owner("deploy", Some("sre"), &crate::harness::audit())
         .await
         .expect("own");
     store
-        .set_workflow_owner("deploy", None)
+        .set_workflow_owner("deploy", None, &crate::harness::audit())
         .await
         .expect("disown");
     assert_eq!(store.workflow_owner("deploy").await, Ok(None));
@@ -254,21 +302,30 @@ pub(crate) async fn workflows_are_owned_by_teams(db: &TestDb) {
 /// leave its connection on an old snapshot).
 pub(crate) async fn a_read_after_a_write_sees_it(db: &TestDb) {
     let store = db.open().await;
-    store.create_team(&team("sre")).await.expect("sre");
     store
-        .create_user(&user("u1", "ann@example.com", "admin"))
+        .create_team(&team("sre"), &crate::harness::audit())
+        .await
+        .expect("sre");
+    store
+        .create_user(
+            &user("u1", "ann@example.com", "admin"),
+            &crate::harness::audit(),
+        )
         .await
         .expect("u1");
     for round in 0..20 {
         let maintainer = round % 2 == 0;
         store
-            .set_team_member(&member("sre", "u1", maintainer))
+            .set_team_member(&member("sre", "u1", maintainer), &crate::harness::audit())
             .await
             .expect("set");
         // One-row reads, as an authenticator makes them, between the write and the check.
         store.get_user("u1").await.expect("user");
         store.find_user("ann@example.com").await.expect("user");
-        store.remove_team_member("sre", "u1").await.expect("remove");
+        store
+            .remove_team_member("sre", "u1", &crate::harness::audit())
+            .await
+            .expect("remove");
         assert_eq!(
             store.user_teams("u1").await,
             Ok(vec![]),
@@ -276,7 +333,7 @@ pub(crate) async fn a_read_after_a_write_sees_it(db: &TestDb) {
         );
         store.get_user("u1").await.expect("user");
         store
-            .set_team_member(&member("sre", "u1", maintainer))
+            .set_team_member(&member("sre", "u1", maintainer), &crate::harness::audit())
             .await
             .expect("set");
         assert_eq!(

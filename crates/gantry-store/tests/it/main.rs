@@ -6,6 +6,7 @@
 mod harness;
 
 mod api_keys;
+mod audit;
 mod batch;
 mod events;
 mod identities;
@@ -44,6 +45,11 @@ macro_rules! conformance {
 }
 
 conformance! {
+    audit::every_change_appends_one_event_with_it,
+    audit::a_refused_change_leaves_no_event,
+    audit::filters_and_pages,
+    audit::runs_started_in_a_batch_are_audited,
+    audit::the_log_is_append_only,
     workflows::create_replace_and_versions,
     workflows::list_pagination_edges,
     workflows::delete_keeps_history_and_numbering,

@@ -15,7 +15,10 @@ pub(crate) async fn data_survives_reopen_and_migrations_are_idempotent(db: &Test
         canonical: "{}".to_owned(),
         at: t(0),
     };
-    store.put_workflow(&wf).await.expect("workflow");
+    store
+        .put_workflow(&wf, &crate::harness::audit())
+        .await
+        .expect("workflow");
     store
         .insert_event(&event("e1", None, Some("idem")))
         .await
@@ -66,7 +69,10 @@ pub(crate) async fn data_survives_reopen_and_migrations_are_idempotent(db: &Test
         stuck.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
         ["r1"]
     );
-    assert_eq!(store.put_workflow(&wf).await, Ok(2));
+    assert_eq!(
+        store.put_workflow(&wf, &crate::harness::audit()).await,
+        Ok(2)
+    );
     store.ping().await.expect("ping after reopen");
 
     // The lease of the worker that died with the process still holds until it runs out...

@@ -68,6 +68,7 @@ pub(crate) async fn create_get_update(db: &TestDb) {
         parameters: json!({}),
         origin: RunOrigin::Manual,
         created_at: t(4),
+        audit: crate::harness::audit(),
     };
     assert!(matches!(
         store.create_run(&dup).await,
@@ -88,6 +89,7 @@ pub(crate) async fn run_from_event_is_unique(db: &TestDb) {
         parameters: json!({}),
         origin: RunOrigin::Event(event.to_owned()),
         created_at: t(2),
+        audit: crate::harness::audit(),
     };
     store.create_run(&run("r1", "e1")).await.expect("first run");
     assert!(matches!(

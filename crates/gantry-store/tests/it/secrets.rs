@@ -20,19 +20,31 @@ pub(crate) async fn put_get_list_delete(db: &TestDb) {
     let store = db.open().await;
     let secret = SealedKind::Secret;
     store
-        .put_sealed(&sealed(secret, "wf", "b", b"\x00cipher-b"))
+        .put_sealed(
+            &sealed(secret, "wf", "b", b"\x00cipher-b"),
+            &crate::harness::audit(),
+        )
         .await
         .expect("b");
     store
-        .put_sealed(&sealed(secret, "wf", "a", b"cipher-a"))
+        .put_sealed(
+            &sealed(secret, "wf", "a", b"cipher-a"),
+            &crate::harness::audit(),
+        )
         .await
         .expect("a");
     store
-        .put_sealed(&sealed(secret, "other", "z", b"z"))
+        .put_sealed(
+            &sealed(secret, "other", "z", b"z"),
+            &crate::harness::audit(),
+        )
         .await
         .expect("z");
     store
-        .put_sealed(&sealed(SealedKind::Connection, "wf", "aws/prod", b"c"))
+        .put_sealed(
+            &sealed(SealedKind::Connection, "wf", "aws/prod", b"c"),
+            &crate::harness::audit(),
+        )
         .await
         .expect("conn");
 
@@ -58,11 +70,14 @@ pub(crate) async fn put_get_list_delete(db: &TestDb) {
     let mut rotated = sealed(secret, "wf", "a", b"new");
     rotated.key_id = "k2".to_owned();
     rotated.updated_at = t(2);
-    store.put_sealed(&rotated).await.expect("replace");
+    store
+        .put_sealed(&rotated, &crate::harness::audit())
+        .await
+        .expect("replace");
     assert_eq!(store.get_sealed(secret, "wf", "a").await, Ok(rotated));
 
     store
-        .delete_sealed(secret, "wf", "a")
+        .delete_sealed(secret, "wf", "a", &crate::harness::audit())
         .await
         .expect("delete");
     assert!(matches!(
@@ -70,7 +85,9 @@ pub(crate) async fn put_get_list_delete(db: &TestDb) {
         Err(StoreError::NotFound(_))
     ));
     assert!(matches!(
-        store.delete_sealed(secret, "wf", "a").await,
+        store
+            .delete_sealed(secret, "wf", "a", &crate::harness::audit())
+            .await,
         Err(StoreError::NotFound(_))
     ));
     assert_eq!(

@@ -77,19 +77,21 @@ fn token(id: &str, trigger: &str, at: i64) -> PushToken {
 pub(crate) async fn push_tokens_list_and_revoke(db: &TestDb) {
     let store = db.open().await;
     store
-        .create_push_token(&token("b", "push", 2))
+        .create_push_token(&token("b", "push", 2), &crate::harness::audit())
         .await
         .expect("create");
     store
-        .create_push_token(&token("a", "push", 1))
+        .create_push_token(&token("a", "push", 1), &crate::harness::audit())
         .await
         .expect("create");
     store
-        .create_push_token(&token("c", "other", 1))
+        .create_push_token(&token("c", "other", 1), &crate::harness::audit())
         .await
         .expect("create");
     assert!(matches!(
-        store.create_push_token(&token("a", "push", 3)).await,
+        store
+            .create_push_token(&token("a", "push", 3), &crate::harness::audit())
+            .await,
         Err(StoreError::Conflict(_))
     ));
     let ids: Vec<String> = store
@@ -101,9 +103,12 @@ pub(crate) async fn push_tokens_list_and_revoke(db: &TestDb) {
         .collect();
     assert_eq!(ids, ["a", "b"], "oldest first, one trigger only");
 
-    store.revoke_push_token("a", t(5)).await.expect("revoke");
     store
-        .revoke_push_token("a", t(9))
+        .revoke_push_token("a", &crate::harness::audit_at(t(5)))
+        .await
+        .expect("revoke");
+    store
+        .revoke_push_token("a", &crate::harness::audit_at(t(9)))
         .await
         .expect("revoke again");
     assert_eq!(
@@ -115,7 +120,9 @@ pub(crate) async fn push_tokens_list_and_revoke(db: &TestDb) {
         None
     );
     assert!(matches!(
-        store.revoke_push_token("zz", t(5)).await,
+        store
+            .revoke_push_token("zz", &crate::harness::audit_at(t(5)))
+            .await,
         Err(StoreError::NotFound(_))
     ));
     assert!(matches!(

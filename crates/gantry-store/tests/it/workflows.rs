@@ -21,14 +21,23 @@ pub(crate) async fn create_replace_and_versions(db: &TestDb) {
         Err(StoreError::NotFound(_))
     ));
     assert_eq!(
-        store.put_workflow(&version("hello", "steps: []", 1)).await,
+        store
+            .put_workflow(&version("hello", "steps: []", 1), &crate::harness::audit())
+            .await,
         Ok(1)
     );
     assert_eq!(
-        store.put_workflow(&version("hello", "steps: [a]", 2)).await,
+        store
+            .put_workflow(&version("hello", "steps: [a]", 2), &crate::harness::audit())
+            .await,
         Ok(2)
     );
-    assert_eq!(store.put_workflow(&version("other", "x", 3)).await, Ok(1));
+    assert_eq!(
+        store
+            .put_workflow(&version("other", "x", 3), &crate::harness::audit())
+            .await,
+        Ok(1)
+    );
 
     let current = store.get_workflow("hello").await.expect("current");
     assert_eq!((current.version, current.yaml.as_str()), (2, "steps: [a]"));
@@ -74,7 +83,7 @@ pub(crate) async fn list_pagination_edges(db: &TestDb) {
 
     for name in ["w1", "w2", "w3", "w4", "w5", "w6"] {
         store
-            .put_workflow(&version(name, "y", 0))
+            .put_workflow(&version(name, "y", 0), &crate::harness::audit())
             .await
             .expect("put");
     }
@@ -121,20 +130,25 @@ pub(crate) async fn list_pagination_edges(db: &TestDb) {
 pub(crate) async fn delete_keeps_history_and_numbering(db: &TestDb) {
     let store = db.open().await;
     store
-        .put_workflow(&version("gone", "a", 1))
+        .put_workflow(&version("gone", "a", 1), &crate::harness::audit())
         .await
         .expect("v1");
     store
-        .put_workflow(&version("gone", "b", 2))
+        .put_workflow(&version("gone", "b", 2), &crate::harness::audit())
         .await
         .expect("v2");
-    store.delete_workflow("gone", t(3)).await.expect("delete");
+    store
+        .delete_workflow("gone", &crate::harness::audit_at(t(3)))
+        .await
+        .expect("delete");
     assert!(matches!(
         store.get_workflow("gone").await,
         Err(StoreError::NotFound(_))
     ));
     assert!(matches!(
-        store.delete_workflow("gone", t(4)).await,
+        store
+            .delete_workflow("gone", &crate::harness::audit_at(t(4)))
+            .await,
         Err(StoreError::NotFound(_))
     ));
     assert!(store
@@ -153,14 +167,21 @@ pub(crate) async fn delete_keeps_history_and_numbering(db: &TestDb) {
         "b"
     );
 
-    assert_eq!(store.put_workflow(&version("gone", "c", 5)).await, Ok(3));
+    assert_eq!(
+        store
+            .put_workflow(&version("gone", "c", 5), &crate::harness::audit())
+            .await,
+        Ok(3)
+    );
     let back = store
         .list_workflows(&PageRequest::first(10))
         .await
         .expect("list");
     assert_eq!(back.items[0].created_at, t(5));
     assert!(matches!(
-        store.delete_workflow("never", t(6)).await,
+        store
+            .delete_workflow("never", &crate::harness::audit_at(t(6)))
+            .await,
         Err(StoreError::NotFound(_))
     ));
 }

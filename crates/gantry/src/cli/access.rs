@@ -420,3 +420,126 @@ pub(crate) fn workflow_owner(
         done,
     )
 }
+
+/// `gantry audit`: what changed, who changed it, when; newest first.
+#[derive(Debug, clap::Args)]
+pub(crate) struct AuditArgs {
+    /// A resource and everything under it, e.g. `workflow/deploy` (its secrets and tokens too),
+    /// `user/ann@example.com`, `run/<id>`.
+    #[arg(long, value_name = "RESOURCE")]
+    resource: Option<String>,
+    /// An actor: an email, a service account's name, or an id such as `user:<id>`.
+    #[arg(long, value_name = "ACTOR")]
+    actor: Option<String>,
+    /// An action (`workflow.put`) or every action of a kind (`workflow`).
+    #[arg(long, value_name = "ACTION")]
+    action: Option<String>,
+    /// Only events at or after this time: RFC 3339 (`2026-11-01T00:00:00Z`) or an age (`24h`,
+    /// `7d`).
+    #[arg(long, value_name = "TIME")]
+    since: Option<String>,
+    /// Only events before this time, written like `--since`.
+    #[arg(long, value_name = "TIME")]
+    until: Option<String>,
+    /// At most this many events.
+    #[arg(long, default_value_t = 100)]
+    limit: u32,
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    format: Format,
+    #[command(flatten)]
+    connection: Connection,
+}
+
+/// An RFC 3339 time as given, or an age (`24h`, `7d`, `2w`) as the time that long ago.
+fn instant(flag: &str, given: &str) -> anyhow::Result<String> {
+    if chrono::DateTime::parse_from_rfc3339(given).is_ok() {
+        return Ok(given.to_owned());
+    }
+    let age = age(given).ok_or_else(|| {
+        anyhow::anyhow!(
+            "--{flag} `{given}` is neither an RFC 3339 time (2026-11-01T00:00:00Z) nor an age \
+             such as 90m, 24h, 7d or 2w"
+        )
+    })?;
+    let at = chrono::Utc::now() - age;
+    Ok(at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
+}
+
+fn age(given: &str) -> Option<chrono::Duration> {
+    let (n, unit) = given.split_at(given.find(|c: char| !c.is_ascii_digit())?);
+    let n: i64 = n.parse().ok()?;
+    match unit {
+        "s" => chrono::Duration::try_seconds(n),
+        "m" => chrono::Duration::try_minutes(n),
+        "h" => chrono::Duration::try_hours(n),
+        "d" => chrono::Duration::try_days(n),
+        "w" => chrono::Duration::try_weeks(n),
+        _ => None,
+    }
+}
+
+pub(crate) fn audit(args: &AuditArgs) -> anyhow::Result<ExitCode> {
+    let mut query = Vec::new();
+    for (name, value) in [
+        ("resource", args.resource.clone()),
+        ("actor", args.actor.clone()),
+        ("action", args.action.clone()),
+    ] {
+        if let Some(v) = value {
+            query.push(format!("{name}={}", segment(&v)));
+        }
+    }
+    for (name, value) in [("since", &args.since), ("until", &args.until)] {
+        if let Some(v) = value {
+            query.push(format!("{name}={}", segment(&instant(name, v)?)));
+        }
+    }
+    let client = Client::new(&args.connection)?;
+    let (limit, format) = (args.limit.max(1), args.format);
+    block_on(async move {
+        // Pages of up to 1000 until `--limit` events or the end of the log.
+        let mut events: Vec<Value> = Vec::new();
+        let mut after: Option<String> = None;
+        let next = loop {
+            let want = (limit as usize - events.len()).min(1000);
+            let mut q = query.clone();
+            q.push(format!("limit={want}"));
+            if let Some(a) = &after {
+                q.push(format!("after={}", segment(a)));
+            }
+            let answer = client
+                .send(Method::GET, &format!("/audit?{}", q.join("&")), None)
+                .await?;
+            if !answer.ok() {
+                return Ok(finish(&answer, format == Format::Json, |_| String::new()));
+            }
+            events.extend(items(&answer.body, "items").iter().cloned());
+            after = answer.body["next"].as_str().map(str::to_owned);
+            if after.is_none() || events.len() >= limit as usize {
+                break after;
+            }
+        };
+        let page = json!({"items": events, "next": next});
+        if format == Format::Json {
+            println!("{}", serde_json::to_string_pretty(&page)?);
+            return Ok(ExitCode::SUCCESS);
+        }
+        let rows: Vec<Vec<String>> = items(&page, "items")
+            .iter()
+            .map(|e| {
+                vec![
+                    text(&e["at"]),
+                    text(&e["actor"]["name"]),
+                    text(&e["action"]),
+                    text(&e["resource"]),
+                    text(&e["source"]),
+                ]
+            })
+            .collect();
+        print!(
+            "{}",
+            table(&["TIME", "ACTOR", "ACTION", "RESOURCE", "SOURCE"], &rows)
+        );
+        Ok(ExitCode::SUCCESS)
+    })
+}

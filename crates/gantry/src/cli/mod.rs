@@ -69,6 +69,8 @@ enum Command {
     /// Make, list and revoke API keys of users and service accounts.
     #[command(subcommand)]
     Apikey(access::ApiKeyCommand),
+    /// Read the audit log (an admin's key): who changed what, when, from where; newest first.
+    Audit(access::AuditArgs),
     /// Save a server and an API key as a profile, after checking the key with the server.
     ///
     /// Client commands then use it without `--server` and `--api-key`. For each of the server and
@@ -517,6 +519,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Team(c) => access::team(c),
         Command::ServiceAccount(c) => access::service_account(c),
         Command::Apikey(c) => access::api_key(c),
+        Command::Audit(a) => access::audit(&a),
         Command::Workflow(WorkflowCommand::Owner {
             name,
             team,

@@ -118,7 +118,8 @@ pub(crate) fn create_key(
         .context("cannot start the async runtime")?;
     tokio.block_on(async move {
         let store = gantry_server::server::open_store(&data_dir, database_url.as_deref()).await?;
-        let key = gantry_server::server::create_admin_key(store.as_ref(), "admin").await?;
+        let audit = gantry_store::Audit::system("gantry admin create-key", chrono::Utc::now());
+        let key = gantry_server::server::issue_api_key(store.as_ref(), "admin", &audit).await?;
         println!("{key}");
         Ok(ExitCode::SUCCESS)
     })

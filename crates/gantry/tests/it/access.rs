@@ -86,6 +86,61 @@ fn an_admin_gives_a_maintainer_a_key_and_takes_it_back() {
     ok(&["apikey", "revoke", &id], &admin);
     let (code, _, err) = gantry(&["workflow", "list"], &addr, &key);
     assert_eq!(code, Some(1), "{err}");
+
+    // The audit log: what Ann changed, from where, and the workflow's whole story.
+    let json = |out: String| -> Vec<serde_json::Value> {
+        let page: serde_json::Value = serde_json::from_str(&out).unwrap();
+        page["items"].as_array().unwrap().clone()
+    };
+    let anns = json(ok(
+        &["audit", "--actor", "ann@example.com", "--format", "json"],
+        &admin,
+    ));
+    assert_eq!(anns.len(), 1, "{anns:#?}");
+    assert_eq!(anns[0]["action"], "workflow.put");
+    assert_eq!(anns[0]["before"], serde_json::json!({"version": 1}));
+    assert_eq!(anns[0]["after"], serde_json::json!({"version": 2}));
+    assert_eq!(anns[0]["source"], "127.0.0.1");
+    let story: Vec<String> = json(ok(
+        &[
+            "audit",
+            "--resource",
+            "workflow/deploy",
+            "--since",
+            "1h",
+            "--format",
+            "json",
+        ],
+        &admin,
+    ))
+    .iter()
+    .map(|e| {
+        format!(
+            "{} {}",
+            e["action"].as_str().unwrap(),
+            e["actor"]["name"].as_str().unwrap()
+        )
+    })
+    .collect();
+    assert_eq!(
+        story,
+        [
+            "workflow.put ann@example.com",
+            "workflow.owner admin",
+            "workflow.put admin"
+        ]
+    );
+    let human = ok(&["audit", "--action", "api_key", "--limit", "5"], &admin);
+    assert!(human.starts_with("TIME"), "{human}");
+    assert!(
+        human.contains("api_key.revoke") && human.contains("api_key.create"),
+        "{human}"
+    );
+    let (code, _, err) = gantry(&["audit", "--since", "last tuesday"], &addr, &admin);
+    assert_ne!(code, Some(0));
+    assert!(err.contains("--since"), "{err}");
+    let audit = ok(&["audit", "--limit", "1000", "--format", "json"], &admin);
+    assert!(!audit.contains(secret), "no key in the audit log");
     let _ = server.child.kill();
     let _ = server.child.wait();
 }
