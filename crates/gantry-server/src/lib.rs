@@ -4,8 +4,9 @@
 //! trigger containers call to read their `spec`, set outputs, emit events and so on, with
 //! Relay's paths, envelopes and status codes so that Relay's own clients (PyPI's `relay-sdk`,
 //! the `ni` CLI) work unchanged. [`vault`] seals secret values at rest, [`apikey`] makes and
-//! checks API keys, and [`authz`] decides who may do what. The REST API ([`api`]), webhook
-//! ingest ([`triggers`]) and the runs ([`runs`]) are here too.
+//! checks API keys, [`authz`] decides who may do what, and [`oidc`] is the client side of single
+//! sign-on with an OpenID Connect provider. The REST API ([`api`]), webhook ingest
+//! ([`triggers`]) and the runs ([`runs`]) are here too.
 //!
 //! This crate owns the wire format: request parsing, response envelopes, status codes and the
 //! error table. It must not hold engine logic: every decision about a run is delegated to
@@ -21,6 +22,7 @@ pub mod apikey;
 pub mod authz;
 mod cache;
 pub mod metadata;
+pub mod oidc;
 pub mod queue;
 pub mod runs;
 pub mod server;
