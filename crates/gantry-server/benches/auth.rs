@@ -59,6 +59,10 @@ async fn state(dir: &std::path::Path) -> (ApiState, Arc<dyn Store>) {
         vault,
         triggers,
         public_url: "http://127.0.0.1".into(),
+        sign_in: Arc::new(gantry_server::api::login::SignIn::new(
+            "http://127.0.0.1",
+            None,
+        )),
     };
     (state, store)
 }

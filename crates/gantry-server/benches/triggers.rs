@@ -164,6 +164,7 @@ impl Running {
             },
             work_dir: None,
             trigger_containers: Default::default(),
+            sso: None,
         })
         .await
         .expect("bind");

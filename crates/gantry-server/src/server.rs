@@ -50,6 +50,8 @@ pub struct ServerConfig {
     pub work_dir: Option<PathBuf>,
     /// When webhook trigger containers are stopped for idleness or given up on at start.
     pub trigger_containers: crate::triggers::container::TriggerContainerConfig,
+    /// Single sign-on with an OpenID provider; `None` for passwords and API keys only.
+    pub sso: Option<crate::api::login::SsoConfig>,
 }
 
 /// Where the server's run steps execute.
@@ -343,6 +345,10 @@ impl Server {
             runs,
             vault,
             triggers: triggers.clone(),
+            sign_in: Arc::new(crate::api::login::SignIn::new(
+                &public_url,
+                config.sso.clone().map(|c| c.into_sso(&public_url)),
+            )),
             public_url: public_url.into(),
         }));
         let timer = config

@@ -298,6 +298,30 @@ pub trait Store: Send + Sync {
     /// Revokes a key; revoking twice keeps the first time.
     fn revoke_api_key<'a>(&'a self, id: &'a str, audit: &'a Audit) -> StoreFuture<'a, ()>;
 
+    /// Sets or clears a user's password hash (an argon2 PHC string). `NotFound` for an
+    /// unknown user. The audit event says whether a password is set, never the hash.
+    fn set_user_password<'a>(
+        &'a self,
+        user_id: &'a str,
+        hash: Option<&'a str>,
+        audit: &'a Audit,
+    ) -> StoreFuture<'a, ()>;
+    /// Changes a user's role (single sign-on keeps it in step with the provider's groups).
+    fn set_user_role<'a>(
+        &'a self,
+        user_id: &'a str,
+        role: &'a str,
+        audit: &'a Audit,
+    ) -> StoreFuture<'a, ()>;
+
+    // ------------------------------------------------------------ web sessions
+
+    /// `Conflict` if the id is taken; `NotFound` for an unknown user.
+    fn create_session<'a>(&'a self, session: &'a Session, audit: &'a Audit) -> StoreFuture<'a, ()>;
+    fn get_session<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Session>;
+    /// Ends a session; ending it twice keeps the first time.
+    fn revoke_session<'a>(&'a self, id: &'a str, audit: &'a Audit) -> StoreFuture<'a, ()>;
+
     // ------------------------------------------------------------ audit log
 
     /// Appends an event that records a decision rather than a change another method makes

@@ -651,3 +651,19 @@ pub struct AuditFilter {
     /// Before.
     pub until: Option<DateTime<Utc>>,
 }
+
+// ---------------------------------------------------------------- web sessions
+
+/// A signed-in browser: the cookie holds `<id>.<secret>`, the store only the secret's hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    pub id: String,
+    /// SHA-256 of the secret, in hex.
+    pub hash: String,
+    pub user_id: String,
+    /// How the user signed in: `password` or `oidc`.
+    pub via: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}

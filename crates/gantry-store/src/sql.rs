@@ -2462,6 +2462,172 @@ macro_rules! sql_store {
                 })
             }
 
+            fn set_user_password<'a>(
+                &'a self,
+                user_id: &'a str,
+                hash: Option<&'a str>,
+                audit: &'a Audit,
+            ) -> StoreFuture<'a, ()> {
+                Box::pin(async move {
+                    let mut tx = self.writer.begin().await?;
+                    let row = sqlx::query("SELECT email, password_hash FROM users WHERE id = $1")
+                        .bind(user_id)
+                        .fetch_optional(&mut *tx)
+                        .await?
+                        .ok_or_else(|| not_found("user", user_id))?;
+                    let email: String = get(&row, "email")?;
+                    let had: Option<String> = get(&row, "password_hash")?;
+                    sqlx::query("UPDATE users SET password_hash = $2 WHERE id = $1")
+                        .bind(user_id)
+                        .bind(hash)
+                        .execute(&mut *tx)
+                        .await?;
+                    audit_tx(
+                        &mut tx,
+                        audit,
+                        "user.password",
+                        format!("user/{email}"),
+                        Some(serde_json::json!({"password": had.is_some()})),
+                        Some(serde_json::json!({"password": hash.is_some()})),
+                    )
+                    .await?;
+                    tx.commit().await?;
+                    Ok(())
+                })
+            }
+
+            fn set_user_role<'a>(
+                &'a self,
+                user_id: &'a str,
+                role: &'a str,
+                audit: &'a Audit,
+            ) -> StoreFuture<'a, ()> {
+                Box::pin(async move {
+                    let mut tx = self.writer.begin().await?;
+                    let row = sqlx::query("SELECT email, role FROM users WHERE id = $1")
+                        .bind(user_id)
+                        .fetch_optional(&mut *tx)
+                        .await?
+                        .ok_or_else(|| not_found("user", user_id))?;
+                    let email: String = get(&row, "email")?;
+                    let before: String = get(&row, "role")?;
+                    sqlx::query("UPDATE users SET role = $2 WHERE id = $1")
+                        .bind(user_id)
+                        .bind(role)
+                        .execute(&mut *tx)
+                        .await?;
+                    audit_tx(
+                        &mut tx,
+                        audit,
+                        "user.role",
+                        format!("user/{email}"),
+                        Some(serde_json::json!({"role": before})),
+                        Some(serde_json::json!({"role": role})),
+                    )
+                    .await?;
+                    tx.commit().await?;
+                    Ok(())
+                })
+            }
+
+            fn create_session<'a>(
+                &'a self,
+                session: &'a Session,
+                audit: &'a Audit,
+            ) -> StoreFuture<'a, ()> {
+                Box::pin(async move {
+                    let mut tx = self.writer.begin().await?;
+                    let email: String = sqlx::query_scalar("SELECT email FROM users WHERE id = $1")
+                        .bind(&session.user_id)
+                        .fetch_optional(&mut *tx)
+                        .await?
+                        .ok_or_else(|| not_found("user", &session.user_id))?;
+                    sqlx::query(
+                        "INSERT INTO sessions (id, hash, user_id, via, created_at, expires_at, \
+                         revoked_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    )
+                    .bind(&session.id)
+                    .bind(&session.hash)
+                    .bind(&session.user_id)
+                    .bind(&session.via)
+                    .bind(us(session.created_at))
+                    .bind(us(session.expires_at))
+                    .bind(opt_us(session.revoked_at))
+                    .execute(&mut *tx)
+                    .await?;
+                    audit_tx(
+                        &mut tx,
+                        audit,
+                        "session.create",
+                        format!("user/{email}/session/{}", session.id),
+                        None,
+                        Some(serde_json::json!({
+                            "via": session.via,
+                            "expiresAt": session.expires_at.to_rfc3339(),
+                        })),
+                    )
+                    .await?;
+                    tx.commit().await?;
+                    Ok(())
+                })
+            }
+
+            fn get_session<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Session> {
+                Box::pin(async move {
+                    let row = sqlx::query(
+                        "SELECT id, hash, user_id, via, created_at, expires_at, revoked_at \
+                         FROM sessions WHERE id = $1",
+                    )
+                    .bind(id)
+                    .fetch_optional(&self.reader)
+                    .await?
+                    .ok_or_else(|| not_found("session", id))?;
+                    Ok(Session {
+                        id: get(&row, "id")?,
+                        hash: get(&row, "hash")?,
+                        user_id: get(&row, "user_id")?,
+                        via: get(&row, "via")?,
+                        created_at: time(get(&row, "created_at")?)?,
+                        expires_at: time(get(&row, "expires_at")?)?,
+                        revoked_at: opt_time(get(&row, "revoked_at")?)?,
+                    })
+                })
+            }
+
+            fn revoke_session<'a>(&'a self, id: &'a str, audit: &'a Audit) -> StoreFuture<'a, ()> {
+                Box::pin(async move {
+                    let mut tx = self.writer.begin().await?;
+                    let row = sqlx::query(
+                        "SELECT s.revoked_at, u.email FROM sessions s \
+                         JOIN users u ON u.id = s.user_id WHERE s.id = $1",
+                    )
+                    .bind(id)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .ok_or_else(|| not_found("session", id))?;
+                    let before: Option<i64> = get(&row, "revoked_at")?;
+                    let email: String = get(&row, "email")?;
+                    let revoked = before.unwrap_or(us(audit.at));
+                    sqlx::query("UPDATE sessions SET revoked_at = $2 WHERE id = $1")
+                        .bind(id)
+                        .bind(revoked)
+                        .execute(&mut *tx)
+                        .await?;
+                    let at = |t: i64| time(t).map(|t| t.to_rfc3339());
+                    audit_tx(
+                        &mut tx,
+                        audit,
+                        "session.revoke",
+                        format!("user/{email}/session/{id}"),
+                        Some(serde_json::json!({"revokedAt": before.map(at).transpose()?})),
+                        Some(serde_json::json!({"revokedAt": at(revoked)?})),
+                    )
+                    .await?;
+                    tx.commit().await?;
+                    Ok(())
+                })
+            }
+
             fn append_audit<'a>(&'a self, event: &'a NewAuditEvent) -> StoreFuture<'a, i64> {
                 Box::pin(async move {
                     let mut tx = self.writer.begin().await?;

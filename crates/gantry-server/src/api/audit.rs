@@ -177,3 +177,14 @@ pub(crate) async fn list(
     let items: Vec<Value> = page.items.iter().map(event_json).collect();
     Ok(Json(json!({"items": items, "next": page.next})))
 }
+
+/// The peer's address as text (`None` when the server was not served with connection info).
+pub struct Peer(pub Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Peer {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Peer(source_of(parts)))
+    }
+}

@@ -55,10 +55,19 @@ struct Entry {
     touched_at: Option<Instant>,
 }
 
-/// Resolves presented keys to principals, with a short cache.
+/// A session as last read: its hash, end, and who it signs in.
+struct SessionEntry {
+    hash: String,
+    expires_at: DateTime<Utc>,
+    principal: Option<Arc<Principal>>,
+    read_at: Instant,
+}
+
+/// Resolves presented keys and session cookies to principals, with a short cache.
 pub struct Authenticator {
     store: Arc<dyn Store>,
     cache: Mutex<HashMap<String, Entry>>,
+    sessions: Mutex<HashMap<String, SessionEntry>>,
 }
 
 impl Authenticator {
@@ -66,6 +75,7 @@ impl Authenticator {
         Authenticator {
             store,
             cache: Mutex::new(HashMap::new()),
+            sessions: Mutex::new(HashMap::new()),
         }
     }
 
@@ -76,6 +86,56 @@ impl Authenticator {
     /// Forgets every resolved key: the next request of each reads it again.
     pub fn forget_all(&self) {
         self.cache().clear();
+        self.sessions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+    }
+
+    /// The principal a session cookie (`id`, `secret`) signs in; `None` for one that is
+    /// unknown, ended, expired, or whose user may not act.
+    pub async fn authenticate_session(
+        &self,
+        id: &str,
+        secret: &str,
+    ) -> Result<Option<Arc<Principal>>, StoreError> {
+        let sessions = || self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
+        let cached = sessions()
+            .get(id)
+            .filter(|e| e.read_at.elapsed() < TRUST_FOR)
+            .map(|e| (e.hash.clone(), e.expires_at, e.principal.clone()));
+        let (hash, expires_at, principal) = match cached {
+            Some(c) => c,
+            None => {
+                let session = match self.store.get_session(id).await {
+                    Ok(s) if s.revoked_at.is_none() => s,
+                    Ok(_) | Err(StoreError::NotFound(_)) => return Ok(None),
+                    Err(e) => return Err(e),
+                };
+                let principal =
+                    principal_of(self.store.as_ref(), &format!("user:{}", session.user_id))
+                        .await?
+                        .map(Arc::new);
+                let mut map = sessions();
+                if map.len() >= crate::ratelimit::PRUNE_AT {
+                    map.retain(|_, e| e.read_at.elapsed() < TRUST_FOR);
+                }
+                map.insert(
+                    id.to_owned(),
+                    SessionEntry {
+                        hash: session.hash.clone(),
+                        expires_at: session.expires_at,
+                        principal: principal.clone(),
+                        read_at: Instant::now(),
+                    },
+                );
+                (session.hash, session.expires_at, principal)
+            }
+        };
+        if !super::login::session_matches(secret, &hash) || expires_at <= Utc::now() {
+            return Ok(None);
+        }
+        Ok(principal)
     }
 
     /// The principal a presented key acts for; `None` for any key that must be refused.
@@ -239,6 +299,7 @@ pub(crate) struct Guard {
     pub store: Arc<dyn Store>,
     pub permissions: Permissions,
     pub authenticator: Arc<Authenticator>,
+    pub sign_in: Arc<super::login::SignIn>,
 }
 
 /// Authenticates the request, then checks the permission its route declares.
@@ -247,19 +308,66 @@ pub(crate) async fn guard(
     mut request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    let refused =
-        || ApiError::unauthorized("a valid API key is required: Authorization: Bearer <key>");
-    let presented = request
+    let refused = || {
+        ApiError::unauthorized(
+            "a valid API key (Authorization: Bearer <key>) or a session cookie is required",
+        )
+    };
+    // A source that keeps failing is turned away before anything is checked.
+    let source = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip().to_string());
+    if let Some(src) = &source {
+        if let Some(wait) = guard.sign_in.failed_auth.blocked(src) {
+            return Ok(super::login::rate_limited(wait));
+        }
+    }
+    let bearer = request
         .headers()
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .ok_or_else(refused)?;
-    let principal = guard
-        .authenticator
-        .authenticate(presented)
-        .await?
-        .ok_or_else(refused)?;
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let principal = match bearer {
+        Some(presented) => guard.authenticator.authenticate(presented).await?,
+        None => match super::login::cookie(request.headers(), super::login::SESSION_COOKIE)
+            .and_then(super::login::parse_session)
+        {
+            Some((id, secret)) => {
+                let principal = guard.authenticator.authenticate_session(id, secret).await?;
+                // A change made with a cookie must carry the session's CSRF token.
+                let safe = matches!(
+                    *request.method(),
+                    axum::http::Method::GET
+                        | axum::http::Method::HEAD
+                        | axum::http::Method::OPTIONS
+                );
+                if principal.is_some() && !safe {
+                    let presented = request
+                        .headers()
+                        .get(super::login::CSRF_HEADER)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default();
+                    if !super::login::same(presented, &super::login::csrf_token(secret)) {
+                        return Err(ApiError::new(
+                            StatusCode::FORBIDDEN,
+                            "csrf_failed",
+                            "a change made with a session cookie needs the session's CSRF token \
+                             in X-CSRF-Token",
+                        ));
+                    }
+                }
+                principal
+            }
+            None => None,
+        },
+    };
+    let Some(principal) = principal else {
+        if let Some(src) = &source {
+            guard.sign_in.failed_auth.record(src);
+        }
+        return Err(refused());
+    };
     // An unknown path has no permission to check; the router answers 404.
     let permission = request
         .extensions()

@@ -188,12 +188,24 @@ pub(crate) async fn create_user(
         return Err(ApiError::invalid("email", "`email` is an email address"));
     }
     let role = role(&body)?;
+    // A password is optional: without one the user signs in through single sign-on only.
+    let password_hash = match text(&body, "password")? {
+        None => None,
+        Some(password) => {
+            crate::passwords::check(password).map_err(|m| ApiError::invalid("password", m))?;
+            let password = password.to_owned();
+            let hashed = tokio::task::spawn_blocking(move || crate::passwords::hash(&password))
+                .await
+                .map_err(|_| ApiError::internal())?;
+            Some(hashed.ok_or_else(ApiError::internal)?)
+        }
+    };
     let user = User {
         id: new_id()?,
         name: text(&body, "name")?.unwrap_or(&email).to_owned(),
         email: email.clone(),
         role: role.as_str().to_owned(),
-        password_hash: None,
+        password_hash,
         created_at: Utc::now(),
         disabled_at: None,
     };

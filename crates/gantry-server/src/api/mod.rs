@@ -10,6 +10,7 @@ pub mod auth;
 pub mod diagnostics;
 pub mod error;
 mod identities;
+pub mod login;
 pub mod openapi;
 pub mod permissions;
 mod runs;
@@ -45,6 +46,8 @@ pub struct ApiState {
     /// The server's address as callers reach it (`http://host:port`, no trailing slash): the
     /// base of webhook URLs and the push endpoint.
     pub public_url: Arc<str>,
+    /// Passwords, single sign-on, sessions and the abuse limits.
+    pub sign_in: Arc<login::SignIn>,
 }
 
 /// The `/api/v1` routes, every one behind an API key and the permission it declares
@@ -72,6 +75,7 @@ fn build(state: ApiState, guarded: bool) -> Router {
         store: state.store.clone(),
         permissions,
         authenticator: authenticator.clone(),
+        sign_in: state.sign_in.clone(),
     });
     let routes = routes.fallback(error::not_found);
     let routes = if guarded {
@@ -80,7 +84,7 @@ fn build(state: ApiState, guarded: bool) -> Router {
         routes
     };
     let routes = routes
-        .layer(axum::Extension(authenticator))
+        .layer(axum::Extension(authenticator.clone()))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .merge(document)
         .with_state(state.clone());
@@ -90,6 +94,8 @@ fn build(state: ApiState, guarded: bool) -> Router {
         .route("/hooks/{id}/", any(triggers::hook))
         .route("/hooks/{id}/{*rest}", any(triggers::hook))
         .route("/api/events", post(triggers::push_event))
+        .merge(login::routes())
+        .layer(axum::Extension(authenticator))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state);
     Router::new().nest("/api/v1", routes).merge(doors)

@@ -559,6 +559,10 @@ pub(crate) struct NewUser {
     /// Defaults to the email.
     #[schema(nullable = false)]
     name: Option<String>,
+    /// At least 12 characters, stored as an argon2id hash; leave it out for a user who signs
+    /// in through single sign-on only.
+    #[schema(nullable = false)]
+    password: Option<String>,
 }
 
 #[derive(ToSchema)]

@@ -15,7 +15,7 @@ use tower::ServiceExt;
 
 pub(crate) struct Api {
     app: Router,
-    key: String,
+    pub(crate) key: String,
     store: Arc<dyn Store>,
     _dir: tempfile::TempDir,
 }
@@ -55,6 +55,10 @@ pub(crate) async fn api() -> Api {
             vault,
             triggers,
             public_url: "http://gantry.test".into(),
+            sign_in: Arc::new(gantry_server::api::login::SignIn::new(
+                "http://gantry.test",
+                None,
+            )),
         }),
         key,
         store,
@@ -88,6 +92,11 @@ impl Api {
         let bytes = response.into_body().collect().await.unwrap().to_bytes();
         let value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         (status, value)
+    }
+
+    /// Sends a request as built, returning the whole response.
+    pub(crate) async fn send(&self, request: Request<Body>) -> axum::response::Response {
+        self.app.clone().oneshot(request).await.unwrap()
     }
 
     /// A call as the admin with extra headers.

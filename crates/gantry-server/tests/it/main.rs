@@ -11,6 +11,7 @@ mod authz;
 mod backend;
 mod client;
 mod endpoints;
+mod login;
 mod oidc;
 mod openapi;
 mod relay_sdk;

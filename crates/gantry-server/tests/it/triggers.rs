@@ -62,6 +62,7 @@ impl Running {
             workers: Default::default(),
             work_dir: None,
             trigger_containers,
+            sso: None,
         })
         .await
         .expect("bind");

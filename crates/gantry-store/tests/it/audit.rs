@@ -581,3 +581,107 @@ pub(crate) async fn the_log_is_append_only(db: &TestDb) {
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].actor.name, "ann@example.com");
 }
+
+pub(crate) async fn sessions_passwords_and_roles(db: &TestDb) {
+    let store = db.open().await;
+    let s = store.as_ref();
+    let a = by("ann@example.com", t(1));
+    s.create_user(
+        &User {
+            id: "u1".into(),
+            email: "bob@example.com".into(),
+            name: "Bob".into(),
+            role: "viewer".into(),
+            password_hash: None,
+            created_at: t(1),
+            disabled_at: None,
+        },
+        &a,
+    )
+    .await
+    .expect("user");
+    let mut seen = all(s).await.len();
+    s.set_user_password(
+        "u1",
+        Some("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA"),
+        &a,
+    )
+    .await
+    .expect("password");
+    assert_eq!(
+        s.get_user("u1")
+            .await
+            .expect("get")
+            .password_hash
+            .as_deref(),
+        Some("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA")
+    );
+    let e = one(since(s, &mut seen).await);
+    assert_eq!(
+        (e.action.as_str(), e.before, e.after),
+        (
+            "user.password",
+            Some(json!({"password": false})),
+            Some(json!({"password": true}))
+        )
+    );
+    s.set_user_role("u1", "approver", &a).await.expect("role");
+    assert_eq!(s.get_user("u1").await.expect("get").role, "approver");
+    let e = one(since(s, &mut seen).await);
+    assert_eq!(
+        (e.before, e.after),
+        (
+            Some(json!({"role": "viewer"})),
+            Some(json!({"role": "approver"}))
+        )
+    );
+    let missing = s.set_user_role("nobody", "admin", &a).await;
+    assert!(
+        matches!(missing, Err(StoreError::NotFound(_))),
+        "{missing:?}"
+    );
+
+    let session = gantry_store::Session {
+        id: "s1".into(),
+        hash: "ab".repeat(32),
+        user_id: "u1".into(),
+        via: "password".into(),
+        created_at: t(2),
+        expires_at: t(3600),
+        revoked_at: None,
+    };
+    s.create_session(&session, &a).await.expect("session");
+    assert_eq!(s.get_session("s1").await.expect("get"), session);
+    let e = one(since(s, &mut seen).await);
+    assert_eq!(
+        (e.action.as_str(), e.resource.as_str()),
+        ("session.create", "user/bob@example.com/session/s1")
+    );
+    assert!(
+        !format!("{e:?}").contains(&"ab".repeat(32)),
+        "no hash: {e:?}"
+    );
+    let dup = s.create_session(&session, &a).await;
+    assert!(matches!(dup, Err(StoreError::Conflict(_))), "{dup:?}");
+    s.revoke_session("s1", &by("ann@example.com", t(5)))
+        .await
+        .expect("revoke");
+    s.revoke_session("s1", &by("ann@example.com", t(9)))
+        .await
+        .expect("revoke twice");
+    assert_eq!(
+        s.get_session("s1").await.expect("get").revoked_at,
+        Some(t(5))
+    );
+    let events = since(s, &mut seen).await;
+    assert_eq!(events.len(), 2);
+    assert_eq!(
+        events[1].before,
+        Some(json!({"revokedAt": t(5).to_rfc3339()}))
+    );
+    let missing = s.get_session("nope").await;
+    assert!(
+        matches!(missing, Err(StoreError::NotFound(_))),
+        "{missing:?}"
+    );
+}

@@ -50,6 +50,7 @@ conformance! {
     audit::filters_and_pages,
     audit::runs_started_in_a_batch_are_audited,
     audit::the_log_is_append_only,
+    audit::sessions_passwords_and_roles,
     workflows::create_replace_and_versions,
     workflows::list_pagination_edges,
     workflows::delete_keeps_history_and_numbering,

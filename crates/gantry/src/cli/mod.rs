@@ -142,6 +142,13 @@ enum Command {
         /// Write logs as JSON lines.
         #[arg(long)]
         json_logs: bool,
+        /// Single sign-on with an OpenID Connect provider, configured by a JSON file:
+        /// `{"issuer", "clientId", "clientSecret", "scopes", "groupsClaim", "defaultRole",
+        /// "groups": {"<group>": {"team": "<team>", "role": "<role>"}}}`. The secret may come
+        /// from `GANTRY_OIDC_CLIENT_SECRET` instead. The provider's callback is
+        /// `<public URL>/auth/oidc/callback`.
+        #[arg(long, env = "GANTRY_OIDC_CONFIG", value_name = "FILE")]
+        oidc_config: Option<PathBuf>,
     },
     /// Administer a server's data directly (on its machine).
     #[command(subcommand)]
@@ -467,6 +474,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             work_dir,
             trigger_idle_timeout,
             json_logs,
+            oidc_config,
         } => server::run(server::Options {
             data_dir,
             listen,
@@ -481,6 +489,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             work_dir,
             trigger_idle_timeout,
             json_logs,
+            oidc_config,
         }),
         Command::Admin(AdminCommand::CreateKey {
             data_dir,

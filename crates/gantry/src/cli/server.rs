@@ -20,6 +20,7 @@ pub(crate) struct Options {
     pub work_dir: Option<PathBuf>,
     pub trigger_idle_timeout: std::time::Duration,
     pub json_logs: bool,
+    pub oidc_config: Option<PathBuf>,
 }
 
 pub(crate) fn run(options: Options) -> anyhow::Result<ExitCode> {
@@ -33,7 +34,19 @@ pub(crate) fn run(options: Options) -> anyhow::Result<ExitCode> {
         work_dir,
         trigger_idle_timeout,
         json_logs,
+        oidc_config,
     } = options;
+    let sso = match oidc_config {
+        None => None,
+        Some(path) => {
+            let mut config = gantry_server::api::login::SsoConfig::load(&path)
+                .map_err(|e| anyhow::anyhow!("--oidc-config {e}"))?;
+            if let Ok(secret) = std::env::var("GANTRY_OIDC_CLIENT_SECRET") {
+                config.client_secret = Some(secret);
+            }
+            Some(config)
+        }
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_env("GANTRY_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let logs = tracing_subscriber::fmt()
@@ -68,6 +81,7 @@ pub(crate) fn run(options: Options) -> anyhow::Result<ExitCode> {
                 idle_timeout: trigger_idle_timeout,
                 ..Default::default()
             },
+            sso,
         })
         .await?;
         println!(

@@ -1,0 +1,11 @@
+-- Web sessions: the cookie holds `<id>.<secret>`; only the secret's SHA-256 is kept.
+CREATE TABLE sessions (
+    id         TEXT PRIMARY KEY,
+    hash       TEXT NOT NULL,
+    user_id    TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    via        TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL,
+    revoked_at BIGINT
+);
+CREATE INDEX sessions_user ON sessions (user_id);
