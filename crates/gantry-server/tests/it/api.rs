@@ -21,6 +21,11 @@ pub(crate) struct Api {
 }
 
 pub(crate) async fn api() -> Api {
+    api_with("http://gantry.test", None).await
+}
+
+/// The same, reached at `public_url`, with single sign-on when `sso` is given.
+pub(crate) async fn api_with(public_url: &str, sso: Option<gantry_server::api::login::Sso>) -> Api {
     let dir = tempfile::tempdir().unwrap();
     let store: Arc<dyn Store> = Arc::new(
         SqliteStore::open(dir.path().join("gantry.db"))
@@ -54,11 +59,8 @@ pub(crate) async fn api() -> Api {
             runs,
             vault,
             triggers,
-            public_url: "http://gantry.test".into(),
-            sign_in: Arc::new(gantry_server::api::login::SignIn::new(
-                "http://gantry.test",
-                None,
-            )),
+            public_url: public_url.into(),
+            sign_in: Arc::new(gantry_server::api::login::SignIn::new(public_url, sso)),
         }),
         key,
         store,
@@ -67,6 +69,10 @@ pub(crate) async fn api() -> Api {
 }
 
 impl Api {
+    pub(crate) fn app(&self) -> Router {
+        self.app.clone()
+    }
+
     pub(crate) fn store(&self) -> Arc<dyn Store> {
         self.store.clone()
     }

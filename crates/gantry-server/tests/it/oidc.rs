@@ -45,6 +45,11 @@ struct Provider {
 
 impl Provider {
     async fn start() -> Provider {
+        Provider::start_for(REDIRECT_URL).await
+    }
+
+    /// A provider whose one client comes back to `redirect`.
+    async fn start_for(redirect: &str) -> Provider {
         let node = std::env::var_os("GANTRY_NODE").unwrap_or_else(|| "node".into());
         let dir = harness_dir();
         assert!(
@@ -58,7 +63,7 @@ impl Provider {
             .current_dir(&dir)
             .args(["server.mjs", "--port", "0", "--exit-on-stdin-close"])
             .args(["--client-id", CLIENT_ID, "--client-secret", CLIENT_SECRET])
-            .args(["--redirect-uri", REDIRECT_URL])
+            .args(["--redirect-uri", redirect])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -468,4 +473,170 @@ async fn discovering_an_unreachable_issuer_says_where_and_why() {
     .err()
     .unwrap_or_else(|| panic!("discovered nothing"));
     assert_eq!(err.to_string(), "the issuer `not a url` is not a valid URL");
+}
+
+/// Plays a browser through Gantry's own sign-in: `/auth/oidc/login`, the provider's form,
+/// Gantry's callback; returns the last answer (Gantry's redirect home, or its refusal).
+async fn sign_in_through(
+    browser: &reqwest::Client,
+    gantry: &str,
+    login: &str,
+) -> reqwest::Response {
+    let mut response = browser
+        .get(format!("{gantry}/auth/oidc/login?next=/runs"))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    for _ in 0..12 {
+        let here = response.url().clone();
+        let status = response.status();
+        if status.is_redirection() {
+            let location = response.headers()[reqwest::header::LOCATION]
+                .to_str()
+                .unwrap_or_else(|e| panic!("{e}"))
+                .to_owned();
+            let next = here.join(&location).unwrap_or_else(|e| panic!("{e}"));
+            // Gantry's redirect home ends the dance.
+            if here
+                .as_str()
+                .starts_with(&format!("{gantry}/auth/oidc/callback"))
+            {
+                return response;
+            }
+            response = browser
+                .get(next)
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+        } else if status == StatusCode::OK && !here.as_str().starts_with(gantry) {
+            let html = response.text().await.unwrap_or_default();
+            let action = form_action(&html).unwrap_or_else(|| panic!("no form at {here}"));
+            let target = here.join(action).unwrap_or_else(|e| panic!("{e}"));
+            response = browser
+                .post(target)
+                .form(&[("login", login)])
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+        } else {
+            return response;
+        }
+    }
+    panic!("the sign-in did not end within 12 steps");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_gantry_server_signs_alice_in_and_her_groups_grant_a_team_and_a_role() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let gantry = format!(
+        "http://{}",
+        listener.local_addr().unwrap_or_else(|e| panic!("{e}"))
+    );
+    let provider = Provider::start_for(&format!("{gantry}/auth/oidc/callback")).await;
+    let config: gantry_server::api::login::SsoConfig = serde_json::from_value(serde_json::json!({
+        "issuer": provider.issuer,
+        "clientId": CLIENT_ID,
+        "clientSecret": CLIENT_SECRET,
+        "defaultRole": "viewer",
+        "groups": {"platform": {"team": "platform"}, "sre": {"role": "approver"}},
+    }))
+    .unwrap_or_else(|e| panic!("{e}"));
+    let api = crate::api::api_with(&gantry, Some(config.into_sso(&gantry))).await;
+    let app = api
+        .app()
+        .into_make_service_with_connect_info::<std::net::SocketAddr>();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let browser = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+
+    let home = sign_in_through(&browser, &gantry, "alice").await;
+    assert_eq!(
+        home.status(),
+        StatusCode::SEE_OTHER,
+        "{:?}",
+        home.text().await
+    );
+    assert_eq!(home.headers()[reqwest::header::LOCATION], "/runs");
+    let me: Value = browser
+        .get(format!("{gantry}/api/v1/me"))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .text()
+        .await
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default();
+    assert_eq!(me["name"], "alice@example.com", "{me}");
+    assert_eq!(me["role"], "approver", "{me}");
+    let (_, users) = api.as_admin("GET", "/api/v1/users", "").await;
+    let alice = users["items"]
+        .as_array()
+        .and_then(|u| u.iter().find(|u| u["email"] == "alice@example.com"))
+        .cloned()
+        .unwrap_or_else(|| panic!("alice was not created: {users}"));
+    assert_eq!(alice["ssoOnly"], true);
+    assert_eq!(
+        alice["teams"],
+        serde_json::json!([{"team": "platform", "maintainer": false}])
+    );
+    // The session is an SSO one, and the changes it made are audited as Alice's.
+    let session: Value = browser
+        .get(format!("{gantry}/auth/session"))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .text()
+        .await
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default();
+    assert_eq!(session["via"], "oidc");
+    let (_, log) = api
+        .as_admin("GET", "/api/v1/audit?actor=alice@example.com", "")
+        .await;
+    let actions: Vec<&str> = log["items"]
+        .as_array()
+        .map(|i| i.iter().filter_map(|e| e["action"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(
+        actions,
+        [
+            "session.create",
+            "team.member.put",
+            "team.create",
+            "user.create"
+        ]
+    );
+
+    // Bob's email is not verified: no session, and the failure is audited.
+    let other = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let refused = sign_in_through(&other, &gantry, "bob").await;
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    let body: Value =
+        serde_json::from_str(&refused.text().await.unwrap_or_default()).unwrap_or_default();
+    assert_eq!(body["code"], "login_failed");
+    let (_, failed) = api
+        .as_admin("GET", "/api/v1/audit?action=login.failed", "")
+        .await;
+    assert_eq!(
+        failed["items"][0]["after"]["reason"],
+        "the provider gave no verified email"
+    );
+    // A callback with no login in progress in the browser is refused too.
+    let forged = other
+        .get(format!("{gantry}/auth/oidc/callback?code=abc&state=def"))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(forged.status(), StatusCode::UNAUTHORIZED);
 }
