@@ -82,6 +82,13 @@ pub struct Principal {
     pub maintains: Vec<String>,
 }
 
+impl Principal {
+    /// An agent of a pool (`agent:<pool>`), acting with an agent token.
+    pub fn is_agent(&self) -> bool {
+        self.id.starts_with("agent:")
+    }
+}
+
 /// What is acted on: only its owning team matters to the rules.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Resource<'a> {
@@ -99,6 +106,10 @@ impl<'a> Resource<'a> {
 
 /// Whether `principal` may do `action` to `resource`.
 pub fn can(principal: &Principal, action: Action, resource: &Resource<'_>) -> bool {
+    // An agent token opens the agent endpoints only, none of the actions here.
+    if principal.is_agent() {
+        return false;
+    }
     let role = principal.role;
     match action {
         Action::Read => true,
@@ -117,6 +128,28 @@ pub fn can(principal: &Principal, action: Action, resource: &Resource<'_>) -> bo
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_agent_token_opens_none_of_the_api() {
+        let agent = Principal {
+            id: "agent:edge".into(),
+            name: "agent:edge".into(),
+            role: Role::Admin,
+            maintains: vec!["sre".into()],
+        };
+        for action in [
+            Action::Read,
+            Action::Run,
+            Action::Approve,
+            Action::Edit,
+            Action::Administer,
+        ] {
+            assert!(
+                !can(&agent, action, &Resource::owned_by(Some("sre"))),
+                "{action:?}"
+            );
+        }
+    }
 
     fn who(role: Role, maintains: &[&str]) -> Principal {
         Principal {

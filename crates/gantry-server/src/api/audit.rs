@@ -40,6 +40,8 @@ pub fn actor_of(principal: &Principal) -> Actor {
         ActorKind::User
     } else if principal.id.starts_with("service:") {
         ActorKind::ServiceAccount
+    } else if principal.is_agent() {
+        ActorKind::Agent
     } else {
         ActorKind::Admin
     };

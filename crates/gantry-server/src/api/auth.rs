@@ -275,6 +275,17 @@ pub async fn principal_of(
             maintains,
         }));
     }
+    if principal
+        .strip_prefix("agent:")
+        .is_some_and(|pool| !pool.is_empty())
+    {
+        return Ok(Some(Principal {
+            id: principal.to_owned(),
+            name: principal.to_owned(),
+            role: Role::Viewer,
+            maintains: Vec::new(),
+        }));
+    }
     if let Some(id) = principal.strip_prefix("service:") {
         let account = match store.get_service_account(id).await {
             Ok(account) => account,

@@ -496,8 +496,44 @@ pub(crate) async fn create_key(
             ))
         }
     };
+    issue_key(&state, &caller, principal, &body).await
+}
+
+/// Makes an agent token: a key an agent of pool `pool` presents when it polls for work. It
+/// opens no other route (see `authz::can`); revoke it like any key.
+#[utoipa::path(
+    post,
+    path = "/agent-tokens",
+    tag = "access",
+    operation_id = "createAgentToken",
+    request_body(content = doc::NewAgentToken),
+    responses(
+        (status = 201, description = "Created: `key` is shown this once", body = doc::ApiKeyCreated),
+        (status = 422, description = "A bad pool name or `expiresIn`", body = doc::Error),
+    ),
+)]
+pub(crate) async fn create_agent_token(
+    State(state): State<ApiState>,
+    caller: Caller,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let body = object(&body)?;
+    let pool = required(&body, "pool")?;
+    check_name("pool", pool)?;
+    let principal = format!("agent:{pool}");
+    issue_key(&state, &caller, principal, &body).await
+}
+
+/// Stores a new key for `principal`, expiring after the body's `expiresIn` if any; the key is
+/// in the answer only.
+async fn issue_key(
+    state: &ApiState,
+    caller: &Caller,
+    principal: String,
+    body: &Map<String, Value>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
     let now = Utc::now();
-    let expires_at: Option<DateTime<Utc>> = match text(&body, "expiresIn")? {
+    let expires_at: Option<DateTime<Utc>> = match text(body, "expiresIn")? {
         None => None,
         Some(given) => Some(
             parse_duration(given)

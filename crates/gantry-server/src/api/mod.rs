@@ -137,6 +137,7 @@ fn routes() -> openapi::RouteTable {
         ))
         .add(routes!(identities::list_keys, identities::create_key))
         .add(routes!(identities::revoke_key))
+        .add(routes!(identities::create_agent_token))
         .add(routes!(identities::put_owner))
         .add(routes!(audit::list))
 }

@@ -697,6 +697,17 @@ pub(crate) struct ApiKey {
     revoked_at: Option<String>,
 }
 
+/// A new agent token for a pool.
+#[derive(ToSchema)]
+#[schema(rename_all = "camelCase")]
+pub(crate) struct NewAgentToken {
+    /// The agent pool: 1 to 100 lowercase letters, digits, `-`, `_` or `.`.
+    pool: String,
+    /// `30d`, `12h`, `90m`, `2w` from now; never, when absent.
+    #[schema(nullable = false)]
+    expires_in: Option<String>,
+}
+
 /// A new key: `key` is in this answer only.
 #[derive(ToSchema)]
 #[schema(rename_all = "camelCase")]

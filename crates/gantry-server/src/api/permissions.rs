@@ -58,6 +58,7 @@ pub fn declared(operation_id: &str) -> Option<Permission> {
         | "createServiceAccount"
         | "listApiKeys"
         | "createApiKey"
+        | "createAgentToken"
         | "revokeApiKey"
         | "putWorkflowOwner"
         | "listAuditEvents" => (Administer, Organisation),

@@ -329,6 +329,24 @@ async fn every_mutating_route_writes_exactly_one_audit_event() {
         .await;
     assert_eq!(e["before"], json!({"revokedAt": null}));
     assert!(e["after"]["revokedAt"].is_string(), "{e}");
+    let (agent, e) = w
+        .call(
+            "createAgentToken",
+            "POST",
+            "/api/v1/agent-tokens",
+            r#"{"pool": "edge", "expiresIn": "30d"}"#,
+            StatusCode::CREATED,
+        )
+        .await;
+    assert_eq!(e["action"], "api_key.create");
+    assert_eq!(e["after"]["principal"], "agent:edge");
+    assert!(e["after"]["expiresAt"].is_string(), "{e}");
+    let agent_key = agent["key"].as_str().unwrap().to_owned();
+    // An agent token opens none of the API.
+    let (status, body) = api
+        .call("GET", "/api/v1/workflows", Some(&agent_key), "")
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     let (_, e) = w
         .call(
             "putWorkflowOwner",
@@ -478,7 +496,12 @@ async fn every_mutating_route_writes_exactly_one_audit_event() {
 
     // No event carries a secret value, a key or its hash.
     let all = serde_json::to_string(&w.events).unwrap();
-    for secret in [SECRET_VALUE, CONNECTION_SECRET, presented.as_str()] {
+    for secret in [
+        SECRET_VALUE,
+        CONNECTION_SECRET,
+        presented.as_str(),
+        agent_key.as_str(),
+    ] {
         assert!(!all.contains(secret), "{secret} appears in the audit log");
     }
 }

@@ -543,3 +543,50 @@ pub(crate) fn audit(args: &AuditArgs) -> anyhow::Result<ExitCode> {
         Ok(ExitCode::SUCCESS)
     })
 }
+
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum AgentCommand {
+    /// Agent tokens: what an agent presents when it polls the server for work.
+    #[command(subcommand)]
+    Token(AgentTokenCommand),
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum AgentTokenCommand {
+    /// Make a token for an agent of `--pool` and print it (shown this once only). It opens the
+    /// agent endpoints only; list and revoke it with `gantry apikey`.
+    Create {
+        #[arg(long, value_name = "NAME")]
+        pool: String,
+        /// When it stops working: `30d`, `12h`, `90m`, `2w` from now (default: never).
+        #[arg(long, value_name = "DURATION")]
+        expires: Option<String>,
+        #[command(flatten)]
+        connection: Connection,
+    },
+}
+
+pub(crate) fn agent(command: AgentCommand) -> anyhow::Result<ExitCode> {
+    let AgentCommand::Token(AgentTokenCommand::Create {
+        pool,
+        expires,
+        connection,
+    }) = command;
+    let client = Client::new(&connection)?;
+    block_on(async move {
+        let body = json!({"pool": pool, "expiresIn": expires});
+        let answer = client
+            .send(Method::POST, "/agent-tokens", Some(body.to_string()))
+            .await?;
+        if !answer.ok() {
+            return Ok(finish(&answer, false, |_| String::new()));
+        }
+        println!("{}", text(&answer.body["key"]));
+        eprintln!(
+            "agent token {} for pool {pool} (expires: {}); it is shown this once",
+            text(&answer.body["id"]),
+            text(&answer.body["expiresAt"]),
+        );
+        Ok(ExitCode::SUCCESS)
+    })
+}

@@ -71,6 +71,9 @@ enum Command {
     Apikey(access::ApiKeyCommand),
     /// Read the audit log (an admin's key): who changed what, when, from where; newest first.
     Audit(access::AuditArgs),
+    /// Agent tokens (an admin's key): `gantry agent token create --pool NAME`.
+    #[command(subcommand)]
+    Agent(access::AgentCommand),
     /// Save a server and an API key as a profile, after checking the key with the server.
     ///
     /// Client commands then use it without `--server` and `--api-key`. For each of the server and
@@ -529,6 +532,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::ServiceAccount(c) => access::service_account(c),
         Command::Apikey(c) => access::api_key(c),
         Command::Audit(a) => access::audit(&a),
+        Command::Agent(c) => access::agent(c),
         Command::Workflow(WorkflowCommand::Owner {
             name,
             team,

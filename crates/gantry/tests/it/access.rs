@@ -139,7 +139,23 @@ fn an_admin_gives_a_maintainer_a_key_and_takes_it_back() {
     let (code, _, err) = gantry(&["audit", "--since", "last tuesday"], &addr, &admin);
     assert_ne!(code, Some(0));
     assert!(err.contains("--since"), "{err}");
+    // An agent token is printed once and opens none of the API.
+    let token = ok(&["agent", "token", "create", "--pool", "edge"], &admin);
+    let token = token.trim().to_owned();
+    assert!(token.starts_with("gantry_"), "{token}");
+    let (code, _, err) = gantry(&["workflow", "list"], &addr, &token);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("forbidden") || err.contains("may not"),
+        "{err}"
+    );
+    let keys = ok(&["apikey", "list", "--format", "json"], &admin);
+    assert!(keys.contains("agent:edge"), "{keys}");
     let audit = ok(&["audit", "--limit", "1000", "--format", "json"], &admin);
+    assert!(
+        !audit.contains(token.rsplit('_').next().unwrap()),
+        "no token in the audit log"
+    );
     assert!(!audit.contains(secret), "no key in the audit log");
     let _ = server.child.kill();
     let _ = server.child.wait();

@@ -4,6 +4,7 @@ mod access;
 mod cli;
 mod run;
 mod server;
+mod sweep;
 mod triggers;
 
 use std::path::{Path, PathBuf};
