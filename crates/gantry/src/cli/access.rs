@@ -48,6 +48,10 @@ pub(crate) enum UserCommand {
         /// Make them a maintainer of `--team` (they may change what it owns).
         #[arg(long, requires = "team")]
         maintainer: bool,
+        /// Read a password (at least 12 characters) from the first line of standard input;
+        /// without it the user signs in through single sign-on only.
+        #[arg(long)]
+        password_stdin: bool,
         #[command(flatten)]
         connection: Connection,
     },
@@ -193,11 +197,26 @@ pub(crate) fn user(command: UserCommand) -> anyhow::Result<ExitCode> {
             name,
             team,
             maintainer,
+            password_stdin,
             connection,
         } => {
+            let password = if password_stdin {
+                let mut line = String::new();
+                std::io::stdin()
+                    .read_line(&mut line)
+                    .map_err(|e| anyhow::anyhow!("cannot read the password: {e}"))?;
+                Some(line.trim_end_matches(['\r', '\n']).to_owned())
+            } else {
+                None
+            };
             let client = Client::new(&connection)?;
             block_on(async move {
-                let body = json!({"email": email, "role": role.as_str(), "name": name});
+                let body = json!({
+                    "email": email,
+                    "role": role.as_str(),
+                    "name": name,
+                    "password": password,
+                });
                 let answer = client
                     .send(Method::POST, "/users", Some(body.to_string()))
                     .await?;

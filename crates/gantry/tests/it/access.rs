@@ -139,6 +139,41 @@ fn an_admin_gives_a_maintainer_a_key_and_takes_it_back() {
     let (code, _, err) = gantry(&["audit", "--since", "last tuesday"], &addr, &admin);
     assert_ne!(code, Some(0));
     assert!(err.contains("--since"), "{err}");
+    // A password from standard input: the user can sign in with it.
+    let mut create = std::process::Command::new(env!("CARGO_BIN_EXE_gantry"))
+        .args([
+            "user",
+            "create",
+            "pat@example.com",
+            "--role",
+            "viewer",
+            "--password-stdin",
+        ])
+        .args(["--server", &format!("http://{addr}"), "--api-key", &admin])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write as _;
+        let mut stdin = create.stdin.take().unwrap();
+        writeln!(stdin, "a long enough password").unwrap();
+    }
+    let done = create.wait_with_output().unwrap();
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    let (status, body) = crate::server::request(
+        &addr,
+        "POST /auth/login",
+        "Content-Type: application/json\r\n",
+        r#"{"email": "pat@example.com", "password": "a long enough password"}"#,
+    );
+    assert_eq!(status, 200, "{body}");
+
     // An agent token is printed once and opens none of the API.
     let token = ok(&["agent", "token", "create", "--pool", "edge"], &admin);
     let token = token.trim().to_owned();
