@@ -317,6 +317,36 @@ macro_rules! sql_store {
             Ok(seq)
         }
 
+        /// Marks row `id` of `table` revoked (keeping an earlier revocation's time) and audits
+        /// it as `action` on `resource`; `before` is the stored `revoked_at`.
+        async fn revoke_tx(
+            tx: &mut Tx,
+            table: &str,
+            id: &str,
+            before: Option<i64>,
+            audit: &Audit,
+            action: &str,
+            resource: String,
+        ) -> Result<(), StoreError> {
+            let revoked = before.unwrap_or(us(audit.at));
+            sqlx::query(&format!("UPDATE {table} SET revoked_at = $2 WHERE id = $1"))
+                .bind(id)
+                .bind(revoked)
+                .execute(&mut **tx)
+                .await?;
+            let at = |t: i64| time(t).map(|t| t.to_rfc3339());
+            audit_tx(
+                tx,
+                audit,
+                action,
+                resource,
+                Some(serde_json::json!({"revokedAt": before.map(at).transpose()?})),
+                Some(serde_json::json!({"revokedAt": at(revoked)?})),
+            )
+            .await?;
+            Ok(())
+        }
+
         fn audit_event_from(row: &$row) -> Result<AuditEvent, StoreError> {
             let text = |col: &str| -> Result<Option<Value>, StoreError> {
                 get::<Option<String>>(row, col)?
@@ -1970,21 +2000,14 @@ macro_rules! sql_store {
                         .await?
                         .ok_or_else(|| not_found("push token", id))?;
                     let before = push_token_from(&before)?;
-                    let revoked = before.revoked_at.unwrap_or(audit.at);
-                    sqlx::query("UPDATE push_tokens SET revoked_at = $2 WHERE id = $1")
-                        .bind(id)
-                        .bind(us(revoked))
-                        .execute(&mut *tx)
-                        .await?;
-                    audit_tx(
+                    revoke_tx(
                         &mut tx,
+                        "push_tokens",
+                        id,
+                        opt_us(before.revoked_at),
                         audit,
                         "push_token.revoke",
                         format!("workflow/{}/push-token/{id}", before.workflow),
-                        Some(serde_json::json!({
-                            "revokedAt": before.revoked_at.map(|t| t.to_rfc3339()),
-                        })),
-                        Some(serde_json::json!({"revokedAt": revoked.to_rfc3339()})),
                     )
                     .await?;
                     tx.commit().await?;
@@ -2441,20 +2464,14 @@ macro_rules! sql_store {
                     .fetch_optional(&mut *tx)
                     .await?
                     .ok_or_else(|| not_found("API key", id))?;
-                    let revoked = before.unwrap_or(us(audit.at));
-                    sqlx::query("UPDATE api_keys SET revoked_at = $2 WHERE id = $1")
-                        .bind(id)
-                        .bind(revoked)
-                        .execute(&mut *tx)
-                        .await?;
-                    let at = |t: i64| time(t).map(|t| t.to_rfc3339());
-                    audit_tx(
+                    revoke_tx(
                         &mut tx,
+                        "api_keys",
+                        id,
+                        before,
                         audit,
                         "api_key.revoke",
                         format!("api-key/{id}"),
-                        Some(serde_json::json!({"revokedAt": before.map(at).transpose()?})),
-                        Some(serde_json::json!({"revokedAt": at(revoked)?})),
                     )
                     .await?;
                     tx.commit().await?;
@@ -2607,20 +2624,14 @@ macro_rules! sql_store {
                     .ok_or_else(|| not_found("session", id))?;
                     let before: Option<i64> = get(&row, "revoked_at")?;
                     let email: String = get(&row, "email")?;
-                    let revoked = before.unwrap_or(us(audit.at));
-                    sqlx::query("UPDATE sessions SET revoked_at = $2 WHERE id = $1")
-                        .bind(id)
-                        .bind(revoked)
-                        .execute(&mut *tx)
-                        .await?;
-                    let at = |t: i64| time(t).map(|t| t.to_rfc3339());
-                    audit_tx(
+                    revoke_tx(
                         &mut tx,
+                        "sessions",
+                        id,
+                        before,
                         audit,
                         "session.revoke",
                         format!("user/{email}/session/{id}"),
-                        Some(serde_json::json!({"revokedAt": before.map(at).transpose()?})),
-                        Some(serde_json::json!({"revokedAt": at(revoked)?})),
                     )
                     .await?;
                     tx.commit().await?;

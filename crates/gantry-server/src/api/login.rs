@@ -168,6 +168,18 @@ impl Sso {
         }
     }
 
+    /// The client, or a 502 whose cause goes to the log only.
+    async fn reachable_client(&self) -> Result<&OidcClient, ApiError> {
+        self.client().await.map_err(|reason| {
+            tracing::error!(%reason, "single sign-on: the provider cannot be reached");
+            ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "sso_unavailable",
+                "the identity provider cannot be reached; the cause is in the server's log",
+            )
+        })
+    }
+
     /// The provider's client, discovered at the first login (so a provider that is down does
     /// not stop Gantry from starting) and kept.
     async fn client(&self) -> Result<&OidcClient, String> {
@@ -657,14 +669,7 @@ async fn oidc_login(
         return Ok(too_many(wait));
     }
     let sso = sso(&state)?;
-    let client = sso.client().await.map_err(|reason| {
-        tracing::error!(%reason, "single sign-on: the provider cannot be reached");
-        ApiError::new(
-            StatusCode::BAD_GATEWAY,
-            "sso_unavailable",
-            "the identity provider cannot be reached; the cause is in the server's log",
-        )
-    })?;
+    let client = sso.reachable_client().await?;
     let (url, pending) = client.begin();
     let sealed = seal_pending(&state.vault, &pending, &local_path(q.next.as_deref()))?;
     let mut response = StatusCode::FOUND.into_response();
@@ -727,14 +732,7 @@ async fn oidc_callback(
     else {
         return Err(fail("no login in progress in this browser (or it expired)").await);
     };
-    let client = sso.client().await.map_err(|reason| {
-        tracing::error!(%reason, "single sign-on: the provider cannot be reached");
-        ApiError::new(
-            StatusCode::BAD_GATEWAY,
-            "sso_unavailable",
-            "the identity provider cannot be reached; the cause is in the server's log",
-        )
-    })?;
+    let client = sso.reachable_client().await?;
     let identity = match client.finish(&code, &got_state, &pending).await {
         Ok(identity) => identity,
         Err(e) => {

@@ -84,16 +84,28 @@ impl Api {
         key: Option<&str>,
         body: &str,
     ) -> (StatusCode, Value) {
+        self.call_with(method, path, key, body, &[]).await
+    }
+
+    /// A call with extra headers.
+    pub(crate) async fn call_with(
+        &self,
+        method: &str,
+        path: &str,
+        key: Option<&str>,
+        body: &str,
+        headers: &[(&str, &str)],
+    ) -> (StatusCode, Value) {
         let mut req = Request::builder().method(method).uri(path);
         if let Some(key) = key {
             req = req.header("authorization", format!("Bearer {key}"));
         }
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
         let response = self
-            .app
-            .clone()
-            .oneshot(req.body(Body::from(body.to_owned())).unwrap())
-            .await
-            .unwrap();
+            .send(req.body(Body::from(body.to_owned())).unwrap())
+            .await;
         let status = response.status();
         let bytes = response.into_body().collect().await.unwrap().to_bytes();
         let value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
@@ -113,25 +125,8 @@ impl Api {
         body: &str,
         headers: &[(&str, &str)],
     ) -> (StatusCode, Value) {
-        let mut req = Request::builder()
-            .method(method)
-            .uri(path)
-            .header("authorization", format!("Bearer {}", self.key));
-        for (name, value) in headers {
-            req = req.header(*name, *value);
-        }
-        let response = self
-            .app
-            .clone()
-            .oneshot(req.body(Body::from(body.to_owned())).unwrap())
+        self.call_with(method, path, Some(&self.key), body, headers)
             .await
-            .unwrap();
-        let status = response.status();
-        let bytes = response.into_body().collect().await.unwrap().to_bytes();
-        (
-            status,
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        )
     }
 
     pub(crate) async fn as_admin(

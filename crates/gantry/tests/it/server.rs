@@ -14,6 +14,21 @@ fn get(addr: &str, path: &str) -> (u16, String) {
 /// One HTTP/1.1 exchange: `line` is the method and path, `headers` whole header lines (each
 /// ending in CRLF); returns the status and the body.
 pub(crate) fn request(addr: &str, line: &str, headers: &str, body: &str) -> (u16, String) {
+    let response = exchange(addr, line, headers, body);
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// The same exchange; the whole answer, headers and body.
+pub(crate) fn exchange(addr: &str, line: &str, headers: &str, body: &str) -> String {
     let mut stream = TcpStream::connect(addr).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(20)))
@@ -27,16 +42,7 @@ pub(crate) fn request(addr: &str, line: &str, headers: &str, body: &str) -> (u16
     .unwrap();
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
-    let status = response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    (status, body)
+    response
 }
 
 #[test]

@@ -4,28 +4,10 @@
 //! the one that hands a credential out contains it, no audit event contains any, and the
 //! server's log contains none.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
-/// One HTTP/1.1 exchange; the whole answer, headers and body.
-fn exchange(addr: &str, line: &str, headers: &str, body: &str) -> String {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(20)))
-        .unwrap();
-    write!(
-        stream,
-        "{line} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{headers}\
-         Content-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).unwrap();
-    answer
-}
+use crate::server::exchange;
 
 fn body(answer: &str) -> serde_json::Value {
     let text = answer.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
