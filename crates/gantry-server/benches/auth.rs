@@ -72,6 +72,8 @@ async fn serve(app: axum::Router) -> String {
         .await
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
+    // As `gantry server` serves: with the peer's address, which the guard's limits read.
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     tokio::spawn(async move { axum::serve(listener, app).await });
     format!("http://{addr}/api/v1/workflows/hello")
 }

@@ -325,12 +325,13 @@ pub(crate) async fn guard(
         )
     };
     // A source that keeps failing is turned away before anything is checked.
-    let source = request
+    let peer = request
         .extensions()
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map(|c| c.0.ip().to_string());
-    if let Some(src) = &source {
-        if let Some(wait) = guard.sign_in.failed_auth.blocked(src) {
+        .map(|c| c.0.ip());
+    // Nothing to look up (and no string to make) until some source has failed.
+    if let Some(ip) = peer.filter(|_| !guard.sign_in.failed_auth.is_idle()) {
+        if let Some(wait) = guard.sign_in.failed_auth.blocked(&ip.to_string()) {
             return Ok(super::login::rate_limited(wait));
         }
     }
@@ -374,8 +375,8 @@ pub(crate) async fn guard(
         },
     };
     let Some(principal) = principal else {
-        if let Some(src) = &source {
-            guard.sign_in.failed_auth.record(src);
+        if let Some(ip) = peer {
+            guard.sign_in.failed_auth.record(&ip.to_string());
         }
         return Err(refused());
     };
