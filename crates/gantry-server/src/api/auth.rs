@@ -146,13 +146,15 @@ impl Authenticator {
         let Some((prefix, secret)) = apikey::parse(presented) else {
             return Ok(None);
         };
+        // One lock on the common path: the entry, and whether its last use is due to be recorded.
+        let due = |touched: Option<Instant>| touched.is_none_or(|at| at.elapsed() >= TOUCH_EVERY);
         let cached = self
             .cache()
             .get(prefix)
             .filter(|e| e.read_at.elapsed() < TRUST_FOR)
-            .map(|e| Arc::clone(&e.resolved));
-        let resolved = match cached {
-            Some(r) => r,
+            .map(|e| (Arc::clone(&e.resolved), due(e.touched_at)));
+        let (resolved, touch) = match cached {
+            Some(c) => c,
             None => {
                 let Some(r) = self.resolve(prefix).await? else {
                     return Ok(None);
@@ -168,7 +170,7 @@ impl Authenticator {
                         touched_at,
                     },
                 );
-                r
+                (r, due(touched_at))
             }
         };
         if !resolved.hash.verify(secret) {
@@ -181,7 +183,9 @@ impl Authenticator {
         let Some(principal) = resolved.principal.clone() else {
             return Ok(None);
         };
-        self.touch(prefix, &resolved.key_id, now);
+        if touch {
+            self.touch(prefix, &resolved.key_id, now);
+        }
         Ok(Some(principal))
     }
 
