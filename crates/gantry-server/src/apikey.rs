@@ -15,7 +15,7 @@ pub struct NewApiKey {
     pub hash: String,
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut out = String::with_capacity(bytes.len() * 2);
     for b in bytes {
@@ -25,7 +25,7 @@ fn hex(bytes: &[u8]) -> String {
     out
 }
 
-fn digest(secret: &str) -> String {
+pub(crate) fn digest(secret: &str) -> String {
     hex(&Sha256::digest(secret.as_bytes()))
 }
 
@@ -76,13 +76,13 @@ impl StoredHash {
 
     /// Whether `secret` hashes to this, in time independent of where they differ.
     pub fn verify(&self, secret: &str) -> bool {
-        let computed = Sha256::digest(secret.as_bytes());
-        computed
-            .iter()
-            .zip(self.0.iter())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0
+        equal_in_constant_time(&Sha256::digest(secret.as_bytes()), &self.0)
     }
+}
+
+/// Whether `a` and `b` are equal, in time that depends on their lengths only.
+pub(crate) fn equal_in_constant_time(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[cfg(test)]

@@ -75,6 +75,10 @@ pub(crate) fn created_event(e: &crate::NewEvent) -> Result<crate::EventInsert, S
     })
 }
 
+/// The start of an audit row insert; the ten values follow, in this order.
+pub(crate) const AUDIT_INSERT: &str = "INSERT INTO audit_events (at, actor_kind, actor_id, \
+     actor_name, action, resource, before, after, request_id, source) VALUES";
+
 /// Where a sealed value sits in the audit log's resource paths.
 pub(crate) fn sealed_resource(kind: crate::SealedKind, scope: &str, name: &str) -> String {
     match kind {
@@ -262,11 +266,7 @@ macro_rules! sql_store {
         /// Appends audit rows, many per statement.
         async fn audit_rows_tx(tx: &mut Tx, rows: &[AuditRow<'_>]) -> Result<(), StoreError> {
             for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-                let sql = format!(
-                    "INSERT INTO audit_events (at, actor_kind, actor_id, actor_name, action, \
-                     resource, before, after, request_id, source) VALUES {}",
-                    placeholders(chunk.len(), 10)
-                );
+                let sql = format!("{AUDIT_INSERT} {}", placeholders(chunk.len(), 10));
                 let mut query = sqlx::query(&sql);
                 for row in chunk {
                     let a = row.audit;
@@ -297,11 +297,8 @@ macro_rules! sql_store {
             after: Option<Value>,
         ) -> Result<i64, StoreError> {
             let row = audit_row(audit, action, resource, before, after)?;
-            let seq = sqlx::query_scalar(
-                "INSERT INTO audit_events (at, actor_kind, actor_id, actor_name, action, \
-                 resource, before, after, request_id, source) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING seq",
-            )
+            let sql = format!("{AUDIT_INSERT} {} RETURNING seq", placeholders(1, 10));
+            let seq = sqlx::query_scalar(&sql)
             .bind(us(audit.at))
             .bind(audit.actor.kind.as_str())
             .bind(&audit.actor.id)

@@ -358,20 +358,14 @@ pub(crate) async fn guard(
                         | axum::http::Method::HEAD
                         | axum::http::Method::OPTIONS
                 );
-                if principal.is_some() && !safe {
-                    let presented = request
-                        .headers()
-                        .get(super::login::CSRF_HEADER)
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or_default();
-                    if !super::login::same(presented, &super::login::csrf_token(secret)) {
-                        return Err(ApiError::new(
-                            StatusCode::FORBIDDEN,
-                            "csrf_failed",
-                            "a change made with a session cookie needs the session's CSRF token \
-                             in X-CSRF-Token",
-                        ));
-                    }
+                if principal.is_some() && !safe && !super::login::csrf_ok(request.headers(), secret)
+                {
+                    return Err(ApiError::new(
+                        StatusCode::FORBIDDEN,
+                        "csrf_failed",
+                        "a change made with a session cookie needs the session's CSRF token \
+                         in X-CSRF-Token",
+                    ));
                 }
                 principal
             }

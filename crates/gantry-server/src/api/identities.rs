@@ -441,23 +441,6 @@ pub(crate) async fn list_keys(State(state): State<ApiState>) -> Result<Json<Valu
     Ok(Json(json!({ "items": items, "next": null })))
 }
 
-/// Parses `30d`, `12h`, `90m`, `2w`: a positive whole number and a unit.
-pub(super) fn parse_duration(text: &str) -> Option<chrono::Duration> {
-    let text = text.trim();
-    let unit = text.chars().last()?;
-    let n: i64 = text[..text.len() - unit.len_utf8()].parse().ok()?;
-    if n <= 0 {
-        return None;
-    }
-    match unit {
-        'm' => chrono::Duration::try_minutes(n),
-        'h' => chrono::Duration::try_hours(n),
-        'd' => chrono::Duration::try_days(n),
-        'w' => chrono::Duration::try_weeks(n),
-        _ => None,
-    }
-}
-
 /// Makes an API key for a user (by email) or a service account (by name); the key is in this
 /// answer only.
 #[utoipa::path(
@@ -536,7 +519,7 @@ async fn issue_key(
     let expires_at: Option<DateTime<Utc>> = match text(body, "expiresIn")? {
         None => None,
         Some(given) => Some(
-            parse_duration(given)
+            super::parse_age(given)
                 .and_then(|d| now.checked_add_signed(d))
                 .ok_or_else(|| {
                     ApiError::invalid(
@@ -628,7 +611,7 @@ pub(crate) async fn put_owner(
 
 #[cfg(test)]
 mod tests {
-    use super::parse_duration;
+    use crate::api::parse_age as parse_duration;
 
     #[test]
     fn durations() {

@@ -45,6 +45,7 @@ use super::audit::Peer;
 use super::auth::Authenticator;
 use super::error::ApiError;
 use super::ApiState;
+use crate::apikey::{self, digest, hex};
 use crate::authz::Role;
 use crate::oidc::{map_groups, GroupMapping, OidcClient, OidcIdentity, OidcSettings, PendingLogin};
 use crate::passwords;
@@ -234,14 +235,6 @@ impl SignIn {
 
 // ------------------------------------------------------------------ tokens
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn digest(secret: &str) -> String {
-    hex(&Sha256::digest(secret.as_bytes()))
-}
-
 /// The CSRF token of a session: derived from its secret, so nothing more is stored.
 pub fn csrf_token(secret: &str) -> String {
     let mut h = Sha256::new();
@@ -250,13 +243,13 @@ pub fn csrf_token(secret: &str) -> String {
     hex(&h.finalize())
 }
 
-/// Compares two strings in time that depends on their lengths only.
-pub fn same(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
+/// Whether a request carries the CSRF token of the session whose secret is `secret`.
+pub fn csrf_ok(headers: &HeaderMap, secret: &str) -> bool {
+    let presented = headers
+        .get(CSRF_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    apikey::equal_in_constant_time(presented.as_bytes(), csrf_token(secret).as_bytes())
 }
 
 /// The value of cookie `name` in the request's `Cookie` headers.
@@ -278,14 +271,16 @@ pub fn parse_session(value: &str) -> Option<(&str, &str)> {
     (hexish(id, 32) && hexish(secret, 64)).then_some((id, secret))
 }
 
-/// Checks a presented session secret against the stored hash, in constant time.
+/// Checks a presented session secret against the stored hash (a hex SHA-256, as an API key's),
+/// in constant time.
 pub fn session_matches(secret: &str, stored_hash: &str) -> bool {
-    same(&digest(secret), stored_hash)
+    apikey::StoredHash::parse(stored_hash).is_some_and(|h| h.verify(secret))
 }
 
 // ------------------------------------------------------------------ answers
 
-fn too_many(wait: Duration) -> Response {
+/// A 429 saying when to come back.
+pub(crate) fn rate_limited(wait: Duration) -> Response {
     let secs = wait.as_secs().max(1);
     let mut response = ApiError::new(
         StatusCode::TOO_MANY_REQUESTS,
@@ -297,10 +292,6 @@ fn too_many(wait: Duration) -> Response {
         response.headers_mut().insert(RETRY_AFTER, v);
     }
     response
-}
-
-pub(crate) fn rate_limited(wait: Duration) -> Response {
-    too_many(wait)
 }
 
 fn refused() -> ApiError {
@@ -441,7 +432,7 @@ async fn login(
 ) -> Result<Response, ApiError> {
     let sign_in = &state.sign_in;
     if let Err(wait) = sign_in.per_source.hit(src.as_deref().unwrap_or("unknown")) {
-        return Ok(too_many(wait));
+        return Ok(rate_limited(wait));
     }
     same_origin(sign_in, &headers)?;
     let form = headers
@@ -449,7 +440,7 @@ async fn login(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
     let credentials: Credentials = if form {
-        serde_urlencoded_form(&body)?
+        form_credentials(&body)?
     } else {
         serde_json::from_slice(&body)
             .map_err(|_| ApiError::invalid("body", "the body is {\"email\": …, \"password\": …}"))?
@@ -470,7 +461,7 @@ async fn login(
             src,
         )
         .await;
-        return Ok(too_many(wait));
+        return Ok(rate_limited(wait));
     }
     let stored = user.as_ref().and_then(|u| u.password_hash.clone());
     let password = credentials.password;
@@ -506,7 +497,7 @@ async fn login(
     Ok(response)
 }
 
-fn serde_urlencoded_form(body: &[u8]) -> Result<Credentials, ApiError> {
+fn form_credentials(body: &[u8]) -> Result<Credentials, ApiError> {
     let mut email = None;
     let mut password = None;
     for (k, v) in url::form_urlencoded::parse(body) {
@@ -576,11 +567,7 @@ async fn logout(
     let (session, user, secret) = current(state.store.as_ref(), &headers)
         .await?
         .ok_or_else(|| ApiError::unauthorized("not signed in"))?;
-    let presented = headers
-        .get(CSRF_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    if !same(presented, &csrf_token(&secret)) {
+    if !csrf_ok(&headers, &secret) {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "csrf_failed",
@@ -666,7 +653,7 @@ async fn oidc_login(
         .per_source
         .hit(src.as_deref().unwrap_or("unknown"))
     {
-        return Ok(too_many(wait));
+        return Ok(rate_limited(wait));
     }
     let sso = sso(&state)?;
     let client = sso.reachable_client().await?;
@@ -706,7 +693,7 @@ async fn oidc_callback(
         .per_source
         .hit(src.as_deref().unwrap_or("unknown"))
     {
-        return Ok(too_many(wait));
+        return Ok(rate_limited(wait));
     }
     let sso = sso(&state)?;
     let store = state.store.as_ref();
@@ -824,12 +811,23 @@ async fn provision(
         .into_iter()
         .map(|m| m.team)
         .collect();
-    for team in &grants.teams {
-        if member_of.contains(team) {
-            continue;
-        }
-        let exists = store.list_teams().await?.iter().any(|t| &t.name == team);
-        if !exists {
+    let missing: Vec<&String> = grants
+        .teams
+        .iter()
+        .filter(|t| !member_of.contains(*t))
+        .collect();
+    let existing: std::collections::BTreeSet<String> = if missing.is_empty() {
+        Default::default()
+    } else {
+        store
+            .list_teams()
+            .await?
+            .into_iter()
+            .map(|t| t.name)
+            .collect()
+    };
+    for team in missing {
+        if !existing.contains(team) {
             store
                 .create_team(
                     &Team {

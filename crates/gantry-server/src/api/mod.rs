@@ -33,6 +33,24 @@ pub(crate) fn time_json(t: Option<chrono::DateTime<chrono::Utc>>) -> serde_json:
     })
 }
 
+/// Parses an age or a lifetime, `30d`, `12h`, `90m`, `2w`: a positive whole number and a unit
+/// (key expiries here, `gantry audit --since` in the CLI).
+pub fn parse_age(text: &str) -> Option<chrono::Duration> {
+    let text = text.trim();
+    let unit = text.chars().last()?;
+    let n: i64 = text[..text.len() - unit.len_utf8()].parse().ok()?;
+    if n <= 0 {
+        return None;
+    }
+    match unit {
+        'm' => chrono::Duration::try_minutes(n),
+        'h' => chrono::Duration::try_hours(n),
+        'd' => chrono::Duration::try_days(n),
+        'w' => chrono::Duration::try_weeks(n),
+        _ => None,
+    }
+}
+
 /// The largest request body accepted, in bytes.
 pub const BODY_LIMIT: usize = 4 * 1024 * 1024;
 

@@ -474,7 +474,7 @@ fn instant(flag: &str, given: &str) -> anyhow::Result<String> {
     if chrono::DateTime::parse_from_rfc3339(given).is_ok() {
         return Ok(given.to_owned());
     }
-    let age = age(given).ok_or_else(|| {
+    let age = gantry_server::api::parse_age(given).ok_or_else(|| {
         anyhow::anyhow!(
             "--{flag} `{given}` is neither an RFC 3339 time (2026-11-01T00:00:00Z) nor an age \
              such as 90m, 24h, 7d or 2w"
@@ -482,19 +482,6 @@ fn instant(flag: &str, given: &str) -> anyhow::Result<String> {
     })?;
     let at = chrono::Utc::now() - age;
     Ok(at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
-}
-
-fn age(given: &str) -> Option<chrono::Duration> {
-    let (n, unit) = given.split_at(given.find(|c: char| !c.is_ascii_digit())?);
-    let n: i64 = n.parse().ok()?;
-    match unit {
-        "s" => chrono::Duration::try_seconds(n),
-        "m" => chrono::Duration::try_minutes(n),
-        "h" => chrono::Duration::try_hours(n),
-        "d" => chrono::Duration::try_days(n),
-        "w" => chrono::Duration::try_weeks(n),
-        _ => None,
-    }
 }
 
 pub(crate) fn audit(args: &AuditArgs) -> anyhow::Result<ExitCode> {
