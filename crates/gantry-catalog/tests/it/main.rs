@@ -1,0 +1,1 @@
+//! The catalog's one integration-test binary.
