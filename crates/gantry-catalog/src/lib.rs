@@ -4,6 +4,8 @@
 //! No I/O: the store keeps rows, the server keeps an in-memory [`index::Catalog`] in step with
 //! them, and everything that decides what a blueprint or entity means lives here.
 
+pub mod diff;
+pub mod index;
 pub mod model;
 
 pub use model::*;

@@ -63,6 +63,7 @@ async fn state(dir: &std::path::Path) -> (ApiState, Arc<dyn Store>) {
             "http://127.0.0.1",
             None,
         )),
+        catalog: Arc::new(gantry_server::catalog::CatalogService::new(store.clone())),
     };
     (state, store)
 }

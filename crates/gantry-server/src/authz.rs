@@ -51,6 +51,8 @@ pub enum Action {
     Run,
     /// Approve or deny an approval step.
     Approve,
+    /// Write the catalog's entities (create, replace, patch, delete, bulk, apply).
+    Write,
     /// Change a resource that can be owned: a workflow, its secrets, its push tokens.
     Edit,
     /// Change what belongs to the whole organisation: connections, users, teams, API keys,
@@ -64,6 +66,7 @@ impl Action {
             Action::Read => "read",
             Action::Run => "run",
             Action::Approve => "approve",
+            Action::Write => "write",
             Action::Edit => "edit",
             Action::Administer => "administer",
         }
@@ -115,6 +118,7 @@ pub fn can(principal: &Principal, action: Action, resource: &Resource<'_>) -> bo
         Action::Read => true,
         Action::Run => role >= Role::Operator,
         Action::Approve => role >= Role::Approver,
+        Action::Write => role >= Role::Operator,
         Action::Edit => {
             role == Role::Admin
                 || resource
@@ -141,6 +145,7 @@ mod tests {
             Action::Read,
             Action::Run,
             Action::Approve,
+            Action::Write,
             Action::Edit,
             Action::Administer,
         ] {

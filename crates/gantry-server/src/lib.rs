@@ -20,6 +20,7 @@
 pub mod api;
 pub mod apikey;
 pub mod authz;
+pub mod catalog;
 mod cache;
 pub mod metadata;
 pub mod oidc;

@@ -336,6 +336,9 @@ impl Server {
             .unwrap_or_else(|| format!("http://{local_addr}"))
             .trim_end_matches('/')
             .to_owned();
+        // The catalog is loaded before the first request, so none waits for it.
+        let catalog = Arc::new(crate::catalog::CatalogService::new(store.clone()));
+        catalog.sync().await.map_err(store_error)?;
         let app = router(AppState {
             ready: ready.clone(),
             store: store.clone(),
@@ -350,6 +353,7 @@ impl Server {
                 config.sso.clone().map(|c| c.into_sso(&public_url)),
             )),
             public_url: public_url.into(),
+            catalog,
         }));
         let timer = config
             .timer

@@ -344,6 +344,7 @@ pub(crate) async fn guard(
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
+    let mut from_session = false;
     let principal = match bearer {
         Some(presented) => guard.authenticator.authenticate(presented).await?,
         None => match super::login::cookie(request.headers(), super::login::SESSION_COOKIE)
@@ -367,11 +368,15 @@ pub(crate) async fn guard(
                          in X-CSRF-Token",
                     ));
                 }
+                from_session = principal.is_some();
                 principal
             }
             None => None,
         },
     };
+    if from_session {
+        request.extensions_mut().insert(super::catalog::ViaSession);
+    }
     let Some(principal) = principal else {
         if let Some(ip) = peer {
             guard.sign_in.failed_auth.record(&ip.to_string());

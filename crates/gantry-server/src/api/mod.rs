@@ -7,6 +7,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod catalog;
 pub mod diagnostics;
 pub mod error;
 mod identities;
@@ -66,6 +67,8 @@ pub struct ApiState {
     pub public_url: Arc<str>,
     /// Passwords, single sign-on, sessions and the abuse limits.
     pub sign_in: Arc<login::SignIn>,
+    /// The software catalog's in-memory index and its write path.
+    pub catalog: Arc<crate::catalog::CatalogService>,
 }
 
 /// The `/api/v1` routes, every one behind an API key and the permission it declares
@@ -158,4 +161,26 @@ fn routes() -> openapi::RouteTable {
         .add(routes!(identities::create_agent_token))
         .add(routes!(identities::put_owner))
         .add(routes!(audit::list))
+        .add(routes!(catalog::list_blueprints, catalog::create_blueprint))
+        .add(routes!(
+            catalog::get_blueprint,
+            catalog::put_blueprint,
+            catalog::delete_blueprint
+        ))
+        .add(routes!(catalog::blueprint_history))
+        .add(routes!(catalog::blueprint_diff))
+        .add(routes!(catalog::revert_blueprint))
+        .add(routes!(catalog::list_entities, catalog::create_entity))
+        .add(routes!(
+            catalog::get_entity,
+            catalog::put_entity,
+            catalog::patch_entity,
+            catalog::delete_entity
+        ))
+        .add(routes!(catalog::entity_history))
+        .add(routes!(catalog::entity_diff))
+        .add(routes!(catalog::revert_entity))
+        .add(routes!(catalog::search_entities))
+        .add_with_limit(routes!(catalog::bulk), catalog::BULK_LIMIT)
+        .add_with_limit(routes!(catalog::apply), catalog::BULK_LIMIT)
 }

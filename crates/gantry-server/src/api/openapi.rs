@@ -52,6 +52,13 @@ impl RouteTable {
         (routes, public.layer(Extension(doc.clone())), doc)
     }
 
+    /// Like [`RouteTable::add`], with a larger body limit for these handlers (bulk writes).
+    pub(crate) fn add_with_limit(self, handlers: UtoipaMethodRouter<ApiState>, limit: usize) -> Self {
+        let (schemas, paths, method) = handlers;
+        let method = method.layer(axum::extract::DefaultBodyLimit::max(limit));
+        RouteTable(self.0.routes((schemas, paths, method)))
+    }
+
     fn build(self) -> (Router<ApiState>, Router<ApiState>, Value) {
         let (routes, mut paths) = self.0.split_for_parts();
         add_common_responses(&mut paths);
@@ -774,4 +781,68 @@ pub(crate) struct AuditPage {
     /// The `after` cursor of the next page; null on the last.
     #[schema(required = true)]
     next: Option<String>,
+}
+
+/// Any JSON object (a blueprint or an entity as documented in ARCHITECTURE.md and README.md).
+#[derive(ToSchema)]
+#[schema(value_type = Object)]
+pub(crate) struct Object(serde_json::Map<String, Value>);
+
+#[derive(ToSchema)]
+pub(crate) struct BlueprintList {
+    #[schema(value_type = Vec<Object>)]
+    items: Vec<Value>,
+}
+
+/// One page of entities, the count of all matches, and facet counts.
+#[derive(ToSchema)]
+pub(crate) struct EntityPage {
+    #[schema(value_type = Vec<Object>)]
+    items: Vec<Value>,
+    total: u64,
+    /// Field → value → count (`null` counts entities without one).
+    #[schema(value_type = Object)]
+    facets: Value,
+    /// The `after` cursor of the next page; null on the last.
+    #[schema(required = true)]
+    next: Option<String>,
+}
+
+/// The versions of a blueprint or an entity, newest first.
+#[derive(ToSchema)]
+pub(crate) struct History {
+    #[schema(value_type = Vec<Object>)]
+    items: Vec<Value>,
+}
+
+/// What changed between two versions, path by path.
+#[derive(ToSchema)]
+pub(crate) struct Diff {
+    from: i64,
+    to: i64,
+    #[schema(value_type = Vec<Object>)]
+    changes: Vec<Value>,
+}
+
+/// A result per entity, in the order sent: `status` is created, updated, unchanged or error
+/// (with `problems`).
+#[derive(ToSchema)]
+pub(crate) struct BulkResult {
+    #[schema(value_type = Vec<Object>)]
+    results: Vec<Value>,
+    failed: u64,
+}
+
+/// What an apply changed (or would change with `dryRun`).
+#[derive(ToSchema)]
+#[schema(rename_all = "camelCase")]
+pub(crate) struct ApplyResult {
+    dry_run: bool,
+    created: u64,
+    updated: u64,
+    unchanged: u64,
+    deleted: u64,
+    /// `{kind, key, outcome, diff}` per document and per pruned record.
+    #[schema(value_type = Vec<Object>)]
+    changes: Vec<Value>,
 }

@@ -61,6 +61,7 @@ pub(crate) async fn api_with(public_url: &str, sso: Option<gantry_server::api::l
             triggers,
             public_url: public_url.into(),
             sign_in: Arc::new(gantry_server::api::login::SignIn::new(public_url, sso)),
+            catalog: Arc::new(gantry_server::catalog::CatalogService::new(store.clone())),
         }),
         key,
         store,

@@ -19,6 +19,7 @@ fn expected(role: Role, action: Action, owned: bool) -> bool {
         Action::Read => true,
         Action::Run => matches!(role, Role::Operator | Role::Approver | Role::Admin),
         Action::Approve => matches!(role, Role::Approver | Role::Admin),
+        Action::Write => matches!(role, Role::Operator | Role::Approver | Role::Admin),
         Action::Edit => role == Role::Admin || owned,
         Action::Administer => role == Role::Admin,
     }

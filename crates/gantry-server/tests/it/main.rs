@@ -9,6 +9,7 @@ mod audit;
 mod auth;
 mod authz;
 mod backend;
+mod catalog;
 mod client;
 mod endpoints;
 mod login;

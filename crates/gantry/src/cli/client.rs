@@ -127,11 +127,32 @@ impl Client {
         path: &str,
         body: Option<String>,
     ) -> anyhow::Result<Answer> {
+        self.send_as(method, path, body, "application/yaml").await
+    }
+
+    /// Sends a JSON body (`application/json`).
+    pub(crate) async fn send_json(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: &Value,
+    ) -> anyhow::Result<Answer> {
+        self.send_as(method, path, Some(body.to_string()), "application/json")
+            .await
+    }
+
+    async fn send_as(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<String>,
+        content_type: &str,
+    ) -> anyhow::Result<Answer> {
         let url = format!("{}/api/v1{path}", self.base);
         let mut request = self.http.request(method, &url).bearer_auth(&self.key);
         if let Some(body) = body {
             request = request
-                .header(reqwest::header::CONTENT_TYPE, "application/yaml")
+                .header(reqwest::header::CONTENT_TYPE, content_type)
                 .body(body);
         }
         let response = request

@@ -1,6 +1,7 @@
 //! Command-line definitions (clap) and dispatch. Help text and shell completions come from here.
 
 mod access;
+mod catalog;
 mod client;
 mod follow;
 mod profile;
@@ -71,6 +72,32 @@ enum Command {
     Apikey(access::ApiKeyCommand),
     /// Read the audit log (an admin's key): who changed what, when, from where; newest first.
     Audit(access::AuditArgs),
+    /// Apply catalog definition files (blueprints and entities) to the server, all or nothing.
+    ///
+    /// Every error of every file is printed as `file:line:col: message` before anything is
+    /// written. Applying the same files again changes nothing. `--dry-run` prints the diff it
+    /// would make; `--prune` deletes what this source declared before and the files no longer
+    /// declare. This is what a CI job in a repository of definition files runs.
+    Apply {
+        #[command(flatten)]
+        args: catalog::ApplyArgs,
+        #[command(flatten)]
+        connection: client::Connection,
+    },
+    /// Query the software catalog on the server.
+    Catalog {
+        #[command(subcommand)]
+        command: catalog::CatalogCommand,
+        #[command(flatten)]
+        connection: client::Connection,
+    },
+    /// Import another portal's catalog into the server's (Backstage `catalog-info.yaml`).
+    Import {
+        #[command(subcommand)]
+        command: catalog::ImportCommand,
+        #[command(flatten)]
+        connection: client::Connection,
+    },
     /// Agent tokens (an admin's key): `gantry agent token create --pool NAME`.
     #[command(subcommand)]
     Agent(access::AgentCommand),
@@ -533,6 +560,15 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Apikey(c) => access::api_key(c),
         Command::Audit(a) => access::audit(&a),
         Command::Agent(c) => access::agent(c),
+        Command::Apply { args, connection } => catalog::apply(&connection, args),
+        Command::Catalog {
+            command,
+            connection,
+        } => catalog::catalog(&connection, command),
+        Command::Import {
+            command,
+            connection,
+        } => catalog::import(&connection, command),
         Command::Workflow(WorkflowCommand::Owner {
             name,
             team,
