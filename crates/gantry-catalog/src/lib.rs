@@ -5,5 +5,6 @@
 //! them, and everything that decides what a blueprint or entity means lives here.
 
 pub mod model;
+pub mod query;
 
 pub use model::*;
