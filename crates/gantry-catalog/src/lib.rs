@@ -7,5 +7,6 @@
 pub mod diff;
 pub mod index;
 pub mod model;
+pub mod query;
 
 pub use model::*;

@@ -1,1 +1,4 @@
 //! The catalog's one integration-test binary.
+
+mod fixture;
+mod query;

@@ -1,0 +1,114 @@
+//! Full-text search over entities and the values of a field for facet counts.
+
+use super::eval::{visit, V};
+use crate::model::{Indexed, Lookup};
+use serde_json::Value;
+
+/// A full-text search: every whitespace-separated term must occur, ignoring case, in the
+/// identifier, the title, or a string property or computed string value (strings inside lists
+/// count too). Terms are lowercased once, here; matching allocates nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TextSearch {
+    terms: Vec<Term>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Term {
+    lower: String,
+    ascii: bool,
+}
+
+impl TextSearch {
+    pub fn new(q: &str) -> TextSearch {
+        let mut terms: Vec<Term> = Vec::new();
+        for word in q.split_whitespace() {
+            let lower = word.to_lowercase();
+            if !terms.iter().any(|t| t.lower == lower) {
+                terms.push(Term {
+                    ascii: lower.is_ascii(),
+                    lower,
+                });
+            }
+        }
+        TextSearch { terms }
+    }
+
+    /// True when there are no terms, so every entity matches.
+    pub fn is_empty(&self) -> bool {
+        self.terms.is_empty()
+    }
+
+    pub fn matches(&self, e: &Indexed) -> bool {
+        self.terms
+            .iter()
+            .all(|t| any_text(e, &mut |s| t.found_in(s)))
+    }
+}
+
+impl Term {
+    fn found_in(&self, haystack: &str) -> bool {
+        let needle = &self.lower;
+        if self.ascii && haystack.is_ascii() {
+            return needle.len() <= haystack.len()
+                && haystack
+                    .as_bytes()
+                    .windows(needle.len())
+                    .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()));
+        }
+        haystack.char_indices().any(|(i, _)| {
+            let mut rest = haystack[i..].chars().flat_map(char::to_lowercase);
+            needle.chars().all(|n| rest.next() == Some(n))
+        })
+    }
+}
+
+/// Calls `f` with each searchable text of `e` until it returns true.
+fn any_text(e: &Indexed, f: &mut dyn FnMut(&str) -> bool) -> bool {
+    let entity = &e.record.entity;
+    if f(&entity.identifier) || entity.title.as_deref().is_some_and(&mut *f) {
+        return true;
+    }
+    let mut in_value = |v: &Value| match v {
+        Value::String(s) => f(s),
+        Value::Array(items) => items.iter().any(|i| matches!(i, Value::String(s) if f(s))),
+        _ => false,
+    };
+    entity.properties.values().any(&mut in_value) || e.computed.values().any(&mut in_value)
+}
+
+/// The values of `field` on `e` for facet counting, each once: a string as it is, a number or
+/// boolean as its JSON text, each item of a list; nothing for a missing or null value (the
+/// caller counts the entity under "no value").
+pub fn facet_values(e: &Indexed, field: &str, lookup: &dyn Lookup) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    visit(e, field, lookup, &mut |v| {
+        match v {
+            Some(V::Arr(items)) => items.iter().for_each(|i| push_facet(i, &mut out)),
+            Some(v) => push_facet(v, &mut out),
+            None => {}
+        }
+        false
+    });
+    out
+}
+
+fn push_facet(v: V<'_>, out: &mut Vec<String>) {
+    let text = match v {
+        V::Null => return,
+        V::Str(s) => {
+            if out.iter().any(|o| o == s) {
+                return;
+            }
+            s.to_string()
+        }
+        V::Num(n) => n.to_string(),
+        V::Bool(b) => b.to_string(),
+        V::Date(_) | V::Arr(_) | V::Obj(_) => match v.to_value() {
+            Value::String(s) => s,
+            other => other.to_string(),
+        },
+    };
+    if !out.contains(&text) {
+        out.push(text);
+    }
+}
