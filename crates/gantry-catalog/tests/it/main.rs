@@ -1,1 +1,3 @@
 //! The catalog's one integration-test binary.
+
+mod files;
