@@ -1,3 +1,4 @@
 //! The catalog's one integration-test binary.
 
+mod backstage;
 mod files;
