@@ -54,7 +54,7 @@ pub struct Import {
 }
 
 /// The API versions of Backstage's descriptor format.
-const API_VERSIONS: &[&str] = &["backstage.io/v1alpha1", "backstage.io/v1beta1"];
+const API_VERSIONS: [&str; 2] = ["backstage.io/v1alpha1", "backstage.io/v1beta1"];
 
 /// The kinds imported, in the order their blueprints are created: every relation's target
 /// blueprint comes before (or is) the blueprint of the relation.
@@ -428,7 +428,7 @@ struct Raw {
     refs: Vec<Pending>,
     relations: IndexMap<&'static str, Vec<String>>,
     /// Where `metadata.name` is written.
-    at: (usize, u32, Location),
+    at: Found,
 }
 
 impl Raw {
@@ -681,8 +681,9 @@ impl Doc<'_> {
             Some(v) if !known_version => out.warnings.push(self.at(
                 &version_path,
                 format!(
-                    "`apiVersion: {v}` is not {}; read as the first",
-                    API_VERSIONS.join(" or ")
+                    "`apiVersion: {v}` is not one Gantry reads ({}); read as {}",
+                    API_VERSIONS.join(", "),
+                    API_VERSIONS[0]
                 ),
             )),
             Some(_) => {}
@@ -1045,7 +1046,6 @@ impl Doc<'_> {
         if out.errors.len() > errors_before {
             return None;
         }
-        let name_at = self.at(&name_path, String::new());
         Some(Raw {
             kind,
             namespace: namespace.to_lowercase(),
@@ -1056,7 +1056,7 @@ impl Doc<'_> {
             team: Vec::new(),
             refs,
             relations: IndexMap::new(),
-            at: (name_at.order.0, name_at.order.1, name_at.error.location),
+            at: self.at(&name_path, String::new()),
         })
     }
 }
@@ -1080,12 +1080,12 @@ fn duplicates(raws: &[Raw], out: &mut Out) -> HashMap<(Kind, String, String), us
             let others: Vec<String> = places
                 .iter()
                 .filter(|&&j| j != i)
-                .map(|&j| raws[j].at.2.to_string())
+                .map(|&j| raws[j].at.error.location.to_string())
                 .collect();
             out.errors.push(Found {
-                order: (raw.at.0, raw.at.1),
+                order: raw.at.order,
                 error: FileError {
-                    location: raw.at.2.clone(),
+                    location: raw.at.error.location.clone(),
                     message: format!(
                         "{} `{}` in namespace `{namespace}` is declared {} times (names are compared ignoring case); also at {}",
                         kind.name(),
@@ -1159,25 +1159,17 @@ fn resolve_one(
     let written = target.display();
     let kind_given = target.kind.as_deref().map(|k| (k, Kind::parse(k)));
 
-    // The kind the reference names, from what is written and what the field allows.
-    let allowed: &[Kind] = match rule {
-        Rule::Owner => &[Kind::Group, Kind::User],
-        Rule::To(kind, _) => match kind {
-            Kind::Component => &[Kind::Component],
-            Kind::Api => &[Kind::Api],
-            Kind::Resource => &[Kind::Resource],
-            Kind::System => &[Kind::System],
-            Kind::Domain => &[Kind::Domain],
-            Kind::Group => &[Kind::Group],
-            Kind::User => &[Kind::User],
-        },
-        Rule::DependsOn | Rule::DependencyOf => &[Kind::Component, Kind::Resource],
-        Rule::Children => &[Kind::Group],
-        Rule::Members => &[Kind::User],
+    // The kinds the field allows, and the one meant when none is written.
+    let (allowed, default): (Vec<Kind>, Option<Kind>) = match rule {
+        Rule::Owner => (vec![Kind::Group, Kind::User], Some(Kind::Group)),
+        Rule::To(kind, _) => (vec![kind], Some(kind)),
+        Rule::DependsOn | Rule::DependencyOf => (vec![Kind::Component, Kind::Resource], None),
+        Rule::Children => (vec![Kind::Group], Some(Kind::Group)),
+        Rule::Members => (vec![Kind::User], Some(Kind::User)),
     };
-    let kind = match kind_given {
-        Some((_, Some(k))) if allowed.contains(&k) => k,
-        Some(_) => {
+    let kind = match (kind_given, default) {
+        (Some((_, Some(k))), _) if allowed.contains(&k) => k,
+        (Some(_), _) => {
             let names: Vec<&str> = allowed.iter().map(|k| k.name()).collect();
             warn(
                 out,
@@ -1189,48 +1181,56 @@ fn resolve_one(
             );
             return;
         }
-        None => match rule {
-            Rule::DependsOn | Rule::DependencyOf => {
-                match (find(Kind::Component), find(Kind::Resource)) {
-                    (Some(_), None) => Kind::Component,
-                    (None, Some(_)) => Kind::Resource,
-                    (Some(_), Some(_)) => {
-                        warn(
-                            out,
-                            &at,
-                            format!(
-                                "`{field}` names `{written}`, which is both a component and a resource; \
-                                 write `component:{written}` or `resource:{written}`; left out"
-                            ),
-                        );
-                        return;
-                    }
-                    (None, None) => {
-                        let assumed = if source_kind == Kind::Resource {
-                            Kind::Resource
-                        } else {
-                            Kind::Component
-                        };
-                        warn(
-                            out,
-                            &at,
-                            format!(
-                                "`{field}` names `{written}` without a kind and no component or resource of that name was given; \
-                                 kept as a dangling {} (write `component:` or `resource:` before it)",
-                                assumed.blueprint()
-                            ),
-                        );
-                        let t = Target {
-                            kind: assumed,
-                            index: None,
-                            identifier: identifier(&namespace, &target.name),
-                        };
-                        record(raws, source, &field, rule, t, &at, out);
-                        return;
-                    }
-                }
+        (None, Some(k)) => k,
+        // `dependsOn` and `dependencyOf` name the kind; without it, look for the name.
+        (None, None) => match (find(Kind::Component), find(Kind::Resource)) {
+            (Some(_), None) => Kind::Component,
+            (None, Some(_)) => Kind::Resource,
+            (Some(_), Some(_)) => {
+                warn(
+                    out,
+                    &at,
+                    format!(
+                        "`{field}` names `{written}`, which is both a component and a resource; \
+                         write `component:{written}` or `resource:{written}`; left out"
+                    ),
+                );
+                return;
             }
-            _ => allowed[0],
+            (None, None) if rule == Rule::DependencyOf => {
+                warn(
+                    out,
+                    &at,
+                    format!(
+                        "`{field}` names `{written}`, which is not in the files given; \
+                         the relation is recorded on that entity, so it is left out"
+                    ),
+                );
+                return;
+            }
+            (None, None) => {
+                let assumed = if source_kind == Kind::Resource {
+                    Kind::Resource
+                } else {
+                    Kind::Component
+                };
+                warn(
+                    out,
+                    &at,
+                    format!(
+                        "`{field}` names `{written}` without a kind and no component or resource of that name was given; \
+                         kept as a dangling {} (write `component:` or `resource:` before it)",
+                        assumed.blueprint()
+                    ),
+                );
+                let t = Target {
+                    kind: assumed,
+                    index: None,
+                    identifier: identifier(&namespace, &target.name),
+                };
+                record(raws, source, &field, rule, t, &at, out);
+                return;
+            }
         },
     };
     let found = find(kind);
@@ -1245,9 +1245,10 @@ fn resolve_one(
     if found.is_none() {
         let message = match rule {
             Rule::DependencyOf | Rule::Children | Rule::Members => format!(
-                "`{field}` names {} `{written}`, which is not in the files given; \
+                "`{field}` names {} `{}`, which is not in the files given; \
                  the relation is recorded on that entity, so it is left out",
-                kind.name()
+                kind.name(),
+                t.identifier
             ),
             _ => format!(
                 "`{field}` names {} `{}`, which is not in the files given; kept as a dangling relation",
@@ -1314,6 +1315,8 @@ fn record(
             }
             (Some(source), dependency(target.kind), target.identifier)
         }
+        // Not there to record it on (already said).
+        Rule::DependencyOf | Rule::Children | Rule::Members if target.index.is_none() => return,
         Rule::DependencyOf => {
             if target.kind == Kind::Resource && source_kind == Kind::Component {
                 warn(

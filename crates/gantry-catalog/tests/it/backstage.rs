@@ -418,3 +418,104 @@ fn nothing_to_import_is_an_empty_import() {
     assert!(i.warnings.is_empty());
     assert_eq!(i.blueprints.len(), 7);
 }
+
+#[test]
+fn what_an_entity_says_of_itself_wins_over_reverse_fields() {
+    let i = import_ok(&[(
+        "edge.yaml",
+        "\
+apiVersion: backstage.io/v1alpha1
+kind: Group
+metadata:
+  name: a
+spec:
+  type: team
+  children: [c, ghost]
+  members: [nobody]
+---
+apiVersion: backstage.io/v1alpha1
+kind: Group
+metadata:
+  name: b
+spec:
+  type: team
+  children: []
+---
+apiVersion: backstage.io/v1alpha1
+kind: Group
+metadata:
+  name: c
+spec:
+  type: team
+  parent: b
+  children: []
+---
+apiVersion: backstage.io/v1beta2
+kind: Component
+metadata:
+  name: shared
+spec:
+  owner: user:x@corp
+  dependsOn: [twin]
+  dependencyOf: [resource:missing]
+---
+apiVersion: backstage.io/v1alpha1
+kind: Resource
+metadata:
+  name: twin
+spec:
+  owner: team@corp
+---
+apiVersion: backstage.io/v1alpha1
+kind: Component
+metadata:
+  name: twin
+spec:
+  owner: b
+",
+    )]);
+    assert_eq!(entity(&i, "group", "c").relations["parent"], one("b"));
+    let shared = entity(&i, "component", "shared");
+    assert_eq!(shared.relations["ownerUser"], one("x@corp"));
+    assert!(!shared.relations.contains_key("dependsOnComponents"));
+    assert!(!shared.relations.contains_key("dependsOnResources"));
+    let twin = entity(&i, "resource", "twin");
+    assert_eq!(twin.relations["owner"], one("team@corp"));
+    assert!(twin.team.is_empty());
+    insta::assert_snapshot!(lines(&i.warnings), @r"
+    edge.yaml:7:14: `spec.children[0]` makes `a` the parent of group `c`, which already has `b`; left out
+    edge.yaml:7:17: `spec.children[1]` names Group `ghost`, which is not in the files given; the relation is recorded on that entity, so it is left out
+    edge.yaml:8:13: `spec.members[0]` names User `nobody`, which is not in the files given; the relation is recorded on that entity, so it is left out
+    edge.yaml:27:13: `apiVersion: backstage.io/v1beta2` is not one Gantry reads (backstage.io/v1alpha1, backstage.io/v1beta1); read as backstage.io/v1alpha1
+    edge.yaml:32:10: `spec.owner` names User `x@corp`, which is not in the files given; kept as a dangling relation
+    edge.yaml:33:15: `spec.dependsOn[0]` names `twin`, which is both a component and a resource; write `component:twin` or `resource:twin`; left out
+    edge.yaml:34:18: `spec.dependencyOf[0]` names Resource `missing`, which is not in the files given; the relation is recorded on that entity, so it is left out
+    edge.yaml:41:10: `spec.owner` names Group `team@corp`, which is not in the files given; kept as a dangling relation
+    edge.yaml:41:10: the owner `team@corp` cannot be a Gantry team name (lowercase letters, digits, `-`, `_`, `.`); no team is set
+    ");
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(200))]
+
+    #[test]
+    fn any_cut_of_the_fixture_imports_or_fails_cleanly(file in 0usize..6, cut in 0usize..4000) {
+        let mut files = fixture_files();
+        let i = file % files.len();
+        let text = &files[i].1;
+        let mut end = cut.min(text.len());
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        files[i].1 = text[..end].to_string();
+        match import(&files) {
+            Ok(imported) => proptest::prop_assert_eq!(imported.blueprints.len(), 7),
+            Err(errors) => proptest::prop_assert!(!errors.is_empty()),
+        }
+    }
+
+    #[test]
+    fn any_text_imports_or_fails_cleanly(src in "\\PC{0,300}") {
+        let _ = import(&[("any.yaml".to_string(), src)]);
+    }
+}
