@@ -4,9 +4,14 @@
 //! No I/O: the store keeps rows, the server keeps an in-memory [`index::Catalog`] in step with
 //! them, and everything that decides what a blueprint or entity means lives here.
 
+pub mod backstage;
+pub mod computed;
 pub mod diff;
+pub mod files;
 pub mod index;
+pub mod jq;
 pub mod model;
 pub mod query;
+pub mod schema;
 
 pub use model::*;

@@ -5,13 +5,15 @@
 //! cross-reference and expression checks (`check`), and the step DAG (`plan`). It never panics
 //! and never stops at the first problem: every diagnostic is collected, each with a stable code
 //! and a span. [`expr`] holds the `${...}` template language, Relay's 13 functions and the
-//! evaluator that turns a `spec`, `env`, `when` or `binding` into JSON.
+//! evaluator that turns a `spec`, `env`, `when` or `binding` into JSON. [`data`] reads data files
+//! (YAML or JSON, many documents) into JSON values that keep their spans, for definition files.
 //!
 //! This crate does no I/O and knows nothing of HTTP, SQL or Docker. Everything here is plain
 //! synchronous functions over data, safe to call from any thread.
 
 mod check;
 pub mod cron;
+pub mod data;
 mod decode;
 pub mod diagnostic;
 pub mod duration;
@@ -21,6 +23,7 @@ pub mod plan;
 mod yaml;
 
 pub use check::{Edge, EdgeKind};
+pub use data::{parse_data_documents, read_data_documents, DataDoc, PathSegment};
 pub use diagnostic::{Code, Diagnostic, LineCol, LineIndex, Severity, Span};
 pub use model::*;
 pub use plan::{Plan, PlannedStep};
@@ -82,6 +85,7 @@ pub fn parse(src: &str) -> Parsed {
 
 /// Reads a YAML or JSON data file (parameters, secrets, connections for local runs) into JSON.
 /// Tags are not allowed here; problems come back as diagnostics with spans.
+/// Only the first document is read; [`parse_data_documents`] reads them all, with spans.
 pub fn parse_data(src: &str) -> Result<serde_json::Value, Vec<Diagnostic>> {
     let mut diagnostics = Vec::new();
     let root = yaml::load(src, &mut diagnostics);

@@ -1,14 +1,15 @@
 //! The one adapter over the YAML event parser (`saphyr-parser`, pre-1.0 and pinned).
 //!
-//! Turns a YAML text into a [`Node`] tree with byte spans, tags kept, anchors and aliases
-//! expanded under a budget, `<<` merge keys applied and duplicate keys reported.
+//! Turns a YAML text (its first document, or each document of a stream) into a [`Node`] tree
+//! with byte spans, tags kept, anchors and aliases expanded under a budget, `<<` merge keys
+//! applied and duplicate keys reported.
 //! Scalars are resolved with the YAML 1.2 core schema, as Relay's Go parser did.
 //! It knows nothing of workflows; an upgrade of the parser crate touches this file only.
 //! The tree is built with an explicit stack, so deep nesting cannot overflow the call stack.
 
 use std::borrow::Cow;
 
-use saphyr_parser::{Event, Parser, ScalarStyle, ScanError};
+use saphyr_parser::{Event, Parser, ScalarStyle, ScanError, StrInput};
 
 use crate::diagnostic::{Code, Diagnostic, Span};
 
@@ -136,194 +137,280 @@ struct Frame {
 }
 
 /// Loads the first document of `src`. Problems go to `diags`; `None` when nothing usable was read.
+/// A second document is reported as a warning and not read.
 pub(crate) fn load(src: &str, diags: &mut Vec<Diagnostic>) -> Option<Node> {
-    let offsets = Offsets::new(src);
-    let mut parser = Parser::new_from_str(src);
-    let mut stack: Vec<Frame> = Vec::new();
-    let mut children: Vec<Node> = Vec::new();
-    let mut anchors: Vec<Option<Node>> = Vec::new();
-    let mut root: Option<Node> = None;
-    let mut nodes = 0usize;
-    let mut documents = 0usize;
-
-    loop {
-        let (event, raw_span) = match parser.next_event() {
-            None => break,
-            Some(Ok(ev)) => ev,
-            Some(Err(e)) => {
-                diags.push(scan_error(&offsets, &e));
-                return None;
-            }
-        };
-        let span = offsets.span(&raw_span);
-        let finished: Option<(Node, usize)> = match event {
-            Event::StreamStart | Event::Nothing | Event::DocumentEnd => None,
-            Event::StreamEnd => break,
-            Event::DocumentStart(_) => {
-                documents += 1;
-                if documents > 1 {
-                    diags.push(
-                        Diagnostic::warning(
-                            Code::YamlExtraDocument,
-                            "only the first YAML document is read; this one is ignored",
-                            span,
-                        )
-                        .with_help("put each workflow in its own file"),
-                    );
-                    break;
-                }
-                None
-            }
-            Event::Alias(id) => {
-                let Some(Some(node)) = anchors.get(id) else {
-                    diags.push(Diagnostic::error(
-                        Code::YamlSyntax,
-                        "alias refers to an anchor that is not defined before it",
-                        span,
-                    ));
-                    return None;
-                };
-                nodes += node.size();
-                if nodes > MAX_NODES {
-                    diags.push(
-                        Diagnostic::error(
-                            Code::YamlAliasLimit,
-                            format!("aliases expand to more than {MAX_NODES} nodes"),
-                            span,
-                        )
-                        .with_help("this looks like an alias bomb; expand fewer aliases"),
-                    );
-                    return None;
-                }
-                Some((node.clone(), 0))
-            }
-            Event::Scalar(value, style, anchor, tag) => {
-                nodes += 1;
-                let (node, problem) = scalar(value, style, tag.as_deref(), span);
-                diags.extend(problem);
-                Some((node, anchor))
-            }
-            Event::SequenceStart(anchor, tag) => {
-                nodes += 1;
-                if stack.len() >= MAX_DEPTH {
-                    diags.push(depth_error(span));
-                    return None;
-                }
-                stack.push(Frame {
-                    is_map: false,
-                    start: span,
-                    tag: collection_tag(tag.as_deref(), "seq", span, diags),
-                    anchor,
-                    first: children.len(),
-                });
-                None
-            }
-            Event::MappingStart(anchor, tag) => {
-                nodes += 1;
-                if stack.len() >= MAX_DEPTH {
-                    diags.push(depth_error(span));
-                    return None;
-                }
-                stack.push(Frame {
-                    is_map: true,
-                    start: span,
-                    tag: collection_tag(tag.as_deref(), "map", span, diags),
-                    anchor,
-                    first: children.len(),
-                });
-                None
-            }
-            Event::SequenceEnd => match stack.pop() {
-                Some(Frame {
-                    is_map: false,
-                    start,
-                    tag,
-                    anchor,
-                    first,
-                }) => {
-                    let items: Vec<Node> = children.drain(first..).collect();
-                    let end = items
-                        .last()
-                        .map_or(start.end, |n| n.span.end.max(start.end));
-                    Some((
-                        Node {
-                            span: Span::new(start.start, end.max(span.end)),
-                            tag,
-                            kind: NodeKind::Seq(items),
-                        },
-                        anchor,
-                    ))
-                }
-                _ => {
-                    diags.push(Diagnostic::error(
-                        Code::YamlSyntax,
-                        "unbalanced sequence",
-                        span,
-                    ));
-                    return None;
-                }
-            },
-            Event::MappingEnd => match stack.pop() {
-                Some(Frame {
-                    is_map: true,
-                    start,
-                    tag,
-                    anchor,
-                    first,
-                }) => {
-                    let mut entries = Vec::with_capacity((children.len() - first) / 2);
-                    let mut drained = children.drain(first..);
-                    while let (Some(k), Some(v)) = (drained.next(), drained.next()) {
-                        entries.push((k, v));
-                    }
-                    drop(drained);
-                    let end = entries
-                        .last()
-                        .map_or(start.end, |(_, v)| v.span.end.max(start.end));
-                    let entries = merge_and_dedup(entries, diags);
-                    Some((
-                        Node {
-                            span: Span::new(start.start, end.max(span.end)),
-                            tag,
-                            kind: NodeKind::Map(entries),
-                        },
-                        anchor,
-                    ))
-                }
-                _ => {
-                    diags.push(Diagnostic::error(
-                        Code::YamlSyntax,
-                        "unbalanced mapping",
-                        span,
-                    ));
-                    return None;
-                }
-            },
-        };
-        let Some((node, anchor)) = finished else {
-            continue;
-        };
-        if nodes > MAX_NODES {
-            diags.push(Diagnostic::error(
-                Code::YamlAliasLimit,
-                format!("the document has more than {MAX_NODES} nodes"),
-                node.span,
-            ));
-            return None;
-        }
-        if anchor > 0 {
-            if anchors.len() <= anchor {
-                anchors.resize(anchor + 1, None);
-            }
-            anchors[anchor] = Some(node.clone());
-        }
-        if stack.is_empty() {
-            root = Some(node);
-        } else {
-            children.push(node);
-        }
+    let mut stream = Stream::new(src);
+    let root = stream.next_document(diags)?.root;
+    match stream.next_start(diags) {
+        Next::Start(span) => diags.push(
+            Diagnostic::warning(
+                Code::YamlExtraDocument,
+                "only the first YAML document is read; this one is ignored",
+                span,
+            )
+            .with_help("put each workflow in its own file"),
+        ),
+        Next::End => {}
+        Next::Stopped => return None,
     }
     root
+}
+
+/// One document of a stream; `root` is `None` when its content could not be read.
+pub(crate) struct Document {
+    pub(crate) root: Option<Node>,
+}
+
+enum Next {
+    Start(Span),
+    End,
+    Stopped,
+}
+
+/// A YAML stream read one document at a time.
+/// The node budget covers the whole stream; anchors belong to their document, as YAML says.
+pub(crate) struct Stream<'a> {
+    offsets: Offsets<'a>,
+    parser: Parser<'a, StrInput<'a>>,
+    nodes: usize,
+    /// Set after a problem the parser cannot go on from (it was reported).
+    stopped: bool,
+    /// A document start already read by [`Stream::next_start`].
+    started: bool,
+}
+
+impl<'a> Stream<'a> {
+    pub(crate) fn new(src: &'a str) -> Self {
+        Stream {
+            offsets: Offsets::new(src),
+            parser: Parser::new_from_str(src),
+            nodes: 0,
+            stopped: false,
+            started: false,
+        }
+    }
+
+    /// Reads up to the next document start. A syntax error stops the stream.
+    fn next_start(&mut self, diags: &mut Vec<Diagnostic>) -> Next {
+        if self.stopped {
+            return Next::Stopped;
+        }
+        if self.started {
+            return Next::End;
+        }
+        loop {
+            match self.parser.next_event() {
+                None | Some(Ok((Event::StreamEnd, _))) => return Next::End,
+                Some(Ok((Event::DocumentStart(_), raw_span))) => {
+                    self.started = true;
+                    return Next::Start(self.offsets.span(&raw_span));
+                }
+                Some(Ok(_)) => {}
+                Some(Err(e)) => {
+                    diags.push(scan_error(&self.offsets, &e));
+                    self.stopped = true;
+                    return Next::Stopped;
+                }
+            }
+        }
+    }
+
+    /// The next document; `None` at the end of the stream or once a problem stopped it
+    /// (the problem is in `diags`).
+    pub(crate) fn next_document(&mut self, diags: &mut Vec<Diagnostic>) -> Option<Document> {
+        if !self.started {
+            match self.next_start(diags) {
+                Next::Start(_) => {}
+                Next::End | Next::Stopped => return None,
+            }
+        }
+        self.started = false;
+        let root = self.document(diags);
+        if root.is_none() && self.stopped {
+            return None;
+        }
+        Some(Document { root })
+    }
+
+    /// The content of the document whose start was just read, through its end.
+    fn document(&mut self, diags: &mut Vec<Diagnostic>) -> Option<Node> {
+        let mut stack: Vec<Frame> = Vec::new();
+        let mut children: Vec<Node> = Vec::new();
+        let mut anchors: Vec<Option<Node>> = Vec::new();
+        let mut root: Option<Node> = None;
+        let offsets = &self.offsets;
+        loop {
+            let (event, raw_span) = match self.parser.next_event() {
+                None => break,
+                Some(Ok(ev)) => ev,
+                Some(Err(e)) => {
+                    diags.push(scan_error(offsets, &e));
+                    self.stopped = true;
+                    return None;
+                }
+            };
+            let span = offsets.span(&raw_span);
+            let finished: Option<(Node, usize)> = match event {
+                Event::StreamStart | Event::Nothing | Event::DocumentStart(_) => None,
+                Event::DocumentEnd | Event::StreamEnd => break,
+                Event::Alias(id) => {
+                    let Some(Some(node)) = anchors.get(id) else {
+                        diags.push(Diagnostic::error(
+                            Code::YamlSyntax,
+                            "alias refers to an anchor that is not defined before it",
+                            span,
+                        ));
+                        self.stopped = true;
+                        return None;
+                    };
+                    self.nodes += node.size();
+                    if self.nodes > MAX_NODES {
+                        diags.push(
+                            Diagnostic::error(
+                                Code::YamlAliasLimit,
+                                format!("aliases expand to more than {MAX_NODES} nodes"),
+                                span,
+                            )
+                            .with_help("this looks like an alias bomb; expand fewer aliases"),
+                        );
+                        self.stopped = true;
+                        return None;
+                    }
+                    Some((node.clone(), 0))
+                }
+                Event::Scalar(value, style, anchor, tag) => {
+                    self.nodes += 1;
+                    let (node, problem) = scalar(value, style, tag.as_deref(), span);
+                    diags.extend(problem);
+                    Some((node, anchor))
+                }
+                Event::SequenceStart(anchor, tag) => {
+                    self.nodes += 1;
+                    if stack.len() >= MAX_DEPTH {
+                        diags.push(depth_error(span));
+                        self.stopped = true;
+                        return None;
+                    }
+                    stack.push(Frame {
+                        is_map: false,
+                        start: span,
+                        tag: collection_tag(tag.as_deref(), "seq", span, diags),
+                        anchor,
+                        first: children.len(),
+                    });
+                    None
+                }
+                Event::MappingStart(anchor, tag) => {
+                    self.nodes += 1;
+                    if stack.len() >= MAX_DEPTH {
+                        diags.push(depth_error(span));
+                        self.stopped = true;
+                        return None;
+                    }
+                    stack.push(Frame {
+                        is_map: true,
+                        start: span,
+                        tag: collection_tag(tag.as_deref(), "map", span, diags),
+                        anchor,
+                        first: children.len(),
+                    });
+                    None
+                }
+                Event::SequenceEnd => match stack.pop() {
+                    Some(Frame {
+                        is_map: false,
+                        start,
+                        tag,
+                        anchor,
+                        first,
+                    }) => {
+                        let items: Vec<Node> = children.drain(first..).collect();
+                        let end = items
+                            .last()
+                            .map_or(start.end, |n| n.span.end.max(start.end));
+                        Some((
+                            Node {
+                                span: Span::new(start.start, end.max(span.end)),
+                                tag,
+                                kind: NodeKind::Seq(items),
+                            },
+                            anchor,
+                        ))
+                    }
+                    _ => {
+                        diags.push(Diagnostic::error(
+                            Code::YamlSyntax,
+                            "unbalanced sequence",
+                            span,
+                        ));
+                        self.stopped = true;
+                        return None;
+                    }
+                },
+                Event::MappingEnd => match stack.pop() {
+                    Some(Frame {
+                        is_map: true,
+                        start,
+                        tag,
+                        anchor,
+                        first,
+                    }) => {
+                        let mut entries = Vec::with_capacity((children.len() - first) / 2);
+                        let mut drained = children.drain(first..);
+                        while let (Some(k), Some(v)) = (drained.next(), drained.next()) {
+                            entries.push((k, v));
+                        }
+                        drop(drained);
+                        let end = entries
+                            .last()
+                            .map_or(start.end, |(_, v)| v.span.end.max(start.end));
+                        let entries = merge_and_dedup(entries, diags);
+                        Some((
+                            Node {
+                                span: Span::new(start.start, end.max(span.end)),
+                                tag,
+                                kind: NodeKind::Map(entries),
+                            },
+                            anchor,
+                        ))
+                    }
+                    _ => {
+                        diags.push(Diagnostic::error(
+                            Code::YamlSyntax,
+                            "unbalanced mapping",
+                            span,
+                        ));
+                        self.stopped = true;
+                        return None;
+                    }
+                },
+            };
+            let Some((node, anchor)) = finished else {
+                continue;
+            };
+            if self.nodes > MAX_NODES {
+                diags.push(Diagnostic::error(
+                    Code::YamlAliasLimit,
+                    format!("the document has more than {MAX_NODES} nodes"),
+                    node.span,
+                ));
+                self.stopped = true;
+                return None;
+            }
+            if anchor > 0 {
+                if anchors.len() <= anchor {
+                    anchors.resize(anchor + 1, None);
+                }
+                anchors[anchor] = Some(node.clone());
+            }
+            if stack.is_empty() {
+                root = Some(node);
+            } else {
+                children.push(node);
+            }
+        }
+        root
+    }
 }
 
 /// A tree as plain JSON data: tags are reported, mapping keys become strings.

@@ -2,6 +2,7 @@
 
 mod corpus;
 mod coverage;
+mod data;
 mod evaluation;
 mod generated;
 mod properties;

@@ -1,0 +1,578 @@
+//! Definition files: blueprints and entities kept as YAML or JSON in a repository and applied by
+//! `gantry apply` (GitOps).
+//!
+//! A definition is a mapping with `kind: Blueprint` or `kind: Entity` beside the fields of the
+//! model ([`Blueprint`], [`Entity`]). A file holds any number of them: YAML documents separated
+//! by `---`, and a document (a whole JSON file, say) may be a list of definitions.
+//!
+//! [`parse_file`] reports every problem of a file with `file:line:col`, not only the first:
+//! YAML problems, unknown kinds, and each field serde refuses (the refused field is taken out
+//! and the definition read again, so five mistakes give five messages). Each [`Document`] keeps
+//! the spans of its text, so a problem the server finds later (a property that fails its
+//! schema, a relation to nothing) is shown where it was written, through [`Document::locate`].
+//!
+//! No I/O: callers pass file names and text. Plain functions, safe from any thread.
+
+use std::fmt;
+use std::sync::Arc;
+
+use gantry_workflow::diagnostic::suggest;
+use gantry_workflow::{read_data_documents, DataDoc, Diagnostic, LineIndex, PathSegment, Span};
+use indexmap::IndexMap;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::model::{Blueprint, Entity, Map};
+
+/// The kinds of definition a file may hold, as written after `kind:`.
+pub const KINDS: &[&str] = &["Blueprint", "Entity"];
+
+/// Most fields of one definition taken out to look for further problems.
+const MAX_ERRORS_PER_DEFINITION: usize = 50;
+
+/// What one definition declares.
+// Unboxed so callers match on the model's own types; a file holds tens of these, not millions.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq)]
+pub enum Definition {
+    Blueprint(Blueprint),
+    Entity(Entity),
+}
+
+impl Definition {
+    /// The kind as written in files: `Blueprint` or `Entity`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Definition::Blueprint(_) => "Blueprint",
+            Definition::Entity(_) => "Entity",
+        }
+    }
+
+    /// What the definition declares, unique in a catalog: `blueprint/service`,
+    /// `entity/service/payments`.
+    pub fn key(&self) -> String {
+        match self {
+            Definition::Blueprint(b) => format!("blueprint/{}", b.identifier),
+            Definition::Entity(e) => format!("entity/{}/{}", e.blueprint, e.identifier),
+        }
+    }
+}
+
+/// A place in a file: 1-based line and column (columns count characters).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Location {
+    pub file: String,
+    pub line: usize,
+    pub col: usize,
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}", self.file, self.line, self.col)
+    }
+}
+
+/// A problem in a file, where it is.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{location}: {message}")]
+pub struct FileError {
+    pub location: Location,
+    pub message: String,
+}
+
+/// One definition read from a file.
+#[derive(Debug, Clone)]
+pub struct Document {
+    pub file: String,
+    /// Its position among the file's definitions, from 0 (counting those with problems).
+    pub index: usize,
+    pub definition: Definition,
+    data: Arc<DataDoc>,
+    /// Its index in the document's list, when the document is a list of definitions.
+    item: Option<usize>,
+    text: Arc<str>,
+}
+
+impl Document {
+    /// The kind as written in files: `Blueprint` or `Entity`.
+    pub fn kind(&self) -> &'static str {
+        self.definition.kind()
+    }
+
+    /// What the definition declares: `blueprint/service`, `entity/service/payments`.
+    pub fn key(&self) -> String {
+        self.definition.key()
+    }
+
+    /// Where a JSON path of this definition (`properties.port`, `relations.deps[1]`,
+    /// `schema.properties.port.type`) is written; the deepest part of it that is written when
+    /// the whole path is not (a property the server defaulted), the definition itself for `""`.
+    pub fn locate(&self, path: &str) -> Location {
+        let span = match self.item {
+            None => self.data.span_of(path),
+            Some(i) if path.is_empty() || path.starts_with('[') => {
+                self.data.span_of(&format!("[{i}]{path}"))
+            }
+            Some(i) => self.data.span_of(&format!("[{i}].{path}")),
+        };
+        location(&self.file, &LineIndex::new(&self.text), span)
+    }
+
+    /// Where the definition starts.
+    pub fn location(&self) -> Location {
+        self.locate("")
+    }
+}
+
+fn location(file: &str, lines: &LineIndex<'_>, span: Span) -> Location {
+    let lc = lines.line_col(span.start);
+    Location {
+        file: file.to_string(),
+        line: lc.line as usize,
+        col: lc.column as usize,
+    }
+}
+
+/// Reads one definition file. Returns the definitions read without problems and every
+/// problem of the file, in the order they appear in it. A YAML syntax error ends the file:
+/// the definitions before it are still read and checked.
+pub fn parse_file(file: &str, src: &str) -> (Vec<Document>, Vec<FileError>) {
+    let text: Arc<str> = Arc::from(src);
+    let lines = LineIndex::new(src);
+    let (datas, diagnostics) = read_data_documents(src);
+    let mut file_reader = FileReader {
+        file,
+        lines: &lines,
+        problems: diagnostics.iter().map(yaml_problem).collect(),
+    };
+    let mut docs = Vec::new();
+    let mut index = 0;
+    for data in datas {
+        let data = Arc::new(data);
+        let items: Vec<(Option<usize>, &Value)> = match &data.value {
+            Value::Array(items) => items
+                .iter()
+                .enumerate()
+                .map(|(i, v)| (Some(i), v))
+                .collect(),
+            value => vec![(None, value)],
+        };
+        for (item, value) in items {
+            let reader = DefinitionReader { data: &data, item };
+            let span = reader.span(&[]);
+            // A value read past a YAML problem (the first of two equal keys, a tagged
+            // scalar) is checked but not applied.
+            let sound = !diagnostics
+                .iter()
+                .any(|d| d.is_error() && span.start <= d.span.start && d.span.start < span.end);
+            let definition = reader.read(value, &mut file_reader.problems);
+            if let Some(definition) = definition.filter(|_| sound) {
+                docs.push(Document {
+                    file: file.to_string(),
+                    index,
+                    definition,
+                    data: Arc::clone(&data),
+                    item,
+                    text: Arc::clone(&text),
+                });
+            }
+            index += 1;
+        }
+    }
+    let errors = file_reader.finish();
+    (docs, errors)
+}
+
+/// A problem found in a file, before its line and column are known.
+struct Problem {
+    span: Span,
+    message: String,
+    /// Another place that explains this one, and what it is ("first defined").
+    related: Option<(Span, String)>,
+}
+
+impl Problem {
+    fn new(span: Span, message: String) -> Self {
+        Problem {
+            span,
+            message,
+            related: None,
+        }
+    }
+}
+
+struct FileReader<'a> {
+    file: &'a str,
+    lines: &'a LineIndex<'a>,
+    problems: Vec<Problem>,
+}
+
+impl FileReader<'_> {
+    fn finish(mut self) -> Vec<FileError> {
+        self.problems.sort_by_key(|p| p.span.start);
+        self.problems
+            .into_iter()
+            .map(|p| {
+                let mut message = p.message;
+                if let Some((span, label)) = p.related {
+                    let lc = self.lines.line_col(span.start);
+                    message = format!("{message} ({label} at {}:{})", lc.line, lc.column);
+                }
+                FileError {
+                    location: location(self.file, self.lines, p.span),
+                    message,
+                }
+            })
+            .collect()
+    }
+}
+
+/// A YAML problem, its help folded into the message.
+fn yaml_problem(d: &Diagnostic) -> Problem {
+    let message = match &d.help {
+        Some(help) => format!("{}; {help}", d.message),
+        None => d.message.clone(),
+    };
+    Problem {
+        span: d.span,
+        message,
+        related: d.related.first().map(|(span, label)| {
+            let label = label.strip_suffix(" here").unwrap_or(label);
+            (*span, label.to_string())
+        }),
+    }
+}
+
+/// A path into a definition, owned, as serde reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Segment {
+    Key(String),
+    Index(usize),
+}
+
+fn borrowed(path: &[Segment]) -> Vec<PathSegment<'_>> {
+    path.iter()
+        .map(|s| match s {
+            Segment::Key(k) => PathSegment::Key(k),
+            Segment::Index(i) => PathSegment::Index(*i),
+        })
+        .collect()
+}
+
+/// Reads one definition (a whole document, or one item of a document's list).
+struct DefinitionReader<'a> {
+    data: &'a DataDoc,
+    item: Option<usize>,
+}
+
+impl DefinitionReader<'_> {
+    fn full_path(&self, path: &[Segment]) -> Vec<Segment> {
+        self.item
+            .map(Segment::Index)
+            .into_iter()
+            .chain(path.iter().cloned())
+            .collect()
+    }
+
+    fn span(&self, path: &[Segment]) -> Span {
+        self.data.span_at(&borrowed(&self.full_path(path)))
+    }
+
+    fn key_span(&self, path: &[Segment]) -> Span {
+        self.data.key_span_at(&borrowed(&self.full_path(path)))
+    }
+
+    fn read(&self, value: &Value, problems: &mut Vec<Problem>) -> Option<Definition> {
+        let Value::Object(object) = value else {
+            problems.push(Problem::new(
+                self.span(&[]),
+                format!(
+                    "a definition is a mapping with {}, not {}",
+                    kinds(),
+                    type_name(value)
+                ),
+            ));
+            return None;
+        };
+        let kind_path = [Segment::Key("kind".into())];
+        let kind = match object.get("kind") {
+            None => {
+                problems.push(Problem::new(
+                    self.span(&[]),
+                    format!("missing field `kind`; say which kind this is: {}", kinds()),
+                ));
+                return None;
+            }
+            Some(Value::String(kind)) => kind.as_str(),
+            Some(other) => {
+                problems.push(Problem::new(
+                    self.span(&kind_path),
+                    format!("`kind` is {}, not {}", kinds(), type_name(other)),
+                ));
+                return None;
+            }
+        };
+        let mut fields = object.clone();
+        fields.shift_remove("kind");
+        match kind {
+            "Blueprint" => self
+                .deserialize::<Blueprint>(fields, problems)
+                .map(Definition::Blueprint),
+            "Entity" => self
+                .deserialize::<Entity>(fields, problems)
+                .map(Definition::Entity),
+            _ => {
+                let message = match KINDS.iter().find(|k| k.eq_ignore_ascii_case(kind)) {
+                    Some(known) => {
+                        format!("unknown kind `{kind}`; kinds are capitalized: `{known}`")
+                    }
+                    None => {
+                        let mut m = format!("unknown kind `{kind}`; the kinds are {}", kinds());
+                        if let Some(hint) = suggest(kind, KINDS.iter().copied()) {
+                            m = format!("{m}; {hint}");
+                        }
+                        m
+                    }
+                };
+                problems.push(Problem::new(self.span(&kind_path), message));
+                None
+            }
+        }
+    }
+
+    /// Deserializes the fields; on a problem, reports it, takes the refused field out and
+    /// tries again, so every refused field is reported.
+    fn deserialize<T: DeserializeOwned>(
+        &self,
+        mut fields: Map,
+        problems: &mut Vec<Problem>,
+    ) -> Option<T> {
+        // Paths taken out or filled in, in the definition's own (original) coordinates.
+        let mut removed: Vec<Vec<Segment>> = Vec::new();
+        let mut filled: Vec<Vec<Segment>> = Vec::new();
+        let mut failed = false;
+        for _ in 0..MAX_ERRORS_PER_DEFINITION {
+            let value = Value::Object(fields);
+            let error = match serde_path_to_error::deserialize::<_, T>(&value) {
+                Ok(t) => return (!failed).then_some(t),
+                Err(e) => e,
+            };
+            let Value::Object(object) = value else {
+                return None;
+            };
+            fields = object;
+            failed = true;
+            let mut path: Vec<Segment> = Vec::new();
+            for s in error.path().iter() {
+                match s {
+                    serde_path_to_error::Segment::Seq { index } => {
+                        path.push(Segment::Index(*index))
+                    }
+                    serde_path_to_error::Segment::Map { key } => {
+                        path.push(Segment::Key(key.clone()))
+                    }
+                    serde_path_to_error::Segment::Enum { variant } => {
+                        path.push(Segment::Key(variant.clone()))
+                    }
+                    serde_path_to_error::Segment::Unknown => break,
+                }
+            }
+            let original = to_original(&path, &removed);
+            let message = error.inner().to_string();
+            if filled.iter().any(|f| original.starts_with(f)) {
+                // A field filled in to go on was refused: nothing more to learn.
+                return None;
+            }
+            if let Some(field) = missing_field(&message) {
+                let mut full = original.clone();
+                full.push(Segment::Key(field.to_string()));
+                if removed.contains(&full) {
+                    // The field was taken out after its own problem; its parent goes too.
+                    if path.is_empty() || !remove(&mut fields, &path) {
+                        return None;
+                    }
+                    removed.push(original);
+                    continue;
+                }
+                let span = if path.is_empty() {
+                    self.span(&original)
+                } else {
+                    self.key_span(&original)
+                };
+                problems.push(Problem::new(span, format!("missing field `{field}`")));
+                if path.is_empty() {
+                    // Filled in with a string (what every required top-level field is) so the
+                    // other fields are still checked.
+                    fields.insert(field.to_string(), Value::String(String::new()));
+                    filled.push(full);
+                    continue;
+                }
+                if !remove(&mut fields, &path) {
+                    return None;
+                }
+                removed.push(original);
+                continue;
+            }
+            let (span, message) = match unknown(&message, "unknown field `") {
+                Some((field, expected)) => (
+                    self.key_span(&original),
+                    with_hint(format!("unknown field `{field}`"), field, &expected),
+                ),
+                None => match unknown(&message, "unknown variant `") {
+                    Some((variant, expected)) => (
+                        self.span(&original),
+                        with_hint(format!("unknown value `{variant}`"), variant, &expected),
+                    ),
+                    None => (self.span(&original), plain_message(&message)),
+                },
+            };
+            problems.push(Problem::new(span, message));
+            if path.is_empty() || !remove(&mut fields, &path) {
+                return None;
+            }
+            removed.push(original);
+        }
+        None
+    }
+}
+
+/// A path in the definition as serde saw it (after list items were taken out) → the same path
+/// in the definition as written.
+fn to_original(path: &[Segment], removed: &[Vec<Segment>]) -> Vec<Segment> {
+    let mut out: Vec<Segment> = Vec::with_capacity(path.len());
+    for segment in path {
+        match segment {
+            Segment::Key(_) => out.push(segment.clone()),
+            Segment::Index(i) => {
+                let mut gone: Vec<usize> = removed
+                    .iter()
+                    .filter(|r| r.len() == out.len() + 1 && r.starts_with(&out))
+                    .filter_map(|r| match r.last() {
+                        Some(Segment::Index(g)) => Some(*g),
+                        _ => None,
+                    })
+                    .collect();
+                gone.sort_unstable();
+                let mut original = *i;
+                for g in gone {
+                    if g <= original {
+                        original += 1;
+                    }
+                }
+                out.push(Segment::Index(original));
+            }
+        }
+    }
+    out
+}
+
+/// Takes the value at `path` out of `fields`; false when there is none.
+fn remove(fields: &mut Map, path: &[Segment]) -> bool {
+    let Some((last, parents)) = path.split_last() else {
+        return false;
+    };
+    let mut at: Option<&mut Value> = None;
+    for segment in parents {
+        let next = match (at, segment) {
+            (None, Segment::Key(k)) => fields.get_mut(k),
+            (Some(Value::Object(o)), Segment::Key(k)) => o.get_mut(k),
+            (Some(Value::Array(a)), Segment::Index(i)) => a.get_mut(*i),
+            _ => None,
+        };
+        let Some(next) = next else { return false };
+        at = Some(next);
+    }
+    match (at, last) {
+        (None, Segment::Key(k)) => fields.shift_remove(k).is_some(),
+        (Some(Value::Object(o)), Segment::Key(k)) => o.shift_remove(k).is_some(),
+        (Some(Value::Array(a)), Segment::Index(i)) if *i < a.len() => {
+            a.remove(*i);
+            true
+        }
+        _ => false,
+    }
+}
+
+/// `missing field `x`` → `x`.
+fn missing_field(message: &str) -> Option<&str> {
+    message.strip_prefix("missing field `")?.strip_suffix('`')
+}
+
+/// serde's "unknown field `x`, expected one of `a`, `b`" (or "expected `a`") → (`x`, [a, b]).
+fn unknown<'m>(message: &'m str, prefix: &str) -> Option<(&'m str, Vec<&'m str>)> {
+    let rest = message.strip_prefix(prefix)?;
+    let (name, expected) = rest.split_once('`')?;
+    let expected = expected.split('`').skip(1).step_by(2).collect::<Vec<_>>();
+    Some((name, expected))
+}
+
+fn with_hint(message: String, name: &str, expected: &[&str]) -> String {
+    if let Some(hint) = suggest(name, expected.iter().copied()) {
+        return format!("{message}; {hint}");
+    }
+    if expected.is_empty() {
+        return message;
+    }
+    let list: Vec<String> = expected.iter().map(|e| format!("`{e}`")).collect();
+    format!("{message}; expected one of {}", list.join(", "))
+}
+
+/// serde's messages for the model's own shapes, in the user's words.
+fn plain_message(message: &str) -> String {
+    if message.contains("untagged enum OneOrMany") {
+        return "`team` is a team name or a list of team names".into();
+    }
+    if message.contains("untagged enum RelationValue") {
+        return "a relation is an identifier, a list of identifiers, or null".into();
+    }
+    message.to_string()
+}
+
+fn kinds() -> String {
+    let list: Vec<String> = KINDS.iter().map(|k| format!("`kind: {k}`")).collect();
+    list.join(" or ")
+}
+
+fn type_name(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "a mapping",
+    }
+}
+
+/// Definitions declared more than once across files: an error at each declaration, naming
+/// the others.
+pub fn check_duplicates(docs: &[Document]) -> Vec<FileError> {
+    let mut by_key: IndexMap<String, Vec<&Document>> = IndexMap::new();
+    for doc in docs {
+        by_key.entry(doc.key()).or_default().push(doc);
+    }
+    let mut errors = Vec::new();
+    for (key, same) in by_key {
+        if same.len() < 2 {
+            continue;
+        }
+        let places: Vec<Location> = same.iter().map(|d| d.locate("identifier")).collect();
+        for (i, place) in places.iter().enumerate() {
+            let others: Vec<String> = places
+                .iter()
+                .enumerate()
+                .filter(|(j, _)| *j != i)
+                .map(|(_, p)| p.to_string())
+                .collect();
+            errors.push(FileError {
+                location: place.clone(),
+                message: format!(
+                    "`{key}` is declared {} times; also at {}",
+                    same.len(),
+                    others.join(", ")
+                ),
+            });
+        }
+    }
+    errors
+}
