@@ -114,7 +114,9 @@ pub fn calculate(
     entity_json: &Value,
     limits: &Limits,
 ) -> Result<Value, String> {
-    let v = program.run(entity_json, limits).map_err(|e| e.to_string())?;
+    let v = program
+        .run(entity_json, limits)
+        .map_err(|e| e.to_string())?;
     let ok = match (&v, spec.ty) {
         (Value::Null, _) => true,
         (Value::String(_), PropertyType::String) => true,

@@ -59,7 +59,8 @@ mod tests {
     #[test]
     fn nested_objects_are_compared_key_by_key_and_arrays_whole() {
         let before = json!({"title": "A", "properties": {"tier": 1, "tags": ["x"], "gone": true}});
-        let after = json!({"title": "A", "properties": {"tier": 2, "tags": ["x", "y"], "new": null}});
+        let after =
+            json!({"title": "A", "properties": {"tier": 2, "tags": ["x", "y"], "new": null}});
         let changes = diff(&before, &after);
         let paths: Vec<_> = changes.iter().map(|c| c.path.as_str()).collect();
         assert_eq!(

@@ -153,7 +153,11 @@ impl Lookup for Catalog {
     }
 
     fn referrers(&self, blueprint: &str, identifier: &str) -> Vec<(&Indexed, &str)> {
-        let Some(refs) = self.referrers.get(blueprint).and_then(|m| m.get(identifier)) else {
+        let Some(refs) = self
+            .referrers
+            .get(blueprint)
+            .and_then(|m| m.get(identifier))
+        else {
             return Vec::new();
         };
         refs.iter()
@@ -375,11 +379,12 @@ impl Catalog {
 
     fn register(&mut self, e: &Entity) {
         for (tbp, tid, rel) in self.relation_targets(e) {
-            self.referrers.entry(tbp).or_default().entry(tid).or_default().insert((
-                e.blueprint.clone(),
-                e.identifier.clone(),
-                rel,
-            ));
+            self.referrers
+                .entry(tbp)
+                .or_default()
+                .entry(tid)
+                .or_default()
+                .insert((e.blueprint.clone(), e.identifier.clone(), rel));
         }
     }
 
@@ -480,24 +485,25 @@ impl Catalog {
         }
         for (name, spec) in &bp.aggregation_properties {
             let value = match self.blueprint(&spec.target) {
-                Some(target) => match computed::aggregation_relation(spec, &bp.identifier, target)
-                {
-                    Some(relation) => {
-                        let prepared = entry.filters.get(name).map(|q| q.prepare(self));
-                        let related: Vec<&Indexed> = self
-                            .referrers(&key.0, &key.1)
-                            .into_iter()
-                            .filter(|(r, rel)| {
-                                *rel == relation
-                                    && r.record.entity.blueprint == spec.target
-                                    && prepared.as_ref().is_none_or(|p| p.matches(r, self))
-                            })
-                            .map(|(r, _)| r)
-                            .collect();
-                        computed::aggregate(spec, &related)
+                Some(target) => {
+                    match computed::aggregation_relation(spec, &bp.identifier, target) {
+                        Some(relation) => {
+                            let prepared = entry.filters.get(name).map(|q| q.prepare(self));
+                            let related: Vec<&Indexed> = self
+                                .referrers(&key.0, &key.1)
+                                .into_iter()
+                                .filter(|(r, rel)| {
+                                    *rel == relation
+                                        && r.record.entity.blueprint == spec.target
+                                        && prepared.as_ref().is_none_or(|p| p.matches(r, self))
+                                })
+                                .map(|(r, _)| r)
+                                .collect();
+                            computed::aggregate(spec, &related)
+                        }
+                        None => Value::Null,
                     }
-                    None => Value::Null,
-                },
+                }
                 None => Value::Null,
             };
             computed.insert(name.clone(), value);

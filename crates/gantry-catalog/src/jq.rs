@@ -8,17 +8,34 @@ pub struct Limits {
 }
 impl Default for Limits {
     fn default() -> Self {
-        Limits { time: Duration::from_millis(50), max_output_bytes: 64 * 1024 }
+        Limits {
+            time: Duration::from_millis(50),
+            max_output_bytes: 64 * 1024,
+        }
     }
 }
 #[derive(Debug, Clone)]
 pub struct JqProgram;
 #[derive(Debug)]
-pub enum JqError { Failed(String) }
+pub enum JqError {
+    Failed(String),
+}
 impl std::fmt::Display for JqError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result { match self { JqError::Failed(m) => f.write_str(m) } }
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            JqError::Failed(m) => f.write_str(m),
+        }
+    }
 }
 impl JqProgram {
-    pub fn compile(_src: &str) -> Result<JqProgram, String> { Ok(JqProgram) }
-    pub fn run(&self, _input: &serde_json::Value, _limits: &Limits) -> Result<serde_json::Value, JqError> { Err(JqError::Failed("stand-in".into())) }
+    pub fn compile(_src: &str) -> Result<JqProgram, String> {
+        Ok(JqProgram)
+    }
+    pub fn run(
+        &self,
+        _input: &serde_json::Value,
+        _limits: &Limits,
+    ) -> Result<serde_json::Value, JqError> {
+        Err(JqError::Failed("stand-in".into()))
+    }
 }

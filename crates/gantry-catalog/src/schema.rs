@@ -153,7 +153,9 @@ fn check_format(format: Format, s: &str) -> Result<(), String> {
             Format::Url => "is not a URL (scheme://host...)".to_string(),
             Format::Email => "is not an email address".to_string(),
             Format::User => "is not a user (their email address)".to_string(),
-            Format::DateTime => "is not an RFC 3339 date-time, e.g. 2026-01-31T12:00:00Z".to_string(),
+            Format::DateTime => {
+                "is not an RFC 3339 date-time, e.g. 2026-01-31T12:00:00Z".to_string()
+            }
             Format::Yaml => "is not valid YAML".to_string(),
             Format::Team => "is not a team name".to_string(),
             Format::Markdown => String::new(),
@@ -175,7 +177,10 @@ impl CompiledProperty {
                 .pattern
                 .as_deref()
                 .and_then(|p| compile_pattern(p).ok()),
-            items: spec.items.as_deref().map(|i| Box::new(CompiledProperty::new(i))),
+            items: spec
+                .items
+                .as_deref()
+                .map(|i| Box::new(CompiledProperty::new(i))),
             spec: spec.clone(),
         }
     }
@@ -246,7 +251,10 @@ impl CompiledProperty {
             Value::Array(items) => {
                 let len = items.len() as u64;
                 if let Some(min) = spec.min_items.filter(|m| len < *m) {
-                    out.push(Problem::new(path, format!("must have at least {min} items")));
+                    out.push(Problem::new(
+                        path,
+                        format!("must have at least {min} items"),
+                    ));
                 }
                 if let Some(max) = spec.max_items.filter(|m| len > *m) {
                     out.push(Problem::new(path, format!("must have at most {max} items")));
@@ -391,7 +399,10 @@ impl CompiledBlueprint {
             match value {
                 RelationValue::Many(_) if !spec.many => out.push(Problem::new(
                     path,
-                    format!("`{name}` relates to one {}: give one identifier, not a list", spec.target),
+                    format!(
+                        "`{name}` relates to one {}: give one identifier, not a list",
+                        spec.target
+                    ),
                 )),
                 RelationValue::Many(ids) => {
                     let mut seen = HashSet::new();
@@ -417,7 +428,10 @@ impl CompiledBlueprint {
             if spec.required && e.relations.get(name).is_none_or(|v| v.targets().is_empty()) {
                 out.push(Problem::new(
                     format!("relations.{name}"),
-                    format!("`{name}` is required: name the {} it relates to", spec.target),
+                    format!(
+                        "`{name}` is required: name the {} it relates to",
+                        spec.target
+                    ),
                 ));
             }
         }
@@ -494,7 +508,10 @@ fn check_spec(path: &str, spec: &PropertySpec, out: &mut Vec<Problem>) {
     }
     if let Some(values) = &spec.enum_values {
         if values.is_empty() {
-            out.push(Problem::new(format!("{path}.enum"), "an enum lists at least one value"));
+            out.push(Problem::new(
+                format!("{path}.enum"),
+                "an enum lists at least one value",
+            ));
         }
         for (i, v) in values.iter().enumerate() {
             if !has_type(v, spec.ty) {
@@ -527,7 +544,9 @@ fn check_name(path: &str, name: &str, seen: &mut HashSet<String>, out: &mut Vec<
     } else if !seen.insert(name.to_string()) {
         out.push(Problem::new(
             path,
-            format!("`{name}` is used twice among the properties, relations and computed properties"),
+            format!(
+                "`{name}` is used twice among the properties, relations and computed properties"
+            ),
         ));
     }
 }
@@ -700,8 +719,7 @@ pub fn check_blueprint_change(old: &Blueprint, new: &Blueprint) -> Vec<Problem> 
                     after.ty.as_str()
                 ),
             ));
-        } else if item(before).is_some() && item(after).is_some() && item(before) != item(after)
-        {
+        } else if item(before).is_some() && item(after).is_some() && item(before) != item(after) {
             out.push(Problem::new(
                 format!("schema.properties.{name}.items.type"),
                 format!(

@@ -1,6 +1,7 @@
 //! The catalog's one integration-test binary.
 
 mod backstage;
+mod catalog_index;
 mod files;
 mod fixture;
 mod query;
