@@ -47,7 +47,7 @@ use gantry_workflow::{read_data_documents, DataDoc, LineIndex, PathSegment, Span
 use indexmap::IndexMap;
 use serde_json::Value;
 
-use crate::files::{FileError, Location};
+use crate::files::{yaml_message, FileError, Location};
 use crate::model::{Blueprint, Entity, Format, Map, PropertySpec, PropertyType, RelationSpec};
 use crate::model::{RelationValue, Schema};
 
@@ -283,11 +283,7 @@ pub fn import(files: &[(String, String)]) -> Result<Import, Vec<FileError>> {
         };
         let (docs, diagnostics) = read_data_documents(text);
         for d in &diagnostics {
-            let message = match &d.help {
-                Some(help) => format!("{}; {help}", d.message),
-                None => d.message.clone(),
-            };
-            let problem = source.problem(d.span, message);
+            let problem = source.problem(d.span, yaml_message(d, &source.lines));
             if d.is_error() {
                 out.errors.push(problem);
             } else {
