@@ -7,10 +7,14 @@
 //! substitutions are reported as warnings naming what to pass or fill in by hand.
 //!
 //! The mapping, decided once so a re-import gives the same identifiers:
-//! - identifier = `metadata.name`; outside the `default` namespace, `namespace:name` (Backstage
-//!   names cannot hold `:`, so no two entities can collide); 1 to 100 letters, digits, `-`,
-//!   `_`, `.` or `@`, else the import fails with the place of the name;
+//! - identifier = `metadata.name`; outside the `default` namespace, `namespace:name` with the
+//!   namespace in lowercase (Backstage names cannot hold `:`, so no two entities collide, and
+//!   `ns.name` could); name and namespace are 1 to 100 letters, digits, `-`, `_`, `.` or `@`,
+//!   else the import fails at the name; an entity names its kind's blueprint (`component`,
+//!   `api`, ...), so the same name may be a component and a resource;
 //! - title = `metadata.title`, else a Group's or User's `profile.displayName`, else the name;
+//! - an email that does not look like one is left out with a warning (the blueprint's
+//!   `email` property has the `email` format);
 //! - `description`, `tags`, `links`, `annotations`, `labels` and the kind's own fields
 //!   (`type`, `lifecycle`, an API's `definition` as text, `displayName`/`email`/`picture` from a
 //!   `profile`) become properties;
@@ -20,8 +24,11 @@
 //!   lowercase, `:` written `.`); a User owner is relation `ownerUser`;
 //! - `dependsOn` splits by target kind into `dependsOnComponents` and `dependsOnResources`
 //!   (a reference without a kind is looked up by name among the imported components and
-//!   resources); a Resource keeps only `dependsOnResources`, so the blueprints can be created
-//!   in order, every relation's target first;
+//!   resources; not found, it is taken for one of the referrer's own kind); a Resource keeps
+//!   only `dependsOnResources`, so the blueprints can be created in order, every relation's
+//!   target first;
+//! - `subcomponentOf` and a Domain's `subdomainOf` keep their names; an API's `definition` is
+//!   plain text (OpenAPI, AsyncAPI, GraphQL or protobuf: no one format fits all);
 //! - reverse fields are turned around and recorded once, on the side that points up:
 //!   a Group's `children` set the child's `parent`, its `members` add to the user's
 //!   `memberOf`, `dependencyOf` adds to the other entity's `dependsOn…`;
@@ -40,7 +47,7 @@ use gantry_workflow::{read_data_documents, DataDoc, LineIndex, PathSegment, Span
 use indexmap::IndexMap;
 use serde_json::Value;
 
-use crate::files::{FileError, Location};
+use crate::files::{yaml_message, FileError, Location};
 use crate::model::{Blueprint, Entity, Format, Map, PropertySpec, PropertyType, RelationSpec};
 use crate::model::{RelationValue, Schema};
 
@@ -276,11 +283,7 @@ pub fn import(files: &[(String, String)]) -> Result<Import, Vec<FileError>> {
         };
         let (docs, diagnostics) = read_data_documents(text);
         for d in &diagnostics {
-            let message = match &d.help {
-                Some(help) => format!("{}; {help}", d.message),
-                None => d.message.clone(),
-            };
-            let problem = source.problem(d.span, message);
+            let problem = source.problem(d.span, yaml_message(d, &source.lines));
             if d.is_error() {
                 out.errors.push(problem);
             } else {

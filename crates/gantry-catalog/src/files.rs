@@ -143,7 +143,10 @@ pub fn parse_file(file: &str, src: &str) -> (Vec<Document>, Vec<FileError>) {
     let mut file_reader = FileReader {
         file,
         lines: &lines,
-        problems: diagnostics.iter().map(yaml_problem).collect(),
+        problems: diagnostics
+            .iter()
+            .map(|d| Problem::new(d.span, yaml_message(d, &lines)))
+            .collect(),
     };
     let mut docs = Vec::new();
     let mut index = 0;
@@ -187,17 +190,11 @@ pub fn parse_file(file: &str, src: &str) -> (Vec<Document>, Vec<FileError>) {
 struct Problem {
     span: Span,
     message: String,
-    /// Another place that explains this one, and what it is ("first defined").
-    related: Option<(Span, String)>,
 }
 
 impl Problem {
     fn new(span: Span, message: String) -> Self {
-        Problem {
-            span,
-            message,
-            related: None,
-        }
+        Problem { span, message }
     }
 }
 
@@ -212,35 +209,27 @@ impl FileReader<'_> {
         self.problems.sort_by_key(|p| p.span.start);
         self.problems
             .into_iter()
-            .map(|p| {
-                let mut message = p.message;
-                if let Some((span, label)) = p.related {
-                    let lc = self.lines.line_col(span.start);
-                    message = format!("{message} ({label} at {}:{})", lc.line, lc.column);
-                }
-                FileError {
-                    location: location(self.file, self.lines, p.span),
-                    message,
-                }
+            .map(|p| FileError {
+                location: location(self.file, self.lines, p.span),
+                message: p.message,
             })
             .collect()
     }
 }
 
-/// A YAML problem, its help folded into the message.
-fn yaml_problem(d: &Diagnostic) -> Problem {
-    let message = match &d.help {
+/// The message of a YAML problem, its help and the place it refers to folded in:
+/// "duplicate key `a` (first defined at 2:1)".
+pub(crate) fn yaml_message(d: &Diagnostic, lines: &LineIndex<'_>) -> String {
+    let mut message = match &d.help {
         Some(help) => format!("{}; {help}", d.message),
         None => d.message.clone(),
     };
-    Problem {
-        span: d.span,
-        message,
-        related: d.related.first().map(|(span, label)| {
-            let label = label.strip_suffix(" here").unwrap_or(label);
-            (*span, label.to_string())
-        }),
+    if let Some((span, label)) = d.related.first() {
+        let label = label.strip_suffix(" here").unwrap_or(label);
+        let lc = lines.line_col(span.start);
+        message = format!("{message} ({label} at {}:{})", lc.line, lc.column);
     }
+    message
 }
 
 /// A path into a definition, owned, as serde reports it.

@@ -1,5 +1,5 @@
 //! The software catalog of Gantry: blueprints, entities and relations, their validation,
-//! computed properties, the query language, and the definition-file formats.
+//! computed properties, the query language, the definition-file formats and the Backstage import.
 //!
 //! No I/O: the store keeps rows, the server keeps an in-memory [`index::Catalog`] in step with
 //! them, and everything that decides what a blueprint or entity means lives here.

@@ -375,3 +375,14 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn refused_list_items_are_shown_where_they_are_written() {
+    // After the first refused item is taken out, the next is still shown at its own place.
+    let src = "kind: Blueprint\nidentifier: s\nschema:\n  required: [1, port, 2, name, [x]]\n";
+    insta::assert_snapshot!(check("s.yaml", src), @r"
+    s.yaml:4:14: invalid type: integer `1`, expected a string
+    s.yaml:4:23: invalid type: integer `2`, expected a string
+    s.yaml:4:32: invalid type: sequence, expected a string
+    ");
+}
