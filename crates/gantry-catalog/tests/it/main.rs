@@ -2,3 +2,4 @@
 
 mod fixture;
 mod query;
+mod query_properties;
