@@ -346,7 +346,11 @@ impl Direction {
     }
 }
 
-/// Checks a field or path: non-empty segments separated by dots.
+/// A field path may have this many dot-separated names, which bounds how deep reading it
+/// recurses.
+pub(crate) const MAX_PATH_NAMES: usize = 16;
+
+/// Checks a field or path: non-empty names separated by dots.
 pub(crate) fn check_field(field: &str) -> Result<(), String> {
     if field.is_empty() {
         return Err("the field name is empty".to_string());
@@ -354,6 +358,11 @@ pub(crate) fn check_field(field: &str) -> Result<(), String> {
     if field.split('.').any(str::is_empty) {
         return Err(format!(
             "`{field}` is not a field: a path is names separated by single dots, like `owner.team`"
+        ));
+    }
+    if field.split('.').count() > MAX_PATH_NAMES {
+        return Err(format!(
+            "a field path may have at most {MAX_PATH_NAMES} names separated by dots"
         ));
     }
     Ok(())

@@ -105,7 +105,8 @@ impl<'a> V<'a> {
     }
 }
 
-/// An RFC 3339 timestamp written the way `DateTime::to_rfc3339` writes it, on the stack.
+/// An RFC 3339 timestamp written the way `DateTime::to_rfc3339` writes it, on the stack: a
+/// date rule compares every entity's timestamp as text, so this must not allocate.
 pub(crate) struct DateText {
     buf: [u8; 48],
     len: usize,
@@ -117,36 +118,61 @@ impl DateText {
             buf: [0; 48],
             len: 0,
         };
-        if (0..=9999).contains(&d.year()) {
-            let mut sec = d.second();
-            let mut nano = d.nanosecond();
-            if nano >= 1_000_000_000 {
-                sec += 1;
-                nano -= 1_000_000_000;
-            }
-            let _ = write!(
-                out,
-                "{:04}-{:02}-{:02}T{:02}:{:02}:{sec:02}",
-                d.year(),
-                d.month(),
-                d.day(),
-                d.hour(),
-                d.minute()
-            );
-            let _ = if nano == 0 {
-                Ok(())
-            } else if nano.is_multiple_of(1_000_000) {
-                write!(out, ".{:03}", nano / 1_000_000)
-            } else if nano.is_multiple_of(1_000) {
-                write!(out, ".{:06}", nano / 1_000)
-            } else {
-                write!(out, ".{nano:09}")
-            };
-            let _ = out.write_str("+00:00");
-        } else {
+        let year = d.year();
+        if !(0..=9999).contains(&year) {
             let _ = out.write_str(&d.to_rfc3339());
+            return out;
         }
+        let mut sec = d.second();
+        let mut nano = d.nanosecond();
+        if nano >= 1_000_000_000 {
+            // A leap second.
+            sec += 1;
+            nano -= 1_000_000_000;
+        }
+        out.digits(year as u32, 4);
+        out.byte(b'-');
+        out.digits(d.month(), 2);
+        out.byte(b'-');
+        out.digits(d.day(), 2);
+        out.byte(b'T');
+        out.digits(d.hour(), 2);
+        out.byte(b':');
+        out.digits(d.minute(), 2);
+        out.byte(b':');
+        out.digits(sec, 2);
+        if nano != 0 {
+            out.byte(b'.');
+            if nano.is_multiple_of(1_000_000) {
+                out.digits(nano / 1_000_000, 3);
+            } else if nano.is_multiple_of(1_000) {
+                out.digits(nano / 1_000, 6);
+            } else {
+                out.digits(nano, 9);
+            }
+        }
+        let _ = out.write_str("+00:00");
         out
+    }
+
+    fn byte(&mut self, b: u8) {
+        if let Some(slot) = self.buf.get_mut(self.len) {
+            *slot = b;
+            self.len += 1;
+        }
+    }
+
+    /// `n` in exactly `width` decimal digits, zero-padded.
+    fn digits(&mut self, mut n: u32, width: usize) {
+        let end = self.len + width;
+        let Some(dst) = self.buf.get_mut(self.len..end) else {
+            return;
+        };
+        for slot in dst.iter_mut().rev() {
+            *slot = b'0' + (n % 10) as u8;
+            n /= 10;
+        }
+        self.len = end;
     }
 
     pub(crate) fn as_str(&self) -> &str {
@@ -173,14 +199,18 @@ pub(crate) fn visit<'a>(
     e: &'a Indexed,
     path: &str,
     lookup: &'a dyn Lookup,
-    f: &mut dyn FnMut(Option<V<'a>>) -> bool,
+    mut f: impl FnMut(Option<V<'a>>) -> bool,
 ) -> bool {
+    // Most rules name a plain field: read it without setting up a walk.
+    if first_hop(path).is_none() {
+        return f(read(e, path));
+    }
     let mut walk = Walk {
         lookup,
         reached: false,
         budget: PATH_BUDGET,
     };
-    if walk.go(e, path, f) {
+    if walk.go(e, path, &mut f) {
         return true;
     }
     !walk.reached && f(None)
@@ -270,7 +300,7 @@ pub(crate) fn read<'a>(e: &'a Indexed, name: &str) -> Option<V<'a>> {
 /// The first value of `path` on `e` that is not missing or null, for sorting.
 pub(crate) fn first_value<'a>(e: &'a Indexed, path: &str, lookup: &'a dyn Lookup) -> Option<V<'a>> {
     let mut out = None;
-    visit(e, path, lookup, &mut |v| {
+    visit(e, path, lookup, |v| {
         out = v.filter(|v| !matches!(v, V::Null));
         out.is_some()
     });
@@ -379,32 +409,36 @@ fn in_list(v: Option<V<'_>>, list: &[Value]) -> bool {
 
 /// Whether `e` passes one `FIELD OPERATOR VALUE` rule.
 fn test(t: &Test, e: &Indexed, lookup: &dyn Lookup) -> bool {
-    let any = |pred: &mut dyn FnMut(Option<V<'_>>) -> bool| visit(e, &t.field, lookup, pred);
+    let field = t.field.as_str();
     let ordered = |w: &Value, ok: fn(Ordering) -> bool| {
-        visit(e, &t.field, lookup, &mut |v| {
+        visit(e, field, lookup, |v| {
             v.is_some_and(|v| scalar_any(v, &mut |x| order(x, w).is_some_and(ok)))
         })
     };
+    let text = |pred: &dyn Fn(&str) -> bool| {
+        visit(e, field, lookup, |v| v.is_some_and(|v| text_any(v, pred)))
+    };
+    let equal = |w: &Value| visit(e, field, lookup, |v| v.map_or(w.is_null(), |v| eq(v, w)));
+    let listed = |list: &[Value]| visit(e, field, lookup, |v| in_list(v, list));
+    let filled = || visit(e, field, lookup, |v| v.is_some_and(|v| !v.is_empty()));
     match &t.op {
-        Op::Eq(w) => any(&mut |v| v.map_or(w.is_null(), |v| eq(v, w))),
-        Op::Ne(w) => !any(&mut |v| v.map_or(w.is_null(), |v| eq(v, w))),
+        Op::Eq(w) => equal(w),
+        Op::Ne(w) => !equal(w),
         Op::Lt(w) => ordered(w, Ordering::is_lt),
         Op::Le(w) => ordered(w, Ordering::is_le),
         Op::Gt(w) => ordered(w, Ordering::is_gt),
         Op::Ge(w) => ordered(w, Ordering::is_ge),
-        Op::In(list) => any(&mut |v| in_list(v, list)),
-        Op::NotIn(list) => !any(&mut |v| in_list(v, list)),
-        Op::Contains(w) => any(&mut |v| v.is_some_and(|v| contains(v, w))),
-        Op::ContainsAny(list) => any(&mut |v| v.is_some_and(|v| contains_any(v, list))),
-        Op::BeginsWith(p) => {
-            any(&mut |v| v.is_some_and(|v| text_any(v, &|s| s.starts_with(p.as_str()))))
-        }
-        Op::EndsWith(p) => {
-            any(&mut |v| v.is_some_and(|v| text_any(v, &|s| s.ends_with(p.as_str()))))
-        }
-        Op::IsEmpty => !any(&mut |v| v.is_some_and(|v| !v.is_empty())),
-        Op::IsNotEmpty => any(&mut |v| v.is_some_and(|v| !v.is_empty())),
-        Op::Between(lo, hi) => any(&mut |v| {
+        Op::In(list) => listed(list),
+        Op::NotIn(list) => !listed(list),
+        Op::Contains(w) => visit(e, field, lookup, |v| v.is_some_and(|v| contains(v, w))),
+        Op::ContainsAny(list) => visit(e, field, lookup, |v| {
+            v.is_some_and(|v| contains_any(v, list))
+        }),
+        Op::BeginsWith(p) => text(&|s| s.starts_with(p.as_str())),
+        Op::EndsWith(p) => text(&|s| s.ends_with(p.as_str())),
+        Op::IsEmpty => !filled(),
+        Op::IsNotEmpty => filled(),
+        Op::Between(lo, hi) => visit(e, field, lookup, |v| {
             v.is_some_and(|v| {
                 scalar_any(v, &mut |x| {
                     order(x, lo).is_some_and(Ordering::is_ge)
@@ -582,5 +616,40 @@ pub(crate) fn sort_cmp(a: V<'_>, b: V<'_>) -> Ordering {
             x.len().cmp(&y.len())
         }
         _ => rank(a).cmp(&rank(b)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{NaiveDate, TimeZone};
+
+    #[test]
+    fn date_text_is_to_rfc3339() {
+        let day = NaiveDate::from_ymd_opt(2026, 3, 9).unwrap_or_default();
+        for (h, m, s, nano) in [
+            (0, 0, 0, 0),
+            (9, 5, 7, 250_000_000),
+            (23, 59, 59, 123_000),
+            (12, 30, 1, 123_456_789),
+            (1, 2, 3, 1),
+            (23, 59, 59, 1_500_000_000),
+        ] {
+            let Some(t) = day.and_hms_nano_opt(h, m, s, nano) else {
+                panic!("not a time: {h}:{m}:{s}.{nano}");
+            };
+            let d = Utc.from_utc_datetime(&t);
+            assert_eq!(DateText::new(&d).as_str(), d.to_rfc3339());
+        }
+        for d in [
+            Utc.with_ymd_and_hms(12, 1, 2, 3, 4, 5).single(),
+            Utc.with_ymd_and_hms(-44, 3, 15, 0, 0, 0).single(),
+            Utc.with_ymd_and_hms(10_000, 1, 1, 0, 0, 0).single(),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            assert_eq!(DateText::new(&d).as_str(), d.to_rfc3339());
+        }
     }
 }

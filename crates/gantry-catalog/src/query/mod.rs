@@ -74,9 +74,10 @@
 //!
 //! # Limits
 //!
-//! Groups nest at most 32 deep and a query holds at most 1000 rules, so neither form can make
-//! evaluation recurse deeply or run long. A path through relations visits at most 10,000
-//! entities per entity tested.
+//! Groups nest at most 32 deep, a query holds at most 1000 rules and a field path at most 16
+//! names, so neither form can make evaluation recurse deeply or run long. A path through
+//! relations visits at most 10,000 entities per entity tested; past that, the rest count as
+//! unreachable.
 //!
 //! No I/O and no interior mutability: a [`Query`] is compiled once and read by any number of
 //! threads; a [`Prepared`] query borrows it for one request.
@@ -95,7 +96,7 @@ use serde_json::Value;
 
 pub use error::QueryError;
 pub use search::{facet_values, TextSearch};
-pub use sort::{compare, compare_to_key, is_sort_key, sort_key, Sort};
+pub use sort::{compare, compare_keys, compare_to_key, is_sort_key, sort_key, Sort};
 
 use crate::model::{Indexed, Lookup};
 use ast::{normalize_root, Combinator, Node, Op};

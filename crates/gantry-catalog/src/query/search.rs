@@ -47,17 +47,27 @@ impl TextSearch {
 
 impl Term {
     fn found_in(&self, haystack: &str) -> bool {
-        let needle = &self.lower;
+        let needle = self.lower.as_bytes();
+        let Some((&first, rest)) = needle.split_first() else {
+            return true;
+        };
         if self.ascii && haystack.is_ascii() {
-            return needle.len() <= haystack.len()
-                && haystack
-                    .as_bytes()
-                    .windows(needle.len())
-                    .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()));
+            let h = haystack.as_bytes();
+            let Some(last_start) = h.len().checked_sub(needle.len()) else {
+                return false;
+            };
+            let upper = first.to_ascii_uppercase();
+            return (0..=last_start).any(|i| {
+                let b = h[i];
+                (b == first || b == upper) && h[i + 1..i + needle.len()].eq_ignore_ascii_case(rest)
+            });
         }
-        haystack.char_indices().any(|(i, _)| {
-            let mut rest = haystack[i..].chars().flat_map(char::to_lowercase);
-            needle.chars().all(|n| rest.next() == Some(n))
+        let first = self.lower.chars().next();
+        haystack.char_indices().any(|(i, c)| {
+            c.to_lowercase().next() == first && {
+                let mut rest = haystack[i..].chars().flat_map(char::to_lowercase);
+                self.lower.chars().all(|n| rest.next() == Some(n))
+            }
         })
     }
 }
@@ -81,7 +91,7 @@ fn any_text(e: &Indexed, f: &mut dyn FnMut(&str) -> bool) -> bool {
 /// caller counts the entity under "no value").
 pub fn facet_values(e: &Indexed, field: &str, lookup: &dyn Lookup) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
-    visit(e, field, lookup, &mut |v| {
+    visit(e, field, lookup, |v| {
         match v {
             Some(V::Arr(items)) => items.iter().for_each(|i| push_facet(i, &mut out)),
             Some(v) => push_facet(v, &mut out),

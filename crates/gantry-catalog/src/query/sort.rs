@@ -112,6 +112,31 @@ pub fn sort_key(e: &Indexed, sort: &[Sort], lookup: &dyn Lookup) -> Value {
     Value::Array(key)
 }
 
+/// The order of two keys from [`sort_key`] for the same `sort`: the order [`compare`] gives
+/// their entities, so a caller may compute each entity's key once and sort by keys.
+pub fn compare_keys(a: &Value, b: &Value, sort: &[Sort]) -> Ordering {
+    let a: &[Value] = a.as_array().map_or(&[], Vec::as_slice);
+    let b: &[Value] = b.as_array().map_or(&[], Vec::as_slice);
+    for (i, s) in sort.iter().enumerate() {
+        let o = by_field(key_value(a, i), key_value(b, i), s.descending);
+        if o.is_ne() {
+            return o;
+        }
+    }
+    key_text(a, sort.len())
+        .cmp(key_text(b, sort.len()))
+        .then_with(|| key_text(a, sort.len() + 1).cmp(key_text(b, sort.len() + 1)))
+}
+
+/// Item `i` of a key; dates are there as RFC 3339 text, which orders as their time.
+fn key_value(items: &[Value], i: usize) -> Option<V<'_>> {
+    items.get(i).filter(|v| !v.is_null()).map(V::of)
+}
+
+fn key_text(items: &[Value], i: usize) -> &str {
+    items.get(i).and_then(Value::as_str).unwrap_or("")
+}
+
 /// Whether `key` has the shape [`sort_key`] gives for `sort`; a cursor from a client should be
 /// checked before use.
 pub fn is_sort_key(key: &Value, sort: &[Sort]) -> bool {
@@ -129,17 +154,24 @@ pub fn is_sort_key(key: &Value, sort: &[Sort]) -> bool {
 pub fn compare_to_key(e: &Indexed, key: &Value, sort: &[Sort], lookup: &dyn Lookup) -> Ordering {
     let items: &[Value] = key.as_array().map_or(&[], Vec::as_slice);
     for (i, s) in sort.iter().enumerate() {
-        let k = items.get(i).map(V::of).filter(|v| !matches!(v, V::Null));
-        let o = by_field(first_value(e, &s.field, lookup), k, s.descending);
+        let o = by_field(
+            first_value(e, &s.field, lookup),
+            key_value(items, i),
+            s.descending,
+        );
         if o.is_ne() {
             return o;
         }
     }
-    let text = |i: usize| items.get(i).and_then(Value::as_str).unwrap_or("");
     let entity = &e.record.entity;
     entity
         .blueprint
         .as_str()
-        .cmp(text(sort.len()))
-        .then_with(|| entity.identifier.as_str().cmp(text(sort.len() + 1)))
+        .cmp(key_text(items, sort.len()))
+        .then_with(|| {
+            entity
+                .identifier
+                .as_str()
+                .cmp(key_text(items, sort.len() + 1))
+        })
 }

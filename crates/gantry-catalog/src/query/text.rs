@@ -114,14 +114,18 @@ fn lex(src: &str) -> Result<Vec<Token<'_>>, QueryError> {
                         // in the whole query instead.
                         let text = e.to_string();
                         let what = text.split(" at line ").next().unwrap_or("invalid");
-                        let at = if e.line() == 1 {
+                        let mut at = if e.line() == 1 {
                             (i + e.column().saturating_sub(1)).min(src.len())
                         } else {
                             i
                         };
+                        while !src.is_char_boundary(at) {
+                            at -= 1;
+                        }
+                        let end = at + src[at..].chars().next().map_or(0, char::len_utf8);
                         return Err(QueryError::text(
                             src,
-                            (at, (at + 1).min(src.len())),
+                            (at, end),
                             format!("invalid JSON object: {what}"),
                         ));
                     }
@@ -251,6 +255,18 @@ pub(crate) fn parse(src: &str) -> Result<Node, QueryError> {
         return Err(p.err_at(t.start, t.end, message));
     }
     Ok(node)
+}
+
+/// Where `offset` is, in words: "column 12", or "line 2, column 5" in a multi-line query.
+fn place(src: &str, offset: usize) -> String {
+    let (line, column) = QueryError::text(src, (offset, offset), "")
+        .line_column()
+        .unwrap_or((1, 1));
+    if src.contains('\n') {
+        format!("line {line}, column {column}")
+    } else {
+        format!("column {column}")
+    }
 }
 
 struct Parser<'s> {
@@ -426,10 +442,7 @@ impl<'s> Parser<'s> {
                 Ok(inner)
             }
             _ => {
-                let column = QueryError::text(self.src, (open.start, open.end), "")
-                    .line_column()
-                    .map_or(0, |(_, c)| c);
-                let message = format!("unclosed `(` opened at column {column}");
+                let message = format!("unclosed `(` opened at {}", place(self.src, open.start));
                 Err(match self.peek() {
                     Some(t) => self.err_at(
                         t.start,
@@ -681,12 +694,8 @@ impl<'s> Parser<'s> {
                 format!("lists are nested more than {MAX_DEPTH} deep"),
             ));
         }
-        let unclosed = || {
-            let column = QueryError::text(self.src, (open.start, open.end), "")
-                .line_column()
-                .map_or(0, |(_, c)| c);
-            format!("unclosed `[` opened at column {column}")
-        };
+        let src = self.src;
+        let unclosed = || format!("unclosed `[` opened at {}", place(src, open.start));
         let mut items = Vec::new();
         loop {
             match self.peek() {

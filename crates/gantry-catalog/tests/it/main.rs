@@ -5,3 +5,4 @@ mod catalog_index;
 mod files;
 mod fixture;
 mod query;
+mod query_properties;

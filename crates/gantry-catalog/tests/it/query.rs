@@ -4,7 +4,8 @@
 use std::cmp::Ordering;
 
 use gantry_catalog::query::{
-    compare, compare_to_key, facet_values, is_sort_key, sort_key, Query, Sort, TextSearch,
+    compare, compare_keys, compare_to_key, facet_values, is_sort_key, sort_key, Query, Sort,
+    TextSearch,
 };
 use gantry_catalog::Indexed;
 use serde_json::{json, Value};
@@ -691,6 +692,13 @@ fn sort_keys_agree_with_compare_and_page_without_gaps() {
             let through_json: Value = serde_json::from_str(&key.to_string()).unwrap();
             for b in &all {
                 assert_eq!(
+                    compare_keys(&sort_key(b, &sort, &c), &key, &sort),
+                    compare(b, a, &sort, &c),
+                    "sort `{list}`: the keys of {} and {}",
+                    b.record.entity.identifier,
+                    a.record.entity.identifier
+                );
+                assert_eq!(
                     compare_to_key(b, &through_json, &sort, &c),
                     compare(b, a, &sort, &c),
                     "sort `{list}`: {} against the key of {}",
@@ -894,6 +902,7 @@ fn errors() {
         "x = {nope}",
         "x = }",
         "x = 1\nand y =",
+        "x = 1 and\n  (y = 2 or z = 3",
         &deep_text,
         &many_text,
     ];
@@ -935,6 +944,7 @@ fn errors() {
         json!({"property": "owner.team", "operator": "relatedTo", "value": "team/payments"}),
         json!({"property": "", "operator": "=", "value": 1}),
         json!({"property": "a.", "operator": "=", "value": 1}),
+        json!({"property": vec!["dependsOn"; 17].join("."), "operator": "isEmpty"}),
         deep_json,
         many,
     ];
@@ -1009,4 +1019,12 @@ fn limits() {
         .collect::<Vec<_>>()});
     assert!(Query::from_json(&many).is_ok());
     assert!(Query::parse(&vec!["x = 1"; 1000].join(" or ")).is_ok());
+    // A path of 16 names, following a relation back and forth.
+    let c = catalog();
+    let path = format!("{}.identifier", vec!["dependsOn"; 15].join("."));
+    let q = Query::from_json(&json!({"property": path, "operator": "isNotEmpty"})).unwrap();
+    assert_eq!(run(&c, &q), "");
+    let path = format!("{}.identifier", vec!["service"; 15].join("."));
+    let q = Query::from_json(&json!({"property": path, "operator": "isEmpty"})).unwrap();
+    assert_eq!(run(&c, &q), ALL);
 }
