@@ -4,5 +4,6 @@ mod backstage;
 mod catalog_index;
 mod files;
 mod fixture;
+mod jq;
 mod query;
 mod query_properties;
