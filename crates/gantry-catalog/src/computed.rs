@@ -1,151 +1,206 @@
-//! Computed properties: mirrors (a value read through relations), aggregations (over the
-//! entities that point at this one) and calculations (a jq program over the entity).
+//! Computed properties: mirror (a value read through relations), aggregation (over the entities
+//! that relate to this one) and calculation (a jq program over the entity).
+//!
+//! Pure functions: the rest of the catalog is seen through [`Lookup`]; which related entities an
+//! aggregation's `filter` keeps is decided by the caller (the query language is not used here).
 
 use serde_json::{Number, Value};
 
 use crate::jq::{JqProgram, Limits};
-use crate::model::*;
+use crate::model::{
+    AggregateFunc, AggregationSpec, Blueprint, CalculationSpec, Indexed, Lookup, PropertyType,
+};
+use crate::schema::check_format;
 
-/// The value at a mirror path from `e`: relation names, then a field of the entity reached
-/// (`owner.title`, `service.owner.$team`). Null when a relation is empty or names nothing;
-/// through a `many` relation, the list of the values found (nulls left out).
+/// The value at a mirror path from `e`: relation names then a field (`Indexed::field` names,
+/// e.g. `title`, `$team`, a property).
+///
+/// Through single relations the result is the field's value, or null when a relation is empty
+/// or names an entity that does not exist. Once the path goes through a `many` relation the
+/// result is an array (possibly empty) of the values found, in relation order, nulls dropped.
 pub fn mirror(path: &str, e: &Indexed, lookup: &dyn Lookup) -> Value {
-    let segments: Vec<&str> = path.split('.').collect();
-    let Some((field, relations)) = segments.split_last() else {
+    let steps: Vec<&str> = path.split('.').collect();
+    let Some((field, relations)) = steps.split_last() else {
         return Value::Null;
     };
-    let mut here: Vec<&Indexed> = vec![e];
+    let mut at: Vec<&Indexed> = vec![e];
     let mut many = false;
     for rel in relations {
         let mut next = Vec::new();
-        for entity in &here {
-            let Some(bp) = lookup.blueprint(&entity.record.entity.blueprint) else {
-                continue;
-            };
-            let Some(spec) = bp.relations.get(*rel) else {
+        for x in &at {
+            let entity = &x.record.entity;
+            let Some(spec) = lookup
+                .blueprint(&entity.blueprint)
+                .and_then(|bp| bp.relations.get(*rel))
+            else {
                 continue;
             };
             many |= spec.many;
-            if let Some(value) = entity.record.entity.relations.get(*rel) {
-                for t in value.targets() {
-                    if let Some(target) = lookup.entity(&spec.target, t) {
-                        next.push(target);
-                    }
-                }
-            }
+            let Some(value) = entity.relations.get(*rel) else {
+                continue;
+            };
+            next.extend(
+                value
+                    .targets()
+                    .iter()
+                    .filter_map(|id| lookup.entity(&spec.target, id)),
+            );
         }
-        here = next;
+        at = next;
     }
-    let values: Vec<Value> = here
+    let mut values = at
         .iter()
-        .filter_map(|x| x.field(field).map(|v| v.into_owned()))
-        .filter(|v| !v.is_null())
-        .collect();
+        .filter_map(|x| x.field(field))
+        .map(|v| v.into_owned())
+        .filter(|v| !v.is_null());
     if many {
-        Value::Array(values)
+        Value::Array(values.collect())
     } else {
-        values.into_iter().next().unwrap_or(Value::Null)
+        values.next().unwrap_or(Value::Null)
     }
 }
 
-/// Which relation of `target_bp` an aggregation follows: the one it names, or the only one
-/// whose target is `owner_bp`.
-pub fn aggregation_relation<'a>(
-    spec: &'a AggregationSpec,
-    owner_bp: &str,
-    target_bp: &'a Blueprint,
-) -> Option<&'a str> {
-    match &spec.relation {
-        Some(r) => target_bp
-            .relations
-            .get_key_value(r)
-            .filter(|(_, s)| s.target == owner_bp)
-            .map(|(k, _)| k.as_str()),
-        None => {
-            let mut found = target_bp
-                .relations
-                .iter()
-                .filter(|(_, s)| s.target == owner_bp);
-            let first = found.next()?;
-            if found.next().is_some() {
-                return None;
-            }
-            Some(first.0.as_str())
-        }
-    }
-}
-
-fn number(x: f64) -> Value {
-    if x.fract() == 0.0 && x.abs() < 9.0e15 {
-        Value::Number(Number::from(x as i64))
-    } else {
-        Number::from_f64(x).map_or(Value::Null, Value::Number)
-    }
-}
-
-/// count, sum, min, max or average over `related` (already filtered) of `spec.property`;
-/// values that are not numbers are skipped. Empty: count 0, sum 0, the others null.
+/// Count, sum, min, max or average over `related` (already filtered by the caller) of
+/// `spec.property`; values that are not numbers are skipped.
+/// `count` is an integer; over nothing, `count` and `sum` are 0 and the others null. Sums of
+/// integers stay integers while they fit; min and max keep the number as it was written.
 pub fn aggregate(spec: &AggregationSpec, related: &[&Indexed]) -> Value {
     if spec.func == AggregateFunc::Count {
-        return Value::from(related.len());
+        return Value::from(related.len() as u64);
     }
-    let Some(property) = spec.property.as_deref() else {
+    let Some(property) = &spec.property else {
         return Value::Null;
     };
-    let values: Vec<f64> = related
+    let numbers: Vec<Number> = related
         .iter()
-        .filter_map(|e| e.field(property).and_then(|v| v.as_f64()))
+        .filter_map(|x| match x.field(property)?.into_owned() {
+            Value::Number(n) => Some(n),
+            _ => None,
+        })
         .collect();
+    let f = |n: &Number| n.as_f64().unwrap_or(0.0);
     match spec.func {
-        AggregateFunc::Count => Value::from(related.len()),
-        AggregateFunc::Sum => number(values.iter().sum()),
-        _ if values.is_empty() => Value::Null,
-        AggregateFunc::Min => number(values.iter().copied().fold(f64::INFINITY, f64::min)),
-        AggregateFunc::Max => number(values.iter().copied().fold(f64::NEG_INFINITY, f64::max)),
-        AggregateFunc::Average => number(values.iter().sum::<f64>() / values.len() as f64),
+        AggregateFunc::Count => Value::from(numbers.len() as u64),
+        AggregateFunc::Sum => {
+            let ints: Option<i64> = numbers
+                .iter()
+                .try_fold(0i64, |acc, n| acc.checked_add(n.as_i64()?));
+            match ints {
+                Some(total) => Value::from(total),
+                None => float(numbers.iter().map(f).sum()),
+            }
+        }
+        AggregateFunc::Min => extreme(&numbers, |a, b| f(a) < f(b)),
+        AggregateFunc::Max => extreme(&numbers, |a, b| f(a) > f(b)),
+        AggregateFunc::Average => {
+            if numbers.is_empty() {
+                Value::Null
+            } else {
+                float(numbers.iter().map(f).sum::<f64>() / numbers.len() as f64)
+            }
+        }
     }
 }
 
-/// Runs a calculation over the entity's JSON and checks that the result has the declared
-/// type (null is always allowed).
+fn float(x: f64) -> Value {
+    Number::from_f64(x).map_or(Value::Null, Value::Number)
+}
+
+fn extreme(numbers: &[Number], better: impl Fn(&Number, &Number) -> bool) -> Value {
+    let mut best: Option<&Number> = None;
+    for n in numbers {
+        if best.is_none_or(|b| better(n, b)) {
+            best = Some(n);
+        }
+    }
+    best.map_or(Value::Null, |n| Value::Number(n.clone()))
+}
+
+/// Runs a calculation over the entity (`Indexed::to_json`) and checks its value has the declared
+/// type (null is always allowed; a whole number is an integer, and becomes one) and format.
 pub fn calculate(
     spec: &CalculationSpec,
     program: &JqProgram,
     entity_json: &Value,
     limits: &Limits,
 ) -> Result<Value, String> {
-    let v = program
+    let value = program
         .run(entity_json, limits)
         .map_err(|e| e.to_string())?;
-    let ok = match (&v, spec.ty) {
+    let fits = match (&value, spec.ty) {
         (Value::Null, _) => true,
-        (Value::String(_), PropertyType::String) => true,
-        (Value::Bool(_), PropertyType::Boolean) => true,
+        (Value::String(s), PropertyType::String) => {
+            if let Some(format) = spec.format {
+                check_format(format, s)
+                    .map_err(|why| format!("the calculation gives a value that is {why}"))?;
+            }
+            true
+        }
         (Value::Number(_), PropertyType::Number) => true,
         (Value::Number(n), PropertyType::Integer) => {
-            n.is_i64() || n.is_u64() || n.as_f64().is_some_and(|f| f.fract() == 0.0)
+            if n.is_i64() || n.is_u64() {
+                true
+            } else {
+                let x = n.as_f64().unwrap_or(f64::NAN);
+                if x.fract() == 0.0 && x.abs() < 9.0e15 {
+                    return Ok(Value::from(x as i64));
+                }
+                false
+            }
         }
-        (Value::Array(_), PropertyType::Array) => true,
-        (Value::Object(_), PropertyType::Object) => true,
+        (Value::Bool(_), PropertyType::Boolean)
+        | (Value::Object(_), PropertyType::Object)
+        | (Value::Array(_), PropertyType::Array) => true,
         _ => false,
     };
-    if ok {
-        Ok(v)
-    } else {
-        Err(format!(
-            "the calculation gave {v}, which is not of type {}",
-            spec.ty.as_str()
-        ))
+    if fits {
+        return Ok(value);
+    }
+    let mut quoted = value.to_string();
+    if let Some((at, _)) = quoted.char_indices().nth(40) {
+        quoted.truncate(at);
+        quoted.push_str("...");
+    }
+    Err(format!(
+        "the calculation gives {} ({quoted}), but its type is {}",
+        kind(&value),
+        spec.ty.as_str()
+    ))
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(n) if n.is_f64() => "a number",
+        Value::Number(_) => "an integer",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn whole_numbers_stay_integers_and_others_stay_floats() {
-        assert_eq!(number(3.0), Value::from(3));
-        assert_eq!(number(2.5), serde_json::json!(2.5));
+/// The relation of `target_bp` an aggregation of `owner_bp` follows: `spec.relation` when it
+/// points to `owner_bp`, else the one relation of `target_bp` that does (none when several do).
+pub fn aggregation_relation<'a>(
+    spec: &'a AggregationSpec,
+    owner_bp: &str,
+    target_bp: &'a Blueprint,
+) -> Option<&'a str> {
+    if let Some(rel) = &spec.relation {
+        return target_bp
+            .relations
+            .get(rel)
+            .filter(|r| r.target == owner_bp)
+            .map(|_| rel.as_str());
+    }
+    let mut pointing = target_bp
+        .relations
+        .iter()
+        .filter(|(_, r)| r.target == owner_bp)
+        .map(|(name, _)| name.as_str());
+    match (pointing.next(), pointing.next()) {
+        (Some(name), None) => Some(name),
+        _ => None,
     }
 }

@@ -320,11 +320,14 @@ impl Catalog {
             .map(|m| m.path.split('.').count().saturating_sub(1))
             .max()
             .unwrap_or(0);
-        if all {
-            self.recompute_all();
-        } else {
-            self.recompute_around(touched);
-        }
+        // Calculations run on a stack of known size, set up once for the whole batch.
+        crate::jq::with_run_stack(|| {
+            if all {
+                self.recompute_all();
+            } else {
+                self.recompute_around(touched);
+            }
+        });
     }
 
     fn targets_of(&self, e: &Entity) -> Vec<Key> {

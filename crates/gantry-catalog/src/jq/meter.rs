@@ -62,7 +62,7 @@ pub(super) fn stop(why: Stop) -> ! {
 pub(super) fn tick() {
     let n = STEPS.get().wrapping_add(1);
     STEPS.set(n);
-    if n % STEPS_PER_CLOCK_CHECK == 0 {
+    if n.is_multiple_of(STEPS_PER_CLOCK_CHECK) {
         check_clock();
     }
 }

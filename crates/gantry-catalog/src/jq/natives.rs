@@ -72,7 +72,7 @@ fn ours() -> Box<[Filter<RunPtr<Gantry>>]> {
         }),
         ("has", v(1), |cv| unary(cv, |x, k| has(&x, &k))),
         ("indices", v(1), |cv| unary(cv, |x, y| indices(&x, &y))),
-        ("bsearch", v(1), |cv| unary(cv, |a, x| bsearch(a, &x))),
+        ("bsearch", v(1), |cv| unary(cv, |a, x| bsearch(&a, &x))),
         ("debug_empty", v(0), |_| Box::new(std::iter::empty())),
         ("stderr_empty", v(0), |_| Box::new(std::iter::empty())),
         ("matches", vv(), |cv| bome(regex(cv, false, true))),
@@ -123,7 +123,7 @@ fn contains(a: &Val, b: &Val) -> bool {
     tick();
     match (a, b) {
         (Val::TStr(l) | Val::BStr(l), Val::TStr(r) | Val::BStr(r)) => {
-            r.is_empty() || l.windows(r.len()).any(|w| w == &r[..])
+            memchr::memmem::find(l, r).is_some()
         }
         (Val::Arr(l), Val::Arr(r)) => r.iter().all(|r| l.iter().any(|l| contains(l, r))),
         (Val::Obj(l), Val::Obj(r)) => r
@@ -150,16 +150,21 @@ fn indices(x: &V, y: &V) -> ValR<V> {
             if sub.is_empty() {
                 return Ok(std::iter::empty::<V>().collect());
             }
-            let s = String::from_utf8_lossy(s);
-            let found = s
-                .char_indices()
-                .enumerate()
-                .filter(|(_, (at, _))| {
-                    tick();
-                    s.as_bytes()[*at..].starts_with(sub)
-                })
-                .map(|(i, _)| V::from(i));
-            Ok(found.collect())
+            // Byte offsets of the matches (overlapping ones too), as character offsets.
+            // Both as valid UTF-8, so every match starts on a character.
+            let (s, sub) = (String::from_utf8_lossy(s), String::from_utf8_lossy(sub));
+            let mut chars = CharOffsets::new(&s);
+            let mut found = Vec::new();
+            let finder = memchr::memmem::Finder::new(sub.as_bytes());
+            let mut from = 0;
+            while let Some(at) = s.as_bytes().get(from..).and_then(|rest| finder.find(rest)) {
+                tick();
+                let start = from + at;
+                found.push(V::from(chars.at(start)));
+                let width = s.get(start..).and_then(|r| r.chars().next());
+                from = start + width.map_or(1, char::len_utf8);
+            }
+            Ok(found.into_iter().collect())
         }
         (Val::Arr(_), Val::Arr(sub)) if sub.is_empty() => Ok(std::iter::empty::<V>().collect()),
         (Val::Arr(a), Val::Arr(sub)) => Ok(a
@@ -184,7 +189,7 @@ fn indices(x: &V, y: &V) -> ValR<V> {
     }
 }
 
-fn bsearch(a: V, x: &V) -> ValR<V> {
+fn bsearch(a: &V, x: &V) -> ValR<V> {
     match &a.val {
         Val::Arr(items) => {
             let at = items.binary_search_by(|probe| {

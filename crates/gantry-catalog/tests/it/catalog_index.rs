@@ -139,7 +139,7 @@ fn aggregations_and_mirrors_follow_every_change_around_them() {
     assert!(r.iter().all(|r| r == &Ok(Outcome::Created)), "{r:?}");
     let pay = w.get("team", "pay");
     assert_eq!(pay["properties"]["services"], 2);
-    assert_eq!(pay["properties"]["cost"], 15);
+    assert_eq!(pay["properties"]["cost"], 15.0);
     assert_eq!(pay["properties"]["avgCost"], 7.5);
     assert_eq!(pay["properties"]["maxTier"], 3, "the default tier counts");
     assert_eq!(pay["properties"]["goServices"], 1);
@@ -348,7 +348,7 @@ fn blueprint_checks_name_the_field_at_fault() {
         "relations.svc",
         "relations.nowhere.target",
         "mirrorProperties.m.path",
-        "aggregationProperties.a.relation",
+        "aggregationProperties.a.target",
         "aggregationProperties.a.property",
     ] {
         assert!(paths.contains(&want), "{want} missing from {problems:#?}");

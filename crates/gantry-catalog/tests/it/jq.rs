@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 use gantry_catalog::jq::{JqError, JqProgram, Limits};
 use serde_json::{json, Value};
 
+#[allow(clippy::needless_pass_by_value)] // cases read as `run("..", json!(..))`
 fn run(src: &str, input: Value) -> Result<Value, JqError> {
     let p = JqProgram::compile(src).unwrap_or_else(|e| panic!("{src}: {e}"));
     p.run(&input, &Limits::default())
@@ -66,6 +67,32 @@ fn simple_programs_give_their_value() {
     assert_eq!(
         run("9223372036854775807 + 1 | . > 0", Value::Null),
         Ok(json!(true))
+    );
+}
+
+#[test]
+fn strings_are_searched_by_character() {
+    assert_eq!(
+        run(r#""éaaé" | indices("aa")"#, Value::Null),
+        Ok(json!([1]))
+    );
+    assert_eq!(
+        run(r#""aaa" | indices("aa")"#, Value::Null),
+        Ok(json!([0, 1]))
+    );
+    assert_eq!(
+        run(r#""abc" | contains("bc")"#, Value::Null),
+        Ok(json!(true))
+    );
+    assert_eq!(run(r#""abc" | contains("")"#, Value::Null), Ok(json!(true)));
+    assert_eq!(run(r#""abc" | indices("")"#, Value::Null), Ok(json!([])));
+    // Long needles in long haystacks are searched in linear time.
+    assert_eq!(
+        run(
+            r#"("a" * 1000000) | contains("a" * 500000 + "b")"#,
+            Value::Null
+        ),
+        Ok(json!(false))
     );
 }
 
@@ -147,6 +174,7 @@ fn never_ending_programs_are_stopped() {
         "reduce range(1e12) as $i (0; . + $i)",
         "last(range(1e17; 1e18))",
         "skip(1e18; repeat(1))",
+        "[range(1e9)]",
         "[range(1e9)] | length",
         "label $out | repeat(1) | empty",
     ] {
@@ -344,4 +372,32 @@ fn a_simple_run_is_cheap() {
         start.elapsed() / n
     });
     println!("jq run of `.properties.a + 1` in with_run_stack (entity JSON built each time): {batched:?}");
+}
+
+#[test]
+fn regular_expressions_are_bounded() {
+    let limits = Limits {
+        time: Duration::from_secs(5),
+        ..Limits::default()
+    };
+    let start = Instant::now();
+    let p = JqProgram::compile(r#"("a" * 1000000) | test("(a|aa)*b")"#).unwrap();
+    assert_eq!(p.run(&Value::Null, &limits), Ok(json!(false)));
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        start.elapsed()
+    );
+    let e = run(r#"("a" * 2000000) | test("a")"#, Value::Null).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "the jq program failed: regular expressions run over strings of at most 1024 KiB"
+    );
+    let e = run(r#""a" | test("(a{1000}){1000}")"#, Value::Null).unwrap_err();
+    assert!(e.to_string().contains("invalid regular expression"), "{e}");
+    let e = run(r#""a" | test("a"; "q")"#, Value::Null).unwrap_err();
+    assert!(e.to_string().contains("`q` is not a regex flag"), "{e}");
+    // Many matches: stopped by the clock like any loop.
+    let err = stopped(r#"("a" * 1000000) | [match("a"; "g")] | length"#);
+    assert!(matches!(err, JqError::Timeout(_)), "{err}");
 }

@@ -2,8 +2,11 @@
 
 mod backstage;
 mod catalog_index;
+mod computed;
 mod files;
 mod fixture;
+mod fixture_schema;
 mod jq;
 mod query;
 mod query_properties;
+mod schema;
