@@ -1,5 +1,6 @@
 //! Durable storage for Gantry: workflows and their versions, accepted events, runs with their
-//! step states and outputs, log chunks, the job queue, sealed secrets and connections, API keys.
+//! step states and outputs, log chunks, the job queue, sealed secrets and connections, API keys,
+//! and the software catalog (blueprints and entities, versioned, with a change clock).
 //!
 //! What it owns: the `Store` trait, its domain types (`model`), two backends
 //! (`SqliteStore`, `PostgresStore`) with their migrations, and the group-commit `BatchWriter`.
@@ -13,10 +14,12 @@
 //! Concurrency model: a `Store` is `Send + Sync` and shared as `Arc<dyn Store>`; every method is
 //! one transaction. Races that matter are settled by the database, not by locks in this process:
 //! unique indexes for event de-duplication and one-run-per-event, row locks with `SKIP LOCKED`
-//! (PostgreSQL) or the single writer connection (SQLite) for queue claims. Many server processes
+//! (PostgreSQL) or the single writer connection (SQLite) for queue claims, the catalog clock's
+//! row lock for catalog writes (their seq order is their commit order). Many server processes
 //! may share one PostgreSQL database; a SQLite file belongs to one process.
 
 mod batch;
+mod catalog;
 mod error;
 mod model;
 mod postgres;
@@ -333,6 +336,27 @@ pub trait Store: Send + Sync {
         filter: &'a AuditFilter,
         page: &'a PageRequest,
     ) -> StoreFuture<'a, Page<AuditEvent>>;
+
+    // ------------------------------------------------------------ software catalog
+
+    /// Applies all changes in one transaction, after bumping the catalog clock; returns the new
+    /// seq, which every row the write stores (and every tombstone of a delete) carries.
+    /// Each change must find its key at the version it expects (after the changes before it in
+    /// the same write): otherwise nothing is stored, not even the clock, and the error is a
+    /// `Conflict` naming the first key that did not match. Each change appends its audit event
+    /// (`blueprint/<identifier>` or `entity/<blueprint>/<identifier>`) in the same transaction.
+    /// Empty `changes`: no transaction, returns the current seq.
+    ///
+    /// On PostgreSQL the clock's row lock serialises catalog writers until they commit, so seq
+    /// order is commit order across every server sharing the database.
+    fn write_catalog<'a>(&'a self, write: &'a CatalogWrite) -> StoreFuture<'a, i64>;
+    /// The catalog clock: the seq of the last committed catalog write (0 before the first).
+    fn catalog_seq(&self) -> StoreFuture<'_, i64>;
+    /// Everything written after `since` (0: the whole catalog), read from one snapshot: the
+    /// blueprints and entities whose rows were written after it, and the keys deleted after it
+    /// and not re-created since. `seq` is the clock in that snapshot: every write up to it is
+    /// included, so passing it as the next `since` misses nothing.
+    fn catalog_changes(&self, since: i64) -> StoreFuture<'_, CatalogChanges>;
 
     // ------------------------------------------------------------ health
 

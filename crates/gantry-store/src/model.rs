@@ -10,6 +10,7 @@ use serde_json::Value;
 use std::time::Duration;
 
 use crate::StoreError;
+use gantry_catalog::{BlueprintRecord, EntityRecord};
 
 /// One page of a list, and the cursor of the next page when there is one.
 #[derive(Debug, Clone, PartialEq)]
@@ -666,4 +667,67 @@ pub struct Session {
     pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
     pub revoked_at: Option<DateTime<Utc>>,
+}
+
+// ---------------------------------------------------------------- software catalog
+
+/// One change of a catalog write. A put stores its record as given (`record.version` is the new
+/// version the caller computed); `expected_version` is the version the stored row must have
+/// (`None`: there must be none). A delete names the version it deletes.
+/// `action`, `before` and `after` make the change's audit event.
+// Unboxed so callers build changes by value; a write of 5,000 holds about 4 MB of them.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq)]
+pub enum CatalogChange {
+    PutBlueprint {
+        record: BlueprintRecord,
+        expected_version: Option<i64>,
+        action: String,
+        before: Option<Value>,
+        after: Value,
+    },
+    /// Deletes the blueprint only: its entities are deleted by `DeleteEntity` changes of the
+    /// same write, earlier in it.
+    DeleteBlueprint {
+        identifier: String,
+        expected_version: i64,
+        action: String,
+        before: Value,
+    },
+    PutEntity {
+        record: EntityRecord,
+        expected_version: Option<i64>,
+        action: String,
+        before: Option<Value>,
+        after: Value,
+    },
+    DeleteEntity {
+        blueprint: String,
+        identifier: String,
+        expected_version: i64,
+        action: String,
+        before: Value,
+    },
+}
+
+/// Catalog changes committed together, in order, all audited as done by `audit`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CatalogWrite {
+    pub changes: Vec<CatalogChange>,
+    pub audit: Audit,
+}
+
+/// What changed in the catalog after a seq (see `Store::catalog_changes`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CatalogChanges {
+    /// The catalog clock when this was read: pass it as `since` next time.
+    pub seq: i64,
+    /// Blueprints written after `since`, by identifier.
+    pub blueprints: Vec<BlueprintRecord>,
+    /// Entities written after `since`, by blueprint and identifier.
+    pub entities: Vec<EntityRecord>,
+    /// Blueprints deleted after `since` and not re-created, by identifier.
+    pub deleted_blueprints: Vec<String>,
+    /// `(blueprint, identifier)` of entities deleted after `since` and not re-created, in order.
+    pub deleted_entities: Vec<(String, String)>,
 }

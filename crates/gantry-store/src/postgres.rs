@@ -99,5 +99,6 @@ crate::sql::sql_store!(
                   ORDER BY available_at, id LIMIT $5 FOR UPDATE SKIP LOCKED) \
      RETURNING id, pool, run_id, step, payload, available_at, worker, lease_until, attempts, \
                completed_at, result",
-    "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))"
+    "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+    "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"
 );

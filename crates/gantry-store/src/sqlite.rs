@@ -79,6 +79,8 @@ crate::sql::sql_store!(
      RETURNING id, pool, run_id, step, payload, available_at, worker, lease_until, attempts, \
                completed_at, result",
     // One writer connection: log appends commit in position order already.
+    "",
+    // A read transaction keeps its snapshot in WAL mode.
     ""
 );
 

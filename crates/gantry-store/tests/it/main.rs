@@ -8,6 +8,7 @@ mod harness;
 mod api_keys;
 mod audit;
 mod batch;
+mod catalog;
 mod events;
 mod identities;
 mod logs;
@@ -91,6 +92,13 @@ conformance! {
     batch::batched_job_enqueues_claims_and_completions,
     batch::a_batch_equals_its_writes_applied_one_by_one,
     restart::data_survives_reopen_and_migrations_are_idempotent,
+    catalog::records_round_trip_whole,
+    catalog::versions_are_checked_and_a_conflict_stores_nothing,
+    catalog::every_change_is_audited_with_its_write,
+    catalog::changes_since_a_seq_and_tombstones,
+    catalog::the_clock_only_moves_forward,
+    catalog::five_thousand_entities_in_one_write,
+    catalog::concurrent_writers_commit_in_seq_order,
 }
 
 #[tokio::test]
