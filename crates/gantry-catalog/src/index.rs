@@ -654,15 +654,16 @@ impl Catalog {
                 .get(id)
                 .map(|e| (&e.record.blueprint, &e.compiled))
         };
-        // First pass: each entity on its own.
-        let mut results: Vec<Result<(Entity, Expect), Vec<Problem>>> = inputs
+        // First each entity on its own: defaults, then its blueprint's checks.
+        let mut staged: Vec<(Entity, Vec<Problem>)> = inputs
             .into_iter()
             .map(|(mut e, expect)| {
                 let Some((bp, compiled)) = blueprint_of(&e.blueprint) else {
-                    return Err(vec![Problem {
+                    let problem = Problem {
                         path: "blueprint".into(),
                         message: format!("there is no blueprint `{}`", e.blueprint),
-                    }]);
+                    };
+                    return (e, vec![problem]);
                 };
                 schema::apply_defaults(bp, &mut e);
                 let mut problems = compiled.validate(&e);
@@ -684,69 +685,69 @@ impl Catalog {
                     }),
                     _ => {}
                 }
-                if problems.is_empty() {
-                    Ok((e, expect))
-                } else {
-                    Err(problems)
-                }
+                (e, problems)
             })
             .collect();
-        // Then relations, against the catalog and the batch's valid entities, until no
-        // entity drops out.
+        // Then relations, against the catalog and the batch's entities that pass, until no
+        // more drop out (an entity pointing at one that failed fails too). Every entity gets
+        // its relation problems, also one that has others already.
+        let mut relation_problems: Vec<Vec<Problem>> = vec![Vec::new(); staged.len()];
         loop {
-            let batch: HashSet<(&str, &str)> = results
+            let batch: HashSet<(&str, &str)> = staged
                 .iter()
-                .filter_map(|r| r.as_ref().ok())
-                .map(|(e, _)| (e.blueprint.as_str(), e.identifier.as_str()))
+                .zip(&relation_problems)
+                .filter(|((_, own), rel)| own.is_empty() && rel.is_empty())
+                .map(|((e, _), _)| (e.blueprint.as_str(), e.identifier.as_str()))
                 .collect();
-            let mut failed: Vec<(usize, Vec<Problem>)> = Vec::new();
-            for (i, r) in results.iter().enumerate() {
-                let Ok((e, _)) = r else { continue };
-                let Some((bp, _)) = blueprint_of(&e.blueprint) else {
-                    continue;
-                };
-                if bp.allow_dangling_relations {
-                    continue;
-                }
+            let mut next: Vec<Vec<Problem>> = Vec::with_capacity(staged.len());
+            for (e, _) in &staged {
                 let mut problems = Vec::new();
-                for (name, value) in &e.relations {
-                    let Some(spec) = bp.relations.get(name) else {
-                        continue;
-                    };
-                    for (j, t) in value.targets().iter().enumerate() {
-                        if self.entity(&spec.target, t).is_none()
-                            && !batch.contains(&(spec.target.as_str(), t.as_str()))
-                        {
-                            let path = match value {
-                                RelationValue::Many(_) => format!("relations.{name}[{j}]"),
-                                RelationValue::One(_) => format!("relations.{name}"),
+                if let Some((bp, _)) = blueprint_of(&e.blueprint) {
+                    if !bp.allow_dangling_relations {
+                        for (name, value) in &e.relations {
+                            let Some(spec) = bp.relations.get(name) else {
+                                continue;
                             };
-                            problems.push(Problem {
-                                path,
-                                message: format!(
-                                    "there is no {} `{t}` (blueprint `{}` does not allow \
-                                     dangling relations)",
-                                    spec.target, bp.identifier
-                                ),
-                            });
+                            for (j, t) in value.targets().iter().enumerate() {
+                                if self.entity(&spec.target, t).is_none()
+                                    && !batch.contains(&(spec.target.as_str(), t.as_str()))
+                                {
+                                    let path = match value {
+                                        RelationValue::Many(_) => format!("relations.{name}[{j}]"),
+                                        RelationValue::One(_) => format!("relations.{name}"),
+                                    };
+                                    problems.push(Problem {
+                                        path,
+                                        message: format!(
+                                            "there is no {} `{t}` (blueprint `{}` does not allow \
+                                             dangling relations)",
+                                            spec.target, bp.identifier
+                                        ),
+                                    });
+                                }
+                            }
                         }
                     }
                 }
-                if !problems.is_empty() {
-                    failed.push((i, problems));
-                }
+                next.push(problems);
             }
-            if failed.is_empty() {
+            let settled = next
+                .iter()
+                .zip(&relation_problems)
+                .all(|(a, b)| a.is_empty() == b.is_empty());
+            relation_problems = next;
+            if settled {
                 break;
             }
-            for (i, problems) in failed {
-                results[i] = Err(problems);
-            }
         }
-        results
-            .into_iter()
-            .map(|r| {
-                let (e, _) = r?;
+        staged
+            .drain(..)
+            .zip(relation_problems)
+            .map(|((e, mut problems), rel)| {
+                problems.extend(rel);
+                if !problems.is_empty() {
+                    return Err(problems);
+                }
                 let bp = blueprint_of(&e.blueprint).map(|(b, _)| b);
                 self.finish_entity(e, bp, ctx)
             })

@@ -55,7 +55,11 @@ async fn open(backend: &Backend) -> Arc<dyn Store> {
         Backend::Postgres { url, schema } => {
             let mut options = PostgresOptions::new(url.clone());
             options.schema = Some(schema.clone());
-            Arc::new(PostgresStore::connect_with(&options).await.expect("postgres"))
+            Arc::new(
+                PostgresStore::connect_with(&options)
+                    .await
+                    .expect("postgres"),
+            )
         }
     }
 }
@@ -178,7 +182,10 @@ async fn raw_inserts(backend: &Backend, rows: &[Value]) -> Duration {
             let url = format!("sqlite://{}?mode=rwc", dir.join("raw.db").display());
             let mut conn = sqlx::SqliteConnection::connect(&url).await.expect("raw");
             for pragma in ["PRAGMA journal_mode = WAL", "PRAGMA synchronous = NORMAL"] {
-                sqlx::query(pragma).execute(&mut conn).await.expect("pragma");
+                sqlx::query(pragma)
+                    .execute(&mut conn)
+                    .await
+                    .expect("pragma");
             }
             sqlx::query("CREATE TABLE raw (blueprint TEXT, identifier TEXT, body TEXT, PRIMARY KEY (blueprint, identifier))")
                 .execute(&mut conn)
@@ -315,7 +322,10 @@ async fn bench(name: &str, backend: Backend, dir: &std::path::Path, n: usize) {
         post(&client, &format!("{base}/blueprints"), &key, &bp).await;
     }
     let rows = entities(n);
-    let deployments = rows.iter().filter(|r| r["blueprint"] == "deployment").count();
+    let deployments = rows
+        .iter()
+        .filter(|r| r["blueprint"] == "deployment")
+        .count();
 
     let baseline = raw_inserts(&backend, &rows).await;
 
@@ -360,8 +370,15 @@ async fn bench(name: &str, backend: Backend, dir: &std::path::Path, n: usize) {
         &key,
         2_000,
         Arc::new(|i| {
-            let q = ["language%20%3D%20rust", "language%20%3D%20go", "tier%20%3C%3D%202"][i % 3];
-            format!("/blueprints/service/entities?q={q}%20and%20cost%20%3E%20{}&sort=-cost&limit=50", i % 100)
+            let q = [
+                "language%20%3D%20rust",
+                "language%20%3D%20go",
+                "tier%20%3C%3D%202",
+            ][i % 3];
+            format!(
+                "/blueprints/service/entities?q={q}%20and%20cost%20%3E%20{}&sort=-cost&limit=50",
+                i % 100
+            )
         }),
     )
     .await;
@@ -370,7 +387,9 @@ async fn bench(name: &str, backend: Backend, dir: &std::path::Path, n: usize) {
         &base,
         &key,
         64,
-        Arc::new(|_| "/blueprints/deployment/entities?limit=1&facets=environment,replicas".to_string()),
+        Arc::new(|_| {
+            "/blueprints/deployment/entities?limit=1&facets=environment,replicas".to_string()
+        }),
     )
     .await;
     let mut all_facets = Vec::new();

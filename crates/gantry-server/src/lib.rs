@@ -20,8 +20,8 @@
 pub mod api;
 pub mod apikey;
 pub mod authz;
-pub mod catalog;
 mod cache;
+pub mod catalog;
 pub mod metadata;
 pub mod oidc;
 pub mod passwords;

@@ -194,7 +194,9 @@ pub(crate) struct DeleteBlueprintQuery {
     operation_id = "listBlueprints",
     responses((status = 200, description = "Every blueprint", body = doc::BlueprintList)),
 )]
-pub(crate) async fn list_blueprints(State(state): State<ApiState>) -> Result<Json<Value>, ApiError> {
+pub(crate) async fn list_blueprints(
+    State(state): State<ApiState>,
+) -> Result<Json<Value>, ApiError> {
     synced(&state).await?;
     let cat = state.catalog.read();
     let items: Vec<Value> = cat.blueprint_records().map(blueprint_json).collect();
@@ -239,7 +241,11 @@ async fn put_blueprint_with(
         .write(caller.audit(), |cat| {
             let mut planned = cat.plan_blueprints(vec![(bp.clone(), expect)], &ctx);
             let p = planned.remove(0).map_err(|problems| {
-                if expect == Expect::New && problems.iter().any(|p| p.message.contains("already exists")) {
+                if expect == Expect::New
+                    && problems
+                        .iter()
+                        .any(|p| p.message.contains("already exists"))
+                {
                     conflict(&problems[0])
                 } else {
                     problems_error("blueprint", &problems)
@@ -637,7 +643,12 @@ pub(crate) async fn list_entities(
         after: q.after.as_deref().map(decode_cursor).transpose()?,
         facets: q
             .facets
-            .map(|f| f.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect())
+            .map(|f| {
+                f.split(',')
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect()
+            })
             .unwrap_or_default(),
     };
     Ok(Json(run_search(&state, &search)))
@@ -695,7 +706,9 @@ pub(crate) async fn search_entities(
             .map(CatalogQuery::from_value)
             .transpose()
             .map_err(|e| {
-                let path = e.path().map_or("query".to_string(), |p| format!("query.{p}"));
+                let path = e
+                    .path()
+                    .map_or("query".to_string(), |p| format!("query.{p}"));
                 ApiError::invalid(&path, e.to_string())
             })?,
         blueprint: b.blueprint,
@@ -753,11 +766,15 @@ async fn write_entity(
                 .remove(0)
                 .map_err(|problems| {
                     if expect == Expect::New
-                        && problems.iter().any(|p| p.message.contains("already exists"))
+                        && problems
+                            .iter()
+                            .any(|p| p.message.contains("already exists"))
                     {
                         conflict(&problems[0])
                     } else if expect == Expect::Existing
-                        && problems.iter().any(|p| p.message.starts_with("there is no entity"))
+                        && problems
+                            .iter()
+                            .any(|p| p.message.starts_with("there is no entity"))
                     {
                         ApiError::not_found(problems[0].message.clone())
                     } else {
@@ -828,7 +845,9 @@ pub(crate) async fn get_entity(
     cat.entity_view(&blueprint, &identifier)
         .map(|e| Json(entity_json(&cat, e)))
         .ok_or_else(|| {
-            ApiError::not_found(format!("no entity `{identifier}` of blueprint `{blueprint}`"))
+            ApiError::not_found(format!(
+                "no entity `{identifier}` of blueprint `{blueprint}`"
+            ))
         })
 }
 
@@ -924,13 +943,14 @@ pub(crate) async fn patch_entity(
             .map(|e| serde_json::to_value(&e.record.entity).unwrap_or(Value::Null))
     }
     .ok_or_else(|| {
-        ApiError::not_found(format!("no entity `{identifier}` of blueprint `{blueprint}`"))
+        ApiError::not_found(format!(
+            "no entity `{identifier}` of blueprint `{blueprint}`"
+        ))
     })?;
     let mut merged = current;
     merge_patch(&mut merged, &patch);
     let entity = entity_from(merged, &blueprint, Some(&identifier))?;
-    let (_, view) =
-        write_entity(&state, &caller, &source, entity, Expect::Existing, false).await?;
+    let (_, view) = write_entity(&state, &caller, &source, entity, Expect::Existing, false).await?;
     Ok(Json(view))
 }
 
@@ -1275,32 +1295,56 @@ pub(crate) async fn apply(
         let mut problems = Vec::new();
         let mut plan = Plan::new(Vec::new());
         let planned_bps = cat.plan_blueprints(
-            blueprints.iter().map(|(_, b)| (b.clone(), Expect::Any)).collect(),
+            blueprints
+                .iter()
+                .map(|(_, b)| (b.clone(), Expect::Any))
+                .collect(),
             &ctx,
         );
         let pending: Vec<Blueprint> = blueprints.iter().map(|(_, b)| b.clone()).collect();
         for ((i, b), p) in blueprints.iter().zip(&planned_bps) {
             match p {
-                Err(ps) => problems.extend(ps.iter().map(|p| json!({"document": i, "path": p.path, "message": p.message}))),
+                Err(ps) => problems.extend(
+                    ps.iter()
+                        .map(|p| json!({"document": i, "path": p.path, "message": p.message})),
+                ),
                 Ok(p) => {
                     if p.outcome != Outcome::Unchanged && !is_admin {
                         problems.push(json!({"document": i, "path": "kind", "message": format!("changing blueprint `{}` needs the admin role", b.identifier)}));
                     }
-                    plan.result.push(change_json("blueprint", &b.identifier, p.outcome, p.before.as_ref().map(crate::catalog::json), Some(crate::catalog::json(&p.record))));
+                    plan.result.push(change_json(
+                        "blueprint",
+                        &b.identifier,
+                        p.outcome,
+                        p.before.as_ref().map(crate::catalog::json),
+                        Some(crate::catalog::json(&p.record)),
+                    ));
                     plan.blueprint(p, false);
                 }
             }
         }
         let planned = cat.plan_entities(
-            entities.iter().map(|(_, e)| (e.clone(), Expect::Any)).collect(),
+            entities
+                .iter()
+                .map(|(_, e)| (e.clone(), Expect::Any))
+                .collect(),
             &pending,
             &ctx,
         );
         for ((i, e), p) in entities.iter().zip(&planned) {
             match p {
-                Err(ps) => problems.extend(ps.iter().map(|p| json!({"document": i, "path": p.path, "message": p.message}))),
+                Err(ps) => problems.extend(
+                    ps.iter()
+                        .map(|p| json!({"document": i, "path": p.path, "message": p.message})),
+                ),
                 Ok(p) => {
-                    plan.result.push(change_json("entity", &format!("{}/{}", e.blueprint, e.identifier), p.outcome, p.before.as_ref().map(crate::catalog::json), Some(crate::catalog::json(&p.record))));
+                    plan.result.push(change_json(
+                        "entity",
+                        &format!("{}/{}", e.blueprint, e.identifier),
+                        p.outcome,
+                        p.before.as_ref().map(crate::catalog::json),
+                        Some(crate::catalog::json(&p.record)),
+                    ));
                     plan.entity(p, false);
                 }
             }
@@ -1312,15 +1356,32 @@ pub(crate) async fn apply(
                 .collect();
             let mut gone: Vec<_> = cat
                 .managed_by(source_name)
-                .filter(|e| !declared_entities.contains(&(e.record.entity.blueprint.as_str(), e.record.entity.identifier.as_str())))
+                .filter(|e| {
+                    !declared_entities.contains(&(
+                        e.record.entity.blueprint.as_str(),
+                        e.record.entity.identifier.as_str(),
+                    ))
+                })
                 .map(|e| e.record.clone())
                 .collect();
-            gone.sort_by(|a, b| (&a.entity.blueprint, &a.entity.identifier).cmp(&(&b.entity.blueprint, &b.entity.identifier)));
+            gone.sort_by(|a, b| {
+                (&a.entity.blueprint, &a.entity.identifier)
+                    .cmp(&(&b.entity.blueprint, &b.entity.identifier))
+            });
             for r in &gone {
-                plan.result.push(change_json("entity", &format!("{}/{}", r.entity.blueprint, r.entity.identifier), Outcome::Deleted, Some(crate::catalog::json(r)), None));
+                plan.result.push(change_json(
+                    "entity",
+                    &format!("{}/{}", r.entity.blueprint, r.entity.identifier),
+                    Outcome::Deleted,
+                    Some(crate::catalog::json(r)),
+                    None,
+                ));
                 plan.delete_entity(r);
             }
-            let declared_bps: HashSet<&str> = blueprints.iter().map(|(_, b)| b.identifier.as_str()).collect();
+            let declared_bps: HashSet<&str> = blueprints
+                .iter()
+                .map(|(_, b)| b.identifier.as_str())
+                .collect();
             for r in cat.blueprints_managed_by(source_name) {
                 if declared_bps.contains(r.blueprint.identifier.as_str()) {
                     continue;
@@ -1328,7 +1389,13 @@ pub(crate) async fn apply(
                 if !is_admin {
                     problems.push(json!({"document": Value::Null, "path": "prune", "message": format!("deleting blueprint `{}` needs the admin role", r.blueprint.identifier)}));
                 }
-                plan.result.push(change_json("blueprint", &r.blueprint.identifier, Outcome::Deleted, Some(crate::catalog::json(r)), None));
+                plan.result.push(change_json(
+                    "blueprint",
+                    &r.blueprint.identifier,
+                    Outcome::Deleted,
+                    Some(crate::catalog::json(r)),
+                    None,
+                ));
                 plan.delete_blueprint(r);
             }
         }

@@ -53,7 +53,11 @@ impl RouteTable {
     }
 
     /// Like [`RouteTable::add`], with a larger body limit for these handlers (bulk writes).
-    pub(crate) fn add_with_limit(self, handlers: UtoipaMethodRouter<ApiState>, limit: usize) -> Self {
+    pub(crate) fn add_with_limit(
+        self,
+        handlers: UtoipaMethodRouter<ApiState>,
+        limit: usize,
+    ) -> Self {
         let (schemas, paths, method) = handlers;
         let method = method.layer(axum::extract::DefaultBodyLimit::max(limit));
         RouteTable(self.0.routes((schemas, paths, method)))

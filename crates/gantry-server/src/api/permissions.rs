@@ -62,8 +62,14 @@ pub fn declared(operation_id: &str) -> Option<Permission> {
         | "revokeApiKey"
         | "putWorkflowOwner"
         | "listAuditEvents" => (Administer, Organisation),
-        "listBlueprints" | "getBlueprint" | "listBlueprintHistory" | "diffBlueprint"
-        | "listEntities" | "getEntity" | "listEntityHistory" | "diffEntity"
+        "listBlueprints"
+        | "getBlueprint"
+        | "listBlueprintHistory"
+        | "diffBlueprint"
+        | "listEntities"
+        | "getEntity"
+        | "listEntityHistory"
+        | "diffEntity"
         | "searchEntities" => (Read, Organisation),
         "createBlueprint" | "putBlueprint" | "deleteBlueprint" | "revertBlueprint" => {
             (Administer, Organisation)

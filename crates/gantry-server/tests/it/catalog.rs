@@ -66,8 +66,16 @@ fn service_bp() -> Value {
 }
 
 async fn model(api: &Api) {
-    ok(api, "POST", "/api/v1/blueprints", team_bp()).await;
+    // Each needs the other: the team first without its aggregations over services.
+    let mut team = team_bp();
+    let aggregations = team
+        .as_object_mut()
+        .unwrap()
+        .remove("aggregationProperties");
+    ok(api, "POST", "/api/v1/blueprints", team.clone()).await;
     ok(api, "POST", "/api/v1/blueprints", service_bp()).await;
+    team["aggregationProperties"] = aggregations.unwrap();
+    ok(api, "PUT", "/api/v1/blueprints/team", team).await;
     for (id, slack) in [("payments", "#pay"), ("search", "#search")] {
         ok(
             api,
@@ -249,13 +257,22 @@ async fn relations_must_exist_unless_the_blueprint_allows_dangling_ones() {
     s["relations"]["dependsOn"] = json!(["ledger"]);
     let (status, body) = call(&api, "POST", "/api/v1/blueprints/service/entities", s).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert_eq!(body["details"]["problems"][0]["path"], "relations.dependsOn[0]");
+    assert_eq!(
+        body["details"]["problems"][0]["path"],
+        "relations.dependsOn[0]"
+    );
 
     // In one bulk request, an entity may point at another of the same request.
     let mut a = service("checkout", "payments", "rust", 1, 1.0);
     a["relations"]["dependsOn"] = json!(["ledger"]);
     let b = service("ledger", "payments", "go", 1, 1.0);
-    let body = ok(&api, "POST", "/api/v1/entities/bulk", json!({"entities": [a, b]})).await;
+    let body = ok(
+        &api,
+        "POST",
+        "/api/v1/entities/bulk",
+        json!({"entities": [a, b]}),
+    )
+    .await;
     assert_eq!(body["failed"], 0, "{body}");
 
     // Deleting an entity others point at is refused, then allowed with its dependents.
@@ -267,7 +284,10 @@ async fn relations_must_exist_unless_the_blueprint_allows_dangling_ones() {
     )
     .await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
-    assert!(body["message"].as_str().unwrap().contains("service/checkout"));
+    assert!(body["message"]
+        .as_str()
+        .unwrap()
+        .contains("service/checkout"));
     let body = ok(
         &api,
         "DELETE",
@@ -275,7 +295,10 @@ async fn relations_must_exist_unless_the_blueprint_allows_dangling_ones() {
         Value::Null,
     )
     .await;
-    assert_eq!(body["deleted"], json!(["service/ledger", "service/checkout"]));
+    assert_eq!(
+        body["deleted"],
+        json!(["service/ledger", "service/checkout"])
+    );
 
     // A blueprint that allows dangling relations keeps them and shows them.
     ok(
@@ -303,28 +326,56 @@ async fn a_property_type_cannot_change_and_a_blueprint_with_entities_needs_a_fla
     changed["schema"]["properties"]["tier"]["type"] = json!("string");
     let (status, body) = call(&api, "PUT", "/api/v1/blueprints/service", changed).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
-    assert_eq!(body["path"], "schema.properties.tier.type");
-    assert!(body["message"].as_str().unwrap().contains("cannot change"));
+    let change = body["details"]["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["path"] == "schema.properties.tier.type")
+        .unwrap_or_else(|| panic!("{body}"));
+    assert!(change["message"]
+        .as_str()
+        .unwrap()
+        .contains("cannot change"));
+
+    // Another blueprint aggregates over services: refused while it does.
+    let (status, body) = call(&api, "DELETE", "/api/v1/blueprints/service", Value::Null).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert!(body["message"].as_str().unwrap().contains("team"), "{body}");
 
     ok(
         &api,
         "POST",
-        "/api/v1/blueprints/service/entities",
-        service("checkout", "payments", "rust", 1, 1.0),
+        "/api/v1/blueprints",
+        json!({"identifier": "note"}),
     )
     .await;
-    let (status, body) = call(&api, "DELETE", "/api/v1/blueprints/service", Value::Null).await;
+    ok(
+        &api,
+        "POST",
+        "/api/v1/blueprints/note/entities",
+        json!({"identifier": "n1"}),
+    )
+    .await;
+    let (status, body) = call(&api, "DELETE", "/api/v1/blueprints/note", Value::Null).await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     assert!(body["message"].as_str().unwrap().contains("deleteEntities"));
     let (status, _) = call(
         &api,
         "DELETE",
-        "/api/v1/blueprints/service?deleteEntities=true",
+        "/api/v1/blueprints/note?deleteEntities=true",
         Value::Null,
     )
     .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
-    let (status, _) = call(&api, "GET", "/api/v1/blueprints/service", Value::Null).await;
+    let (status, _) = call(&api, "GET", "/api/v1/blueprints/note", Value::Null).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = call(
+        &api,
+        "GET",
+        "/api/v1/blueprints/note/entities/n1",
+        Value::Null,
+    )
+    .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
@@ -338,7 +389,13 @@ async fn one_bad_entity_does_not_sink_a_bulk_request_and_a_huge_one_is_refused()
             service(&format!("svc-{i}"), "payments", language, 1, 1.0)
         })
         .collect();
-    let body = ok(&api, "POST", "/api/v1/entities/bulk", json!({"entities": entities})).await;
+    let body = ok(
+        &api,
+        "POST",
+        "/api/v1/entities/bulk",
+        json!({"entities": entities}),
+    )
+    .await;
     assert_eq!(body["failed"], 1);
     let results = body["results"].as_array().unwrap();
     assert_eq!(results.len(), 500);
@@ -349,7 +406,13 @@ async fn one_bad_entity_does_not_sink_a_bulk_request_and_a_huge_one_is_refused()
     let entities: Vec<Value> = (0..3)
         .map(|i| service(&format!("svc-{i}"), "payments", "rust", 1, 1.0))
         .collect();
-    let body = ok(&api, "POST", "/api/v1/entities/bulk", json!({"entities": entities})).await;
+    let body = ok(
+        &api,
+        "POST",
+        "/api/v1/entities/bulk",
+        json!({"entities": entities}),
+    )
+    .await;
     assert_eq!(body["results"][0]["status"], "unchanged");
 
     let huge = format!(
@@ -366,17 +429,29 @@ async fn one_bad_entity_does_not_sink_a_bulk_request_and_a_huge_one_is_refused()
 async fn queries_filter_sort_page_search_and_count_facets() {
     let api = api().await;
     model(&api).await;
-    let entities: Vec<Value> = (0..30)
+    let entities: Vec<Value> = (0..30i32)
         .map(|i| {
             let (owner, language) = match i % 3 {
                 0 => ("payments", "rust"),
                 1 => ("search", "go"),
                 _ => ("payments", "python"),
             };
-            service(&format!("svc-{i:02}"), owner, language, i % 3 + 1, f64::from(i))
+            service(
+                &format!("svc-{i:02}"),
+                owner,
+                language,
+                i64::from(i % 3 + 1),
+                f64::from(i),
+            )
         })
         .collect();
-    ok(&api, "POST", "/api/v1/entities/bulk", json!({"entities": entities})).await;
+    ok(
+        &api,
+        "POST",
+        "/api/v1/entities/bulk",
+        json!({"entities": entities}),
+    )
+    .await;
 
     let q = "language = rust and owner.slack = \"#pay\"";
     let path = format!(
@@ -410,7 +485,10 @@ async fn queries_filter_sort_page_search_and_count_facets() {
     )
     .await;
     assert_eq!(body["total"], 3);
-    assert_eq!(body["facets"]["language"], json!({"go": 1, "python": 1, "rust": 1}));
+    assert_eq!(
+        body["facets"]["language"],
+        json!({"go": 1, "python": 1, "rust": 1})
+    );
     let body = ok(
         &api,
         "POST",
@@ -423,7 +501,10 @@ async fn queries_filter_sort_page_search_and_count_facets() {
     let (status, body) = call(
         &api,
         "GET",
-        &format!("/api/v1/blueprints/service/entities?q={}", urlencode("tier ==")),
+        &format!(
+            "/api/v1/blueprints/service/entities?q={}",
+            urlencode("tier ==")
+        ),
         Value::Null,
     )
     .await;
@@ -448,9 +529,21 @@ async fn history_keeps_every_version_and_a_revert_is_a_new_audited_one() {
     let api = api().await;
     model(&api).await;
     let path = "/api/v1/blueprints/service/entities/checkout";
-    ok(&api, "PUT", path, service("checkout", "payments", "rust", 1, 1.0)).await;
+    ok(
+        &api,
+        "PUT",
+        path,
+        service("checkout", "payments", "rust", 1, 1.0),
+    )
+    .await;
     ok(&api, "PATCH", path, json!({"properties": {"tier": 2}})).await;
-    ok(&api, "PATCH", path, json!({"properties": {"tier": 3, "cost": null}})).await;
+    ok(
+        &api,
+        "PATCH",
+        path,
+        json!({"properties": {"tier": 3, "cost": null}}),
+    )
+    .await;
 
     let history = ok(&api, "GET", &format!("{path}/history"), Value::Null).await;
     let versions: Vec<i64> = history["items"]
@@ -462,7 +555,13 @@ async fn history_keeps_every_version_and_a_revert_is_a_new_audited_one() {
     assert_eq!(versions, [3, 2, 1]);
     assert_eq!(history["items"][2]["record"]["properties"]["tier"], 1);
 
-    let diff = ok(&api, "GET", &format!("{path}/diff?from=1&to=3"), Value::Null).await;
+    let diff = ok(
+        &api,
+        "GET",
+        &format!("{path}/diff?from=1&to=3"),
+        Value::Null,
+    )
+    .await;
     let changes = diff["changes"].as_array().unwrap();
     assert_eq!(changes.len(), 2, "{diff}");
     assert_eq!(changes[0]["path"], "properties.tier");
@@ -471,7 +570,13 @@ async fn history_keeps_every_version_and_a_revert_is_a_new_audited_one() {
     assert_eq!(changes[1]["path"], "properties.cost");
     assert!(changes[1].get("after").is_none());
 
-    let now = ok(&api, "POST", &format!("{path}/revert"), json!({"version": 1})).await;
+    let now = ok(
+        &api,
+        "POST",
+        &format!("{path}/revert"),
+        json!({"version": 1}),
+    )
+    .await;
     assert_eq!(now["version"], 4);
     assert_eq!(now["properties"]["tier"], 1);
     assert_eq!(now["properties"]["cost"], 1.0);
@@ -508,7 +613,10 @@ async fn a_locked_property_is_changed_by_programs_but_not_from_the_web() {
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(body["sources"]["properties.oncall"], "integration:pagerduty");
+    assert_eq!(
+        body["sources"]["properties.oncall"],
+        "integration:pagerduty"
+    );
     assert_eq!(body["sources"]["properties.language"], "api");
 
     // A signed-in browser may change other properties, not the locked one.
@@ -538,7 +646,10 @@ async fn send(api: &Api, request: Request<Body>) -> (StatusCode, Value) {
     let response = api.send(request).await;
     let status = response.status();
     let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
 }
 
 /// Signs in an operator with a password: (the cookie pair, the CSRF token).
@@ -588,41 +699,97 @@ async fn apply_plans_all_or_nothing_prunes_its_own_and_is_idempotent() {
          "relations": {"owner": "payments"}},
         {"kind": "Entity", "blueprint": "service", "identifier": "ledger", "properties": {"tier": 2}},
     ]);
-    let apply = |docs: Value, dry: bool, prune: bool| {
-        json!({"source": "platform-repo", "documents": docs, "dryRun": dry, "prune": prune})
-    };
-    let body = ok(&api, "POST", "/api/v1/catalog/apply", apply(docs.clone(), true, false)).await;
+    let apply = |docs: Value, dry: bool, prune: bool| json!({"source": "platform-repo", "documents": docs, "dryRun": dry, "prune": prune});
+    let body = ok(
+        &api,
+        "POST",
+        "/api/v1/catalog/apply",
+        apply(docs.clone(), true, false),
+    )
+    .await;
     assert_eq!(body["created"], 5, "{body}");
     let (status, _) = call(&api, "GET", "/api/v1/blueprints/team", Value::Null).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "a dry run writes nothing");
 
-    let body = ok(&api, "POST", "/api/v1/catalog/apply", apply(docs.clone(), false, false)).await;
+    let body = ok(
+        &api,
+        "POST",
+        "/api/v1/catalog/apply",
+        apply(docs.clone(), false, false),
+    )
+    .await;
     assert_eq!(body["created"], 5);
-    let body = ok(&api, "POST", "/api/v1/catalog/apply", apply(docs.clone(), false, false)).await;
-    assert_eq!((body["created"].as_i64(), body["unchanged"].as_i64()), (Some(0), Some(5)));
+    let body = ok(
+        &api,
+        "POST",
+        "/api/v1/catalog/apply",
+        apply(docs.clone(), false, false),
+    )
+    .await;
+    assert_eq!(
+        (body["created"].as_i64(), body["unchanged"].as_i64()),
+        (Some(0), Some(5))
+    );
 
     // Problems in two documents: both reported, nothing written.
     let mut bad = docs.clone();
     bad[3]["properties"]["tier"] = json!("high");
     bad[4]["relations"] = json!({"owner": "nobody"});
     bad[2]["title"] = json!("Payments team");
-    let (status, body) = call(&api, "POST", "/api/v1/catalog/apply", apply(bad, false, false)).await;
+    let (status, body) = call(
+        &api,
+        "POST",
+        "/api/v1/catalog/apply",
+        apply(bad, false, false),
+    )
+    .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     let problems = body["details"]["problems"].as_array().unwrap();
     let at: Vec<(i64, &str)> = problems
         .iter()
         .map(|p| (p["document"].as_i64().unwrap(), p["path"].as_str().unwrap()))
         .collect();
-    assert_eq!(at, [(3, "properties.tier"), (4, "relations.owner")], "{body}");
-    let team = ok(&api, "GET", "/api/v1/blueprints/team/entities/payments", Value::Null).await;
-    assert_eq!(team["title"], "payments", "nothing of the bad apply was written");
+    assert_eq!(
+        at,
+        [(3, "properties.tier"), (4, "relations.owner")],
+        "{body}"
+    );
+    let team = ok(
+        &api,
+        "GET",
+        "/api/v1/blueprints/team/entities/payments",
+        Value::Null,
+    )
+    .await;
+    assert_eq!(
+        team["title"], "payments",
+        "nothing of the bad apply was written"
+    );
 
     // An entity made through the API is not this source's to prune.
-    ok(&api, "POST", "/api/v1/blueprints/team/entities", json!({"identifier": "adhoc"})).await;
+    ok(
+        &api,
+        "POST",
+        "/api/v1/blueprints/team/entities",
+        json!({"identifier": "adhoc"}),
+    )
+    .await;
     let fewer = json!([docs[0], docs[1], docs[2], docs[3]]);
-    let body = ok(&api, "POST", "/api/v1/catalog/apply", apply(fewer.clone(), true, true)).await;
+    let body = ok(
+        &api,
+        "POST",
+        "/api/v1/catalog/apply",
+        apply(fewer.clone(), true, true),
+    )
+    .await;
     assert_eq!(body["deleted"], 1, "{body}");
-    let body = ok(&api, "POST", "/api/v1/catalog/apply", apply(fewer, false, true)).await;
+    let body = ok(
+        &api,
+        "POST",
+        "/api/v1/catalog/apply",
+        apply(fewer, false, true),
+    )
+    .await;
     let deleted: Vec<&str> = body["changes"]
         .as_array()
         .unwrap()
@@ -631,6 +798,12 @@ async fn apply_plans_all_or_nothing_prunes_its_own_and_is_idempotent() {
         .map(|c| c["key"].as_str().unwrap())
         .collect();
     assert_eq!(deleted, ["service/ledger"]);
-    let (status, _) = call(&api, "GET", "/api/v1/blueprints/team/entities/adhoc", Value::Null).await;
+    let (status, _) = call(
+        &api,
+        "GET",
+        "/api/v1/blueprints/team/entities/adhoc",
+        Value::Null,
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
 }

@@ -309,23 +309,27 @@ pub(crate) fn catalog(c: &Connection, command: CatalogCommand) -> anyhow::Result
             let answer = client
                 .send_json(Method::POST, "/entities/search", &body)
                 .await?;
-            Ok(super::remote::finish(&answer, format == Format::Json, |b| {
-                let mut out = String::new();
-                for e in b["items"].as_array().into_iter().flatten() {
+            Ok(super::remote::finish(
+                &answer,
+                format == Format::Json,
+                |b| {
+                    let mut out = String::new();
+                    for e in b["items"].as_array().into_iter().flatten() {
+                        out.push_str(&format!(
+                            "{}/{}\t{}\n",
+                            e["blueprint"].as_str().unwrap_or_default(),
+                            e["identifier"].as_str().unwrap_or_default(),
+                            e["title"].as_str().unwrap_or_default()
+                        ));
+                    }
                     out.push_str(&format!(
-                        "{}/{}\t{}\n",
-                        e["blueprint"].as_str().unwrap_or_default(),
-                        e["identifier"].as_str().unwrap_or_default(),
-                        e["title"].as_str().unwrap_or_default()
+                        "{} of {} shown\n",
+                        b["items"].as_array().map_or(0, Vec::len),
+                        b["total"]
                     ));
-                }
-                out.push_str(&format!(
-                    "{} of {} shown\n",
-                    b["items"].as_array().map_or(0, Vec::len),
-                    b["total"]
-                ));
-                out
-            }))
+                    out
+                },
+            ))
         }),
         CatalogCommand::Get {
             blueprint,
@@ -338,38 +342,42 @@ pub(crate) fn catalog(c: &Connection, command: CatalogCommand) -> anyhow::Result
                 segment(&identifier)
             );
             let answer = client.send(Method::GET, &path, None).await?;
-            Ok(super::remote::finish(&answer, format == Format::Json, |b| {
-                let mut out = format!(
-                    "{}/{}  {}\n",
-                    b["blueprint"].as_str().unwrap_or_default(),
-                    b["identifier"].as_str().unwrap_or_default(),
-                    b["title"].as_str().unwrap_or_default()
-                );
-                if let Some(team) = b["team"].as_array().filter(|t| !t.is_empty()) {
-                    let names: Vec<&str> = team.iter().filter_map(Value::as_str).collect();
-                    out.push_str(&format!("team: {}\n", names.join(", ")));
-                }
-                let sources = &b["sources"];
-                for (k, v) in b["properties"].as_object().into_iter().flatten() {
-                    let from = sources[format!("properties.{k}")]
-                        .as_str()
-                        .map_or(String::new(), |s| format!("  ({s})"));
-                    out.push_str(&format!("  {k}: {v}{from}\n"));
-                }
-                for (k, v) in b["relations"].as_object().into_iter().flatten() {
-                    out.push_str(&format!("  → {k}: {v}\n"));
-                }
-                for (k, v) in b["dangling"].as_object().into_iter().flatten() {
-                    out.push_str(&format!("  ! {k} names what does not exist: {v}\n"));
-                }
-                out.push_str(&format!(
-                    "version {}, updated {} by {}\n",
-                    b["version"],
-                    b["updatedAt"].as_str().unwrap_or_default(),
-                    b["updatedBy"].as_str().unwrap_or_default()
-                ));
-                out
-            }))
+            Ok(super::remote::finish(
+                &answer,
+                format == Format::Json,
+                |b| {
+                    let mut out = format!(
+                        "{}/{}  {}\n",
+                        b["blueprint"].as_str().unwrap_or_default(),
+                        b["identifier"].as_str().unwrap_or_default(),
+                        b["title"].as_str().unwrap_or_default()
+                    );
+                    if let Some(team) = b["team"].as_array().filter(|t| !t.is_empty()) {
+                        let names: Vec<&str> = team.iter().filter_map(Value::as_str).collect();
+                        out.push_str(&format!("team: {}\n", names.join(", ")));
+                    }
+                    let sources = &b["sources"];
+                    for (k, v) in b["properties"].as_object().into_iter().flatten() {
+                        let from = sources[format!("properties.{k}")]
+                            .as_str()
+                            .map_or(String::new(), |s| format!("  ({s})"));
+                        out.push_str(&format!("  {k}: {v}{from}\n"));
+                    }
+                    for (k, v) in b["relations"].as_object().into_iter().flatten() {
+                        out.push_str(&format!("  → {k}: {v}\n"));
+                    }
+                    for (k, v) in b["dangling"].as_object().into_iter().flatten() {
+                        out.push_str(&format!("  ! {k} names what does not exist: {v}\n"));
+                    }
+                    out.push_str(&format!(
+                        "version {}, updated {} by {}\n",
+                        b["version"],
+                        b["updatedAt"].as_str().unwrap_or_default(),
+                        b["updatedBy"].as_str().unwrap_or_default()
+                    ));
+                    out
+                },
+            ))
         }),
     }
 }
