@@ -38,7 +38,15 @@ impl Walk<'_> {
         let request_id = format!("audit-test-{}", self.n);
         let (got, answer) = self
             .api
-            .as_admin_with(method, path, body, &[("x-request-id", &request_id)])
+            .as_admin_with(
+                method,
+                path,
+                body,
+                &[
+                    ("x-request-id", &request_id),
+                    ("content-type", "application/json"),
+                ],
+            )
             .await;
         assert_eq!(got, status, "{operation} {method} {path}: {answer}");
         let fresh = self.fresh().await;
@@ -458,6 +466,141 @@ async fn every_mutating_route_writes_exactly_one_audit_event() {
             &Value::Null
         )
     );
+
+    // The catalog: every write is one event per record, its before and after the records.
+    let cases: &[(&str, &str, &str, &str, StatusCode, &str, &str)] = &[
+        (
+            "createBlueprint",
+            "POST",
+            "/api/v1/blueprints",
+            r#"{"identifier": "svc"}"#,
+            StatusCode::CREATED,
+            "blueprint.create",
+            "blueprint/svc",
+        ),
+        (
+            "putBlueprint",
+            "PUT",
+            "/api/v1/blueprints/svc",
+            r#"{"title": "Service"}"#,
+            StatusCode::OK,
+            "blueprint.update",
+            "blueprint/svc",
+        ),
+        (
+            "revertBlueprint",
+            "POST",
+            "/api/v1/blueprints/svc/revert",
+            r#"{"version": 1}"#,
+            StatusCode::OK,
+            "blueprint.revert",
+            "blueprint/svc",
+        ),
+        (
+            "createEntity",
+            "POST",
+            "/api/v1/blueprints/svc/entities",
+            r#"{"identifier": "a"}"#,
+            StatusCode::CREATED,
+            "entity.create",
+            "entity/svc/a",
+        ),
+        (
+            "putEntity",
+            "PUT",
+            "/api/v1/blueprints/svc/entities/a",
+            r#"{"title": "A"}"#,
+            StatusCode::OK,
+            "entity.update",
+            "entity/svc/a",
+        ),
+        (
+            "patchEntity",
+            "PATCH",
+            "/api/v1/blueprints/svc/entities/a",
+            r#"{"title": "AA"}"#,
+            StatusCode::OK,
+            "entity.update",
+            "entity/svc/a",
+        ),
+        (
+            "revertEntity",
+            "POST",
+            "/api/v1/blueprints/svc/entities/a/revert",
+            r#"{"version": 1}"#,
+            StatusCode::OK,
+            "entity.revert",
+            "entity/svc/a",
+        ),
+        (
+            "bulkUpsertEntities",
+            "POST",
+            "/api/v1/entities/bulk",
+            r#"{"entities": [{"identifier": "b", "blueprint": "svc"}]}"#,
+            StatusCode::OK,
+            "entity.create",
+            "entity/svc/b",
+        ),
+        (
+            "applyCatalog",
+            "POST",
+            "/api/v1/catalog/apply",
+            r#"{"source": "repo", "documents": [{"kind": "Entity", "blueprint": "svc", "identifier": "c"}]}"#,
+            StatusCode::OK,
+            "entity.create",
+            "entity/svc/c",
+        ),
+        (
+            "deleteEntity",
+            "DELETE",
+            "/api/v1/blueprints/svc/entities/a",
+            "",
+            StatusCode::OK,
+            "entity.delete",
+            "entity/svc/a",
+        ),
+        (
+            "createBlueprint",
+            "POST",
+            "/api/v1/blueprints",
+            r#"{"identifier": "tmp"}"#,
+            StatusCode::CREATED,
+            "blueprint.create",
+            "blueprint/tmp",
+        ),
+        (
+            "deleteBlueprint",
+            "DELETE",
+            "/api/v1/blueprints/tmp",
+            "",
+            StatusCode::NO_CONTENT,
+            "blueprint.delete",
+            "blueprint/tmp",
+        ),
+    ];
+    for (op, method, path, body, status, action, resource) in cases {
+        let (_, e) = w.call(op, method, path, body, *status).await;
+        assert_eq!(
+            (&e["action"], &e["resource"]),
+            (&json!(action), &json!(resource)),
+            "{op}"
+        );
+        match *action {
+            "entity.delete" | "blueprint.delete" => assert!(e["after"].is_null(), "{e}"),
+            _ => assert!(e["after"]["version"].is_number(), "{e}"),
+        }
+    }
+    // Reading with a query posts a body, and changes nothing.
+    let (status, _) = api
+        .as_admin_with(
+            "POST",
+            "/api/v1/entities/search",
+            "{}",
+            &[("content-type", "application/json")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    w.done.insert("searchEntities".to_string());
 
     // A refused change writes nothing: a duplicate team, a viewer-less unknown user.
     let (status, _) = api
