@@ -1280,7 +1280,7 @@ pub(crate) async fn apply(
         }
     }
     if !problems.is_empty() {
-        return Err(apply_error(problems));
+        return Err(apply_error(&problems));
     }
     let ctx = ctx(&caller, &source);
     let is_admin = crate::authz::can(
@@ -1316,8 +1316,8 @@ pub(crate) async fn apply(
                         "blueprint",
                         &b.identifier,
                         p.outcome,
-                        p.before.as_ref().map(crate::catalog::json),
-                        Some(crate::catalog::json(&p.record)),
+                        p.before.as_ref().map(crate::catalog::json).as_ref(),
+                        Some(&crate::catalog::json(&p.record)),
                     ));
                     plan.blueprint(p, false);
                 }
@@ -1342,8 +1342,8 @@ pub(crate) async fn apply(
                         "entity",
                         &format!("{}/{}", e.blueprint, e.identifier),
                         p.outcome,
-                        p.before.as_ref().map(crate::catalog::json),
-                        Some(crate::catalog::json(&p.record)),
+                        p.before.as_ref().map(crate::catalog::json).as_ref(),
+                        Some(&crate::catalog::json(&p.record)),
                     ));
                     plan.entity(p, false);
                 }
@@ -1373,7 +1373,7 @@ pub(crate) async fn apply(
                     "entity",
                     &format!("{}/{}", r.entity.blueprint, r.entity.identifier),
                     Outcome::Deleted,
-                    Some(crate::catalog::json(r)),
+                    Some(&crate::catalog::json(r)),
                     None,
                 ));
                 plan.delete_entity(r);
@@ -1393,14 +1393,14 @@ pub(crate) async fn apply(
                     "blueprint",
                     &r.blueprint.identifier,
                     Outcome::Deleted,
-                    Some(crate::catalog::json(r)),
+                    Some(&crate::catalog::json(r)),
                     None,
                 ));
                 plan.delete_blueprint(r);
             }
         }
         if !problems.is_empty() {
-            return Err(apply_error(problems));
+            return Err(apply_error(&problems));
         }
         if a.dry_run {
             plan.changes.clear();
@@ -1428,17 +1428,17 @@ fn change_json(
     kind: &str,
     key: &str,
     outcome: Outcome,
-    before: Option<Value>,
-    after: Option<Value>,
+    before: Option<&Value>,
+    after: Option<&Value>,
 ) -> Value {
-    let diff = match (&before, &after) {
+    let diff = match (before, after) {
         (Some(b), Some(a)) => gantry_catalog::diff::diff(&written(b), &written(a)),
         _ => Vec::new(),
     };
     json!({"kind": kind, "key": key, "outcome": outcome, "diff": diff})
 }
 
-fn apply_error(problems: Vec<Value>) -> ApiError {
+fn apply_error(problems: &[Value]) -> ApiError {
     let n = problems.len();
     ApiError {
         details: Some(Box::new(json!({ "problems": problems }))),
