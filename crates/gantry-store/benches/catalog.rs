@@ -12,6 +12,9 @@
 //! `GANTRY_TEST_POSTGRES_URL` (skipped without it), in a schema of its own, dropped at the end.
 //! Prints readable lines and one JSON line per backend.
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::collections::BTreeMap;
 use std::str::FromStr as _;
 use std::sync::Arc;

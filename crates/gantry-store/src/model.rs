@@ -3,7 +3,7 @@
 //! Owns the shapes only. No driver type appears here, so callers never see sqlx.
 //! The run and step statuses mirror `gantry-engine`'s `RunState` and `StepState` (plus `queued`,
 //! a run accepted but not started); the server converts between them, the store does not
-//! interpret them.
+//! interpret them. Catalog records are `gantry-catalog`'s own types, stored as given.
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;

@@ -100,5 +100,142 @@ crate::sql::sql_store!(
      RETURNING id, pool, run_id, step, payload, available_at, worker, lease_until, attempts, \
                completed_at, result",
     "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
-    "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"
+    "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY",
+    bulk
 );
+
+/// Bulk writes as one `INSERT … SELECT FROM UNNEST` of a few arrays: one statement however many
+/// rows, about twice as fast as multi-row `VALUES`, whose thousands of parameters PostgreSQL
+/// parses and plans on every execution.
+mod bulk {
+    use crate::catalog::EntityText;
+    use crate::sql::{us, AuditRow, ENTITY_COLS, ENTITY_UPDATE};
+    use crate::StoreError;
+    use gantry_catalog::EntityRecord;
+
+    type Tx = sqlx::Transaction<'static, sqlx::Postgres>;
+
+    /// Rows per statement: bounds one message, not a parameter count.
+    const ROWS: usize = 10_000;
+
+    pub(super) async fn audit_rows(tx: &mut Tx, rows: &[AuditRow<'_>]) -> Result<(), StoreError> {
+        for chunk in rows.chunks(ROWS) {
+            let n = chunk.len();
+            let (mut at, mut kind, mut actor_id, mut actor_name, mut action, mut resource) = (
+                Vec::with_capacity(n),
+                Vec::with_capacity(n),
+                Vec::with_capacity(n),
+                Vec::with_capacity(n),
+                Vec::with_capacity(n),
+                Vec::with_capacity(n),
+            );
+            let (mut before, mut after, mut request_id, mut source) = (
+                Vec::with_capacity(n),
+                Vec::with_capacity(n),
+                Vec::with_capacity(n),
+                Vec::with_capacity(n),
+            );
+            for r in chunk {
+                let a = r.audit;
+                at.push(us(a.at));
+                kind.push(a.actor.kind.as_str());
+                actor_id.push(a.actor.id.as_str());
+                actor_name.push(a.actor.name.as_str());
+                action.push(r.action);
+                resource.push(r.resource.as_str());
+                before.push(r.before.as_deref());
+                after.push(r.after.as_deref());
+                request_id.push(a.request_id.as_deref());
+                source.push(a.source.as_deref());
+            }
+            sqlx::query(
+                "INSERT INTO audit_events (at, actor_kind, actor_id, actor_name, action, \
+                 resource, before, after, request_id, source) \
+                 SELECT * FROM UNNEST($1::int8[], $2::text[], $3::text[], $4::text[], \
+                   $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[])",
+            )
+            .bind(at)
+            .bind(kind)
+            .bind(actor_id)
+            .bind(actor_name)
+            .bind(action)
+            .bind(resource)
+            .bind(before)
+            .bind(after)
+            .bind(request_id)
+            .bind(source)
+            .execute(&mut **tx)
+            .await?;
+        }
+        Ok(())
+    }
+
+    pub(super) async fn upsert_entities(
+        tx: &mut Tx,
+        seq: i64,
+        rows: &[(&EntityRecord, &EntityText)],
+    ) -> Result<(), StoreError> {
+        let sql = format!(
+            "INSERT INTO entities ({ENTITY_COLS}, seq) \
+             SELECT *, $14 FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], \
+               $5::text[], $6::text[], $7::text[], $8::int8[], $9::int8[], $10::int8[], \
+               $11::text[], $12::text[], $13::text[]) \
+             {ENTITY_UPDATE}"
+        );
+        for chunk in rows.chunks(ROWS) {
+            let n = chunk.len();
+            let (mut blueprint, mut identifier, mut title, mut team) = (
+                Vec::with_capacity(n),
+                Vec::with_capacity(n),
+                Vec::with_capacity(n),
+                Vec::with_capacity(n),
+            );
+            let (mut properties, mut relations, mut sources, mut version) = (
+                Vec::with_capacity(n),
+                Vec::with_capacity(n),
+                Vec::with_capacity(n),
+                Vec::with_capacity(n),
+            );
+            let (mut created_at, mut updated_at, mut created_by, mut updated_by, mut managed_by) = (
+                Vec::with_capacity(n),
+                Vec::with_capacity(n),
+                Vec::with_capacity(n),
+                Vec::with_capacity(n),
+                Vec::with_capacity(n),
+            );
+            for (r, t) in chunk {
+                blueprint.push(r.entity.blueprint.as_str());
+                identifier.push(r.entity.identifier.as_str());
+                title.push(r.entity.title.as_deref());
+                team.push(t.team.as_str());
+                properties.push(t.properties.as_str());
+                relations.push(t.relations.as_str());
+                sources.push(t.sources.as_str());
+                version.push(r.version);
+                created_at.push(us(r.created_at));
+                updated_at.push(us(r.updated_at));
+                created_by.push(r.created_by.as_str());
+                updated_by.push(r.updated_by.as_str());
+                managed_by.push(r.managed_by.as_deref());
+            }
+            sqlx::query(&sql)
+                .bind(blueprint)
+                .bind(identifier)
+                .bind(title)
+                .bind(team)
+                .bind(properties)
+                .bind(relations)
+                .bind(sources)
+                .bind(version)
+                .bind(created_at)
+                .bind(updated_at)
+                .bind(created_by)
+                .bind(updated_by)
+                .bind(managed_by)
+                .bind(seq)
+                .execute(&mut **tx)
+                .await?;
+        }
+        Ok(())
+    }
+}

@@ -75,6 +75,31 @@ pub(crate) fn created_event(e: &crate::NewEvent) -> Result<crate::EventInsert, S
     })
 }
 
+/// One audit row to append: the change's JSON is already text.
+pub(crate) struct AuditRow<'x> {
+    pub(crate) audit: &'x crate::Audit,
+    pub(crate) action: &'x str,
+    pub(crate) resource: String,
+    pub(crate) before: Option<String>,
+    pub(crate) after: Option<String>,
+}
+
+pub(crate) fn audit_row<'x>(
+    audit: &'x crate::Audit,
+    action: &'x str,
+    resource: String,
+    before: Option<&Value>,
+    after: Option<&Value>,
+) -> Result<AuditRow<'x>, StoreError> {
+    Ok(AuditRow {
+        audit,
+        action,
+        resource,
+        before: before.map(json_text).transpose()?,
+        after: after.map(json_text).transpose()?,
+    })
+}
+
 /// The start of an audit row insert; the ten values follow, in this order.
 pub(crate) const AUDIT_INSERT: &str = "INSERT INTO audit_events (at, actor_kind, actor_id, \
      actor_name, action, resource, before, after, request_id, source) VALUES";
@@ -265,10 +290,24 @@ pub(crate) const fn bulk_rows(cols: usize) -> usize {
     BULK_PLACEHOLDERS / cols
 }
 
+/// Whether a bulk statement of `rows` rows (`full` in a full chunk) stays prepared for reuse:
+/// small ones and full chunks recur; a large remainder's text rarely does, and every statement
+/// kept costs memory on each connection (in the database server too, on PostgreSQL).
+pub(crate) fn reused(rows: usize, full: usize) -> bool {
+    rows <= ROWS_PER_STATEMENT || rows == full
+}
+
 pub(crate) const BLUEPRINT_COLS: &str =
     "identifier, definition, version, created_at, updated_at, created_by, updated_by, managed_by";
 pub(crate) const ENTITY_COLS: &str = "blueprint, identifier, title, team, properties, relations, \
      sources, version, created_at, updated_at, created_by, updated_by, managed_by";
+/// What an entity upsert sets when the row exists (every column but the key).
+pub(crate) const ENTITY_UPDATE: &str = "ON CONFLICT (blueprint, identifier) DO UPDATE SET \
+     title = excluded.title, team = excluded.team, properties = excluded.properties, \
+     relations = excluded.relations, sources = excluded.sources, version = excluded.version, \
+     created_at = excluded.created_at, updated_at = excluded.updated_at, \
+     created_by = excluded.created_by, updated_by = excluded.updated_by, \
+     managed_by = excluded.managed_by, seq = excluded.seq";
 
 pub(crate) fn scan_limit(limit: u32) -> i64 {
     i64::from(limit.clamp(1, 10_000))
@@ -295,9 +334,10 @@ pub(crate) const API_KEY_COLS: &str =
 /// `$1` worker, `$2` lease end, `$3` now, `$4` pool, `$5` limit; `$log_lock` is a statement run once per run id
 /// (`$1`) before appending log chunks to it, or `""` when writes are already serialised;
 /// `$snapshot` is the first statement of a read transaction that must see one snapshot
-/// throughout, or `""` when a transaction already does.
+/// throughout, or `""` when a transaction already does; `$bulk` is the backend's module of
+/// bulk writes (`audit_rows`, `upsert_entities`), the hottest statements, written per backend.
 macro_rules! sql_store {
-    ($store:ty, $db:ty, $row:ty, $claim:expr, $log_lock:expr, $snapshot:expr) => {
+    ($store:ty, $db:ty, $row:ty, $claim:expr, $log_lock:expr, $snapshot:expr, $bulk:ident) => {
         use sqlx::Row as _;
         use $crate::model::*;
         use $crate::sql::*;
@@ -306,53 +346,9 @@ macro_rules! sql_store {
 
         type Tx = sqlx::Transaction<'static, $db>;
 
-        /// One audit row to append: the change's JSON is already text.
-        struct AuditRow<'x> {
-            audit: &'x Audit,
-            action: &'x str,
-            resource: String,
-            before: Option<String>,
-            after: Option<String>,
-        }
-
-        fn audit_row<'x>(
-            audit: &'x Audit,
-            action: &'x str,
-            resource: String,
-            before: Option<Value>,
-            after: Option<Value>,
-        ) -> Result<AuditRow<'x>, StoreError> {
-            Ok(AuditRow {
-                audit,
-                action,
-                resource,
-                before: before.as_ref().map(json_text).transpose()?,
-                after: after.as_ref().map(json_text).transpose()?,
-            })
-        }
-
         /// Appends audit rows, many per statement.
         async fn audit_rows_tx(tx: &mut Tx, rows: &[AuditRow<'_>]) -> Result<(), StoreError> {
-            for chunk in rows.chunks(bulk_rows(10)) {
-                let sql = format!("{AUDIT_INSERT} {}", tuples::<$db>(1, chunk.len(), 10));
-                let mut query = sqlx::query(&sql);
-                for row in chunk {
-                    let a = row.audit;
-                    query = query
-                        .bind(us(a.at))
-                        .bind(a.actor.kind.as_str())
-                        .bind(&a.actor.id)
-                        .bind(&a.actor.name)
-                        .bind(row.action)
-                        .bind(&row.resource)
-                        .bind(&row.before)
-                        .bind(&row.after)
-                        .bind(&a.request_id)
-                        .bind(&a.source);
-                }
-                query.execute(&mut **tx).await?;
-            }
-            Ok(())
+            $bulk::audit_rows(tx, rows).await
         }
 
         /// Appends one audit event; returns its `seq`.
@@ -364,7 +360,7 @@ macro_rules! sql_store {
             before: Option<Value>,
             after: Option<Value>,
         ) -> Result<i64, StoreError> {
-            let row = audit_row(audit, action, resource, before, after)?;
+            let row = audit_row(audit, action, resource, before.as_ref(), after.as_ref())?;
             let sql = format!("{AUDIT_INSERT} {} RETURNING seq", placeholders(1, 10));
             let seq = sqlx::query_scalar(&sql)
             .bind(us(audit.at))
@@ -855,7 +851,7 @@ macro_rules! sql_store {
                             "run.start",
                             format!("run/{}", r.id),
                             None,
-                            Some(run_audit(r)),
+                            Some(&run_audit(r)),
                         )
                     })
                     .collect::<Result<Vec<_>, _>>()?;
@@ -1263,7 +1259,8 @@ macro_rules! sql_store {
                     "SELECT identifier, version FROM blueprints WHERE identifier IN (VALUES {})",
                     tuples::<$db>(1, chunk.len(), 1)
                 );
-                let mut query = sqlx::query_as::<_, (String, i64)>(&sql);
+                let mut query = sqlx::query_as::<_, (String, i64)>(&sql)
+                    .persistent(reused(chunk.len(), bulk_rows(1)));
                 for b in chunk {
                     query = query.bind(*b);
                 }
@@ -1278,8 +1275,9 @@ macro_rules! sql_store {
                         param::<$db>(1),
                         tuples::<$db>(2, chunk.len(), 1)
                     );
-                    let mut query = sqlx::query_as::<_, (String, String, i64)>(&sql);
-                    query = query.bind(blueprint);
+                    let mut query = sqlx::query_as::<_, (String, String, i64)>(&sql)
+                        .persistent(reused(chunk.len(), bulk_rows(1) - 1))
+                        .bind(blueprint);
                     for i in chunk {
                         query = query.bind(*i);
                     }
@@ -1319,7 +1317,7 @@ macro_rules! sql_store {
                        managed_by = excluded.managed_by, seq = excluded.seq",
                     tuples::<$db>(1, chunk.len(), 9)
                 );
-                let mut query = sqlx::query(&sql);
+                let mut query = sqlx::query(&sql).persistent(reused(chunk.len(), bulk_rows(9)));
                 for (r, definition) in chunk {
                     query = query
                         .bind(&r.blueprint.identifier)
@@ -1334,45 +1332,14 @@ macro_rules! sql_store {
                 }
                 query.execute(&mut **tx).await?;
             }
-            for chunk in crate::catalog::entity_rows(&plan, rows).chunks(bulk_rows(14)) {
-                let sql = format!(
-                    "INSERT INTO entities ({ENTITY_COLS}, seq) VALUES {} \
-                     ON CONFLICT (blueprint, identifier) DO UPDATE SET \
-                       title = excluded.title, team = excluded.team, \
-                       properties = excluded.properties, relations = excluded.relations, \
-                       sources = excluded.sources, version = excluded.version, \
-                       created_at = excluded.created_at, updated_at = excluded.updated_at, \
-                       created_by = excluded.created_by, updated_by = excluded.updated_by, \
-                       managed_by = excluded.managed_by, seq = excluded.seq",
-                    tuples::<$db>(1, chunk.len(), 14)
-                );
-                let mut query = sqlx::query(&sql);
-                for (r, text) in chunk {
-                    query = query
-                        .bind(&r.entity.blueprint)
-                        .bind(&r.entity.identifier)
-                        .bind(&r.entity.title)
-                        .bind(&text.team)
-                        .bind(&text.properties)
-                        .bind(&text.relations)
-                        .bind(&text.sources)
-                        .bind(r.version)
-                        .bind(us(r.created_at))
-                        .bind(us(r.updated_at))
-                        .bind(&r.created_by)
-                        .bind(&r.updated_by)
-                        .bind(&r.managed_by)
-                        .bind(seq);
-                }
-                query.execute(&mut **tx).await?;
-            }
+            $bulk::upsert_entities(tx, seq, &crate::catalog::entity_rows(&plan, rows)).await?;
 
             for chunk in plan.deleted_blueprints.chunks(bulk_rows(1)) {
                 let sql = format!(
                     "DELETE FROM blueprints WHERE identifier IN (VALUES {})",
                     tuples::<$db>(1, chunk.len(), 1)
                 );
-                let mut query = sqlx::query(&sql);
+                let mut query = sqlx::query(&sql).persistent(reused(chunk.len(), bulk_rows(1)));
                 for b in chunk {
                     query = query.bind(*b);
                 }
@@ -1385,7 +1352,9 @@ macro_rules! sql_store {
                         param::<$db>(1),
                         tuples::<$db>(2, chunk.len(), 1)
                     );
-                    let mut query = sqlx::query(&sql).bind(blueprint);
+                    let mut query = sqlx::query(&sql)
+                        .persistent(reused(chunk.len(), bulk_rows(1) - 1))
+                        .bind(blueprint);
                     for i in chunk {
                         query = query.bind(*i);
                     }
@@ -1403,7 +1372,7 @@ macro_rules! sql_store {
                     "INSERT INTO catalog_tombstones (seq, kind, blueprint, identifier) VALUES {}",
                     tuples::<$db>(1, chunk.len(), 4)
                 );
-                let mut query = sqlx::query(&sql);
+                let mut query = sqlx::query(&sql).persistent(reused(chunk.len(), bulk_rows(4)));
                 for (kind, b, i) in chunk {
                     query = query.bind(seq).bind(*kind).bind(*b).bind(*i);
                 }
@@ -3025,8 +2994,7 @@ macro_rules! sql_store {
                 Box::pin(async move {
                     let mut tx = self.reader.begin().await?;
                     // One snapshot for the clock and every table: the rows and tombstones are
-                    // exactly those of the writes up to `seq`, plus perhaps later ones, which the
-                    // next call returns again.
+                    // exactly those of the writes up to `seq`.
                     if !$snapshot.is_empty() {
                         sqlx::query($snapshot).execute(&mut *tx).await?;
                     }

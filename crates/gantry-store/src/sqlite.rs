@@ -81,8 +81,82 @@ crate::sql::sql_store!(
     // One writer connection: log appends commit in position order already.
     "",
     // A read transaction keeps its snapshot in WAL mode.
-    ""
+    "",
+    bulk
 );
+
+/// Bulk writes as multi-row `VALUES` with `?` placeholders (see `sql::Dialect`).
+mod bulk {
+    use crate::catalog::EntityText;
+    use crate::sql::{
+        bulk_rows, reused, tuples, us, AuditRow, AUDIT_INSERT, ENTITY_COLS, ENTITY_UPDATE,
+    };
+    use crate::StoreError;
+    use gantry_catalog::EntityRecord;
+
+    type Tx = sqlx::Transaction<'static, sqlx::Sqlite>;
+
+    pub(super) async fn audit_rows(tx: &mut Tx, rows: &[AuditRow<'_>]) -> Result<(), StoreError> {
+        let full = bulk_rows(10);
+        for chunk in rows.chunks(full) {
+            let sql = format!(
+                "{AUDIT_INSERT} {}",
+                tuples::<sqlx::Sqlite>(1, chunk.len(), 10)
+            );
+            let mut query = sqlx::query(&sql).persistent(reused(chunk.len(), full));
+            for row in chunk {
+                let a = row.audit;
+                query = query
+                    .bind(us(a.at))
+                    .bind(a.actor.kind.as_str())
+                    .bind(&a.actor.id)
+                    .bind(&a.actor.name)
+                    .bind(row.action)
+                    .bind(&row.resource)
+                    .bind(&row.before)
+                    .bind(&row.after)
+                    .bind(&a.request_id)
+                    .bind(&a.source);
+            }
+            query.execute(&mut **tx).await?;
+        }
+        Ok(())
+    }
+
+    pub(super) async fn upsert_entities(
+        tx: &mut Tx,
+        seq: i64,
+        rows: &[(&EntityRecord, &EntityText)],
+    ) -> Result<(), StoreError> {
+        let full = bulk_rows(14);
+        for chunk in rows.chunks(full) {
+            let sql = format!(
+                "INSERT INTO entities ({ENTITY_COLS}, seq) VALUES {} {ENTITY_UPDATE}",
+                tuples::<sqlx::Sqlite>(1, chunk.len(), 14)
+            );
+            let mut query = sqlx::query(&sql).persistent(reused(chunk.len(), full));
+            for (r, text) in chunk {
+                query = query
+                    .bind(&r.entity.blueprint)
+                    .bind(&r.entity.identifier)
+                    .bind(&r.entity.title)
+                    .bind(&text.team)
+                    .bind(&text.properties)
+                    .bind(&text.relations)
+                    .bind(&text.sources)
+                    .bind(r.version)
+                    .bind(us(r.created_at))
+                    .bind(us(r.updated_at))
+                    .bind(&r.created_by)
+                    .bind(&r.updated_by)
+                    .bind(&r.managed_by)
+                    .bind(seq);
+            }
+            query.execute(&mut **tx).await?;
+        }
+        Ok(())
+    }
+}
 
 #[cfg(test)]
 mod tests {
