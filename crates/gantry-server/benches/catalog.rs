@@ -128,7 +128,7 @@ fn blueprints() -> Vec<Value> {
             "version": {"type": "string"}, "replicas": {"type": "integer"}}},
             "relations": {
                 "service": {"target": "service", "required": true},
-                "team": {"target": "team"},
+                "owningTeam": {"target": "team"},
                 "previous": {"target": "deployment"}}}),
     ]
 }
@@ -147,19 +147,24 @@ fn entities(n: usize) -> Vec<Value> {
             "relations": {"parent": t(i / 2), "peer": t(i.saturating_sub(1)), "escalation": t(i / 3)}}));
     }
     let languages = ["rust", "go", "python", "java"];
+    let depends = |i: usize| {
+        let mut d = vec![s(i / 2), s(i / 3)];
+        d.dedup();
+        d
+    };
     for i in 0..services {
         out.push(json!({"blueprint": "service", "identifier": s(i), "title": format!("Service {i}"),
             "team": [t(i % teams)],
             "properties": {"language": languages[i % 4], "tier": i % 4 + 1, "cost": (i % 1000) as f64 * 1.5,
                 "url": format!("https://svc-{i}.example.com")},
-            "relations": {"owner": t(i % teams), "dependsOn": [s(i / 2), s(i / 3)], "escalation": t(i % 7)}}));
+            "relations": {"owner": t(i % teams), "dependsOn": depends(i), "escalation": t(i % 7)}}));
     }
     let environments = ["dev", "staging", "production"];
     for i in 0..deployments {
         out.push(json!({"blueprint": "deployment", "identifier": format!("dep-{i}"),
             "properties": {"environment": environments[i % 3], "version": format!("1.{}.{}", i % 50, i % 7),
                 "replicas": i % 5 + 1},
-            "relations": {"service": s(i % services), "team": t(i % teams),
+            "relations": {"service": s(i % services), "owningTeam": t(i % teams),
                 "previous": format!("dep-{}", i.saturating_sub(1))}}));
     }
     out
@@ -338,7 +343,14 @@ async fn bench(name: &str, backend: Backend, dir: &std::path::Path, n: usize) {
             &json!({ "entities": chunk }),
         )
         .await;
-        assert_eq!(answer["failed"], 0, "{}", answer["results"]);
+        let failed: Vec<&Value> = answer["results"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|r| r["status"] == "error")
+            .take(3)
+            .collect();
+        assert!(failed.is_empty(), "{} failed, e.g. {failed:?}", answer["failed"]);
     }
     // Queryable with relations resolved: every deployment reaches a team through two hops.
     let found = post(
