@@ -1001,10 +1001,10 @@ impl Catalog {
             Some(bp) => Box::new(self.entities.get(bp).into_iter().flat_map(|m| m.values())),
             None => Box::new(self.entities.values().flat_map(HashMap::values)),
         };
-        let mut facets: BTreeMap<String, BTreeMap<String, usize>> = s
+        let mut facets: Vec<(&str, HashMap<String, usize>, usize)> = s
             .facets
             .iter()
-            .map(|f| (f.clone(), BTreeMap::new()))
+            .map(|f| (f.as_str(), HashMap::new(), 0))
             .collect();
         let mut total = 0;
         let mut page: Vec<&Indexed> = Vec::new();
@@ -1023,13 +1023,9 @@ impl Catalog {
                 }
             }
             total += 1;
-            for (field, counts) in facets.iter_mut() {
-                let values = query::facet_values(e, field, self);
-                if values.is_empty() {
-                    *counts.entry("null".to_string()).or_default() += 1;
-                }
-                for v in values {
-                    *counts.entry(v).or_default() += 1;
+            for (field, counts, none) in facets.iter_mut() {
+                if !query::count_facet(e, field, self, counts) {
+                    *none += 1;
                 }
             }
             if let Some(after) = &s.after {
@@ -1052,6 +1048,16 @@ impl Catalog {
         } else {
             None
         };
+        let facets = facets
+            .into_iter()
+            .map(|(field, counts, none)| {
+                let mut counts: BTreeMap<String, usize> = counts.into_iter().collect();
+                if none > 0 {
+                    *counts.entry("null".to_string()).or_default() += none;
+                }
+                (field.to_string(), counts)
+            })
+            .collect();
         Page {
             entities: page,
             total,

@@ -95,7 +95,7 @@ use std::fmt;
 use serde_json::Value;
 
 pub use error::QueryError;
-pub use search::{facet_values, TextSearch};
+pub use search::{count_facet, facet_values, TextSearch};
 pub use sort::{compare, compare_keys, compare_to_key, is_sort_key, sort_key, Sort};
 
 use crate::model::{Indexed, Lookup};

@@ -102,6 +102,51 @@ pub fn facet_values(e: &Indexed, field: &str, lookup: &dyn Lookup) -> Vec<String
     out
 }
 
+/// Counts the values of `field` on `e` into `counts`, each once, as [`facet_values`] lists them,
+/// without copying a string already counted. Returns whether the entity had any value.
+pub fn count_facet<'a>(
+    e: &'a Indexed,
+    field: &str,
+    lookup: &'a dyn Lookup,
+    counts: &mut std::collections::HashMap<String, usize>,
+) -> bool {
+    let mut texts: Vec<std::borrow::Cow<'a, str>> = Vec::new();
+    let mut add = |v: V<'a>, texts: &mut Vec<std::borrow::Cow<'a, str>>| {
+        let text = match v {
+            V::Null => return,
+            V::Str(s) => std::borrow::Cow::Borrowed(s),
+            other => {
+                let mut out = Vec::new();
+                push_facet(other, &mut out);
+                match out.pop() {
+                    Some(t) => std::borrow::Cow::Owned(t),
+                    None => return,
+                }
+            }
+        };
+        if !texts.contains(&text) {
+            texts.push(text);
+        }
+    };
+    visit(e, field, lookup, |v| {
+        match v {
+            Some(V::Arr(items)) => items.iter().for_each(|i| add(i, &mut texts)),
+            Some(v) => add(v, &mut texts),
+            None => {}
+        }
+        false
+    });
+    for t in &texts {
+        match counts.get_mut(t.as_ref()) {
+            Some(n) => *n += 1,
+            None => {
+                counts.insert(t.to_string(), 1);
+            }
+        }
+    }
+    !texts.is_empty()
+}
+
 fn push_facet(v: V<'_>, out: &mut Vec<String>) {
     let text = match v {
         V::Null => return,
