@@ -350,7 +350,11 @@ async fn bench(name: &str, backend: Backend, dir: &std::path::Path, n: usize) {
             .filter(|r| r["status"] == "error")
             .take(3)
             .collect();
-        assert!(failed.is_empty(), "{} failed, e.g. {failed:?}", answer["failed"]);
+        assert!(
+            failed.is_empty(),
+            "{} failed, e.g. {failed:?}",
+            answer["failed"]
+        );
     }
     // Queryable with relations resolved: every deployment reaches a team through two hops.
     let found = post(
