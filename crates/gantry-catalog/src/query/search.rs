@@ -111,7 +111,7 @@ pub fn count_facet<'a>(
     counts: &mut std::collections::HashMap<String, usize>,
 ) -> bool {
     let mut texts: Vec<std::borrow::Cow<'a, str>> = Vec::new();
-    let mut add = |v: V<'a>, texts: &mut Vec<std::borrow::Cow<'a, str>>| {
+    let add = |v: V<'a>, texts: &mut Vec<std::borrow::Cow<'a, str>>| {
         let text = match v {
             V::Null => return,
             V::Str(s) => std::borrow::Cow::Borrowed(s),
