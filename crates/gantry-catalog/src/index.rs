@@ -331,18 +331,10 @@ impl Catalog {
     }
 
     fn targets_of(&self, e: &Entity) -> Vec<Key> {
-        let Some(bp) = self.blueprint(&e.blueprint) else {
-            return Vec::new();
-        };
-        let mut out = Vec::new();
-        for (name, value) in &e.relations {
-            if let Some(spec) = bp.relations.get(name) {
-                for t in value.targets() {
-                    out.push((spec.target.clone(), t.clone()));
-                }
-            }
-        }
-        out
+        self.relation_targets(e)
+            .into_iter()
+            .map(|(bp, id, _)| (bp, id))
+            .collect()
     }
 
     fn insert_entity(&mut self, record: EntityRecord) {

@@ -15,8 +15,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod support;
+
 use gantry_server::api::{router, unguarded_router_for_benchmarks, ApiState};
-use gantry_server::runs::{Registry, RunService};
 use gantry_server::server::issue_api_key;
 use gantry_store::{SqliteStore, Store, User};
 
@@ -35,48 +36,12 @@ async fn state(dir: &std::path::Path) -> (ApiState, Arc<dyn Store>) {
             .await
             .expect("store"),
     );
-    let vault = Arc::new(gantry_server::vault::Vault::load(dir, None).expect("vault"));
-    let writes = gantry_store::BatchWriter::start(store.clone(), Default::default());
-    let runs = Arc::new(RunService::new(
-        store.clone(),
-        writes.clone(),
-        vault.clone(),
-        Arc::new(gantry_runtime::ProcessRuntime::new()),
-        dir.join("runs"),
-        None,
-        Arc::new(Registry::default()),
-        tokio::runtime::Handle::current(),
-    ));
-    let triggers = Arc::new(gantry_server::triggers::TriggerService::new(
-        store.clone(),
-        writes,
-        runs.clone(),
-        gantry_server::triggers::push::PushKeys::from_secret(&[1; 32]),
-    ));
-    let state = ApiState {
-        store: store.clone(),
-        runs,
-        vault,
-        triggers,
-        public_url: "http://127.0.0.1".into(),
-        sign_in: Arc::new(gantry_server::api::login::SignIn::new(
-            "http://127.0.0.1",
-            None,
-        )),
-        catalog: Arc::new(gantry_server::catalog::CatalogService::new(store.clone())),
-    };
-    (state, store)
+    (support::state(store.clone(), dir).await, store)
 }
 
+/// The workflow every request reads, on the served app.
 async fn serve(app: axum::Router) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    // As `gantry server` serves: with the peer's address, which the guard's limits read.
-    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    format!("http://{addr}/api/v1/workflows/hello")
+    format!("{}/workflows/hello", support::serve(app).await)
 }
 
 /// `n` GETs from `c` clients; the wall time and every latency.

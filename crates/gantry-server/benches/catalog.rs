@@ -19,8 +19,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use gantry_server::api::{router, ApiState};
-use gantry_server::runs::{Registry, RunService};
+mod support;
+
+use gantry_server::api::router;
 use gantry_server::server::issue_api_key;
 use gantry_store::{PostgresOptions, PostgresStore, SqliteStore, Store};
 use serde_json::{json, Value};
@@ -62,49 +63,6 @@ async fn open(backend: &Backend) -> Arc<dyn Store> {
             )
         }
     }
-}
-
-async fn state(store: Arc<dyn Store>, dir: &std::path::Path) -> ApiState {
-    let vault = Arc::new(gantry_server::vault::Vault::load(dir, None).expect("vault"));
-    let writes = gantry_store::BatchWriter::start(store.clone(), Default::default());
-    let runs = Arc::new(RunService::new(
-        store.clone(),
-        writes.clone(),
-        vault.clone(),
-        Arc::new(gantry_runtime::ProcessRuntime::new()),
-        dir.join("runs"),
-        None,
-        Arc::new(Registry::default()),
-        tokio::runtime::Handle::current(),
-    ));
-    let triggers = Arc::new(gantry_server::triggers::TriggerService::new(
-        store.clone(),
-        writes,
-        runs.clone(),
-        gantry_server::triggers::push::PushKeys::from_secret(&[1; 32]),
-    ));
-    ApiState {
-        store: store.clone(),
-        runs,
-        vault,
-        triggers,
-        public_url: "http://127.0.0.1".into(),
-        sign_in: Arc::new(gantry_server::api::login::SignIn::new(
-            "http://127.0.0.1",
-            None,
-        )),
-        catalog: Arc::new(gantry_server::catalog::CatalogService::new(store)),
-    }
-}
-
-async fn serve(app: axum::Router) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    format!("http://{addr}/api/v1")
 }
 
 fn blueprints() -> Vec<Value> {
@@ -318,7 +276,7 @@ async fn bench(name: &str, backend: Backend, dir: &std::path::Path, n: usize) {
     let key = issue_api_key(store.as_ref(), "admin", &audit())
         .await
         .expect("key");
-    let base = serve(router(state(store.clone(), dir).await)).await;
+    let base = support::serve(router(support::state(store.clone(), dir).await)).await;
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(CLIENTS)
         .build()

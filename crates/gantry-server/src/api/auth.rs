@@ -309,6 +309,10 @@ pub async fn principal_of(
     Ok(None)
 }
 
+/// Marks a request the guard authenticated by a session cookie: a browser, the web app.
+#[derive(Clone, Copy)]
+pub(crate) struct ViaSession;
+
 /// What the guard needs: the store (for owners), the permission table, the key cache.
 pub(crate) struct Guard {
     pub store: Arc<dyn Store>,
@@ -375,7 +379,7 @@ pub(crate) async fn guard(
         },
     };
     if from_session {
-        request.extensions_mut().insert(super::catalog::ViaSession);
+        request.extensions_mut().insert(ViaSession);
     }
     let Some(principal) = principal else {
         if let Some(ip) = peer {

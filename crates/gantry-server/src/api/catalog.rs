@@ -39,15 +39,11 @@ const BULK_MAX: usize = 10_000;
 /// an integration, automation or definition file with `X-Gantry-Source`.
 pub(crate) struct WriteSource(pub Source);
 
-/// Marks a request authenticated by a session cookie (set by the guard).
-#[derive(Clone, Copy)]
-pub(crate) struct ViaSession;
-
 impl<S: Send + Sync> FromRequestParts<S> for WriteSource {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        if parts.extensions.get::<ViaSession>().is_some() {
+        if parts.extensions.get::<super::auth::ViaSession>().is_some() {
             return Ok(WriteSource(Source::Web));
         }
         match parts.headers.get("x-gantry-source") {
@@ -239,18 +235,18 @@ async fn put_blueprint_with(
     state
         .catalog
         .write(caller.audit(), |cat| {
-            let mut planned = cat.plan_blueprints(vec![(bp.clone(), expect)], &ctx);
-            let p = planned.remove(0).map_err(|problems| {
-                if expect == Expect::New
-                    && problems
-                        .iter()
-                        .any(|p| p.message.contains("already exists"))
-                {
-                    conflict(&problems[0])
-                } else {
-                    problems_error("blueprint", &problems)
-                }
-            })?;
+            // The index answers whether it exists; a create of one that does is a conflict.
+            if expect == Expect::New && cat.blueprint_record(&bp.identifier).is_some() {
+                return Err(ApiError::new(
+                    StatusCode::CONFLICT,
+                    "conflict",
+                    format!("blueprint `{}` already exists", bp.identifier),
+                ));
+            }
+            let p = cat
+                .plan_blueprints(vec![(bp.clone(), expect)], &ctx)
+                .remove(0)
+                .map_err(|problems| problems_error("blueprint", &problems))?;
             let mut plan = Plan::new(blueprint_json(&p.record));
             plan.blueprint(&p, false);
             Ok(plan)
@@ -761,26 +757,26 @@ async fn write_entity(
     state
         .catalog
         .write(caller.audit(), |cat| {
+            // Existence is the index's answer, not a problem of the entity: 409 and 404.
+            match (cat.entity_view(&bp, &id).is_some(), expect) {
+                (true, Expect::New) => {
+                    return Err(ApiError::new(
+                        StatusCode::CONFLICT,
+                        "conflict",
+                        format!("entity `{id}` of blueprint `{bp}` already exists"),
+                    ))
+                }
+                (false, Expect::Existing) => {
+                    return Err(ApiError::not_found(format!(
+                        "no entity `{id}` of blueprint `{bp}`"
+                    )))
+                }
+                _ => {}
+            }
             let p = cat
                 .plan_entities(vec![(entity.clone(), expect)], &[], &ctx)
                 .remove(0)
-                .map_err(|problems| {
-                    if expect == Expect::New
-                        && problems
-                            .iter()
-                            .any(|p| p.message.contains("already exists"))
-                    {
-                        conflict(&problems[0])
-                    } else if expect == Expect::Existing
-                        && problems
-                            .iter()
-                            .any(|p| p.message.starts_with("there is no entity"))
-                    {
-                        ApiError::not_found(problems[0].message.clone())
-                    } else {
-                        problems_error("entity", &problems)
-                    }
-                })?;
+                .map_err(|problems| problems_error("entity", &problems))?;
             let mut plan = Plan::new(p.outcome);
             plan.entity(&p, revert);
             Ok(plan)
