@@ -22,6 +22,7 @@ use crate::jq::{JqProgram, Limits};
 use crate::model::*;
 use crate::query::{self, Query, Sort, TextSearch};
 use crate::schema::{self, CompiledBlueprint, Problem};
+use crate::table::{Slot, Table};
 
 /// An entity's key: (blueprint, identifier).
 pub type Key = (String, String);
@@ -127,7 +128,8 @@ type Ref = (String, String, String);
 pub struct Catalog {
     seq: i64,
     blueprints: BTreeMap<String, BlueprintEntry>,
-    entities: HashMap<String, HashMap<String, Indexed>>,
+    /// Blueprint → its entities, with a column per field for searches.
+    entities: HashMap<String, Table>,
     /// Target blueprint → target identifier → who points at it.
     referrers: HashMap<String, HashMap<String, HashSet<Ref>>>,
     /// Calculations that failed, by entity: shown beside the entity, never fatal.
@@ -223,7 +225,7 @@ impl Catalog {
     }
 
     pub fn entity_count(&self) -> usize {
-        self.entities.values().map(HashMap::len).sum()
+        self.entities.values().map(Table::len).sum()
     }
 
     /// The calculations that failed for this entity.
@@ -260,7 +262,7 @@ impl Catalog {
     pub fn managed_by<'a>(&'a self, source: &'a str) -> impl Iterator<Item = &'a Indexed> + 'a {
         self.entities
             .values()
-            .flat_map(HashMap::values)
+            .flat_map(Table::values)
             .filter(move |e| e.record.managed_by.as_deref() == Some(source))
     }
 
@@ -306,7 +308,7 @@ impl Catalog {
         for bp in delta.deleted_blueprints {
             self.blueprints.remove(&bp);
             if let Some(left) = self.entities.remove(&bp) {
-                for e in left.into_values() {
+                for e in left.values() {
                     self.unregister(&e.record.entity);
                 }
             }
@@ -340,14 +342,17 @@ impl Catalog {
     fn insert_entity(&mut self, record: EntityRecord) {
         self.register(&record.entity);
         let bp = record.entity.blueprint.clone();
-        let id = record.entity.identifier.clone();
-        self.entities.entry(bp).or_default().insert(
-            id,
-            Indexed {
-                record,
-                computed: Map::new(),
-            },
-        );
+        let table = match self.entities.entry(bp) {
+            std::collections::hash_map::Entry::Occupied(t) => t.into_mut(),
+            std::collections::hash_map::Entry::Vacant(v) => {
+                let bp = self.blueprints.get(v.key()).map(|b| &b.record.blueprint);
+                v.insert(Table::new(bp))
+            }
+        };
+        table.insert(Indexed {
+            record,
+            computed: Map::new(),
+        });
     }
 
     fn remove_entity(&mut self, bp: &str, id: &str) -> Option<Indexed> {
@@ -399,13 +404,19 @@ impl Catalog {
     fn recompute_all(&mut self) {
         // The reverse index depends on the blueprints' relations: rebuild it.
         self.referrers.clear();
+        // A table's columns follow its blueprint's fields.
+        for (bp, table) in self.entities.iter_mut() {
+            table.reshape(self.blueprints.get(bp).map(|b| &b.record.blueprint));
+        }
         let keys: Vec<Key> = self
             .entities
             .iter()
-            .flat_map(|(bp, m)| m.keys().map(move |id| (bp.clone(), id.clone())))
+            .flat_map(|(bp, m)| m.identifiers().map(move |id| (bp.clone(), id.clone())))
             .collect();
         for (bp, id) in &keys {
-            let entity = self.entities[bp][id].record.entity.clone();
+            let Some(entity) = self.entity(bp, id).map(|e| e.record.entity.clone()) else {
+                continue;
+            };
             self.register(&entity);
         }
         // Mirrors may read other computed values: as many passes as the longest path, plus one.
@@ -472,6 +483,12 @@ impl Catalog {
             && bp.calculation_properties.is_empty()
             && bp.aggregation_properties.is_empty()
         {
+            // Values computed under an earlier version of the blueprint go with it.
+            if !e.computed.is_empty() {
+                if let Some(table) = self.entities.get_mut(&key.0) {
+                    table.set_computed(&key.1, Map::new());
+                }
+            }
             return;
         }
         let mut computed = Map::new();
@@ -532,12 +549,8 @@ impl Catalog {
         } else {
             self.errors.insert(key.clone(), errors);
         }
-        if let Some(e) = self
-            .entities
-            .get_mut(&key.0)
-            .and_then(|m| m.get_mut(&key.1))
-        {
-            e.computed = computed;
+        if let Some(table) = self.entities.get_mut(&key.0) {
+            table.set_computed(&key.1, computed);
         }
     }
 
@@ -982,7 +995,114 @@ impl Catalog {
 
     /// Runs a search: filter, full text, facets over every match, then one sorted page after
     /// the cursor.
+    ///
+    /// Rules, sort fields and facets on a blueprint's plain fields read its columns; the
+    /// result is the one [`Catalog::search_rows`] gives.
     pub fn search(&self, s: &Search) -> Page<'_> {
+        let blueprint = s
+            .blueprint
+            .as_deref()
+            .or_else(|| s.query.as_ref().and_then(Query::blueprint));
+        let prepared = s.query.as_ref().map(|q| q.prepare(self));
+        let text = s.text.as_deref().map(TextSearch::new);
+        let tables: Vec<(&str, &Table)> = match blueprint {
+            Some(bp) => self
+                .entities
+                .get_key_value(bp)
+                .map(|(k, t)| (k.as_str(), t))
+                .into_iter()
+                .collect(),
+            None => self.entities.iter().map(|(k, t)| (k.as_str(), t)).collect(),
+        };
+        let mut facets: Vec<(&str, HashMap<String, usize>, usize)> = s
+            .facets
+            .iter()
+            .map(|f| (f.as_str(), HashMap::new(), 0))
+            .collect();
+        let keys: Vec<query::RowKeys<'_>> = tables
+            .iter()
+            .map(|(bp, t)| query::RowKeys::new(t, bp, &s.sort, self))
+            .collect();
+        let mut total = 0;
+        let limit = s.limit.max(1);
+        // Each match with its first sort key, read once (as an exact f64 too, when it is one):
+        // the page keeps the smallest.
+        type Item<'v> = (Option<f64>, Option<query::V<'v>>, usize, Slot);
+        let cmp = |a: &Item<'_>, b: &Item<'_>| {
+            let first = match (s.sort.first(), a.0, b.0) {
+                (None, ..) => Ordering::Equal,
+                (Some(f), Some(x), Some(y)) => {
+                    let o = x.partial_cmp(&y).unwrap_or(Ordering::Equal);
+                    if f.descending {
+                        o.reverse()
+                    } else {
+                        o
+                    }
+                }
+                // A number against anything else: read both values in full.
+                (Some(f), ..) => {
+                    let va = match a.0 {
+                        Some(_) => keys[a.2].key(0, a.3),
+                        None => a.1,
+                    };
+                    let vb = match b.0 {
+                        Some(_) => keys[b.2].key(0, b.3),
+                        None => b.1,
+                    };
+                    query::by_field(va, vb, f.descending)
+                }
+            };
+            first.then_with(|| keys[a.2].compare(a.3, &keys[b.2], b.3, 1.min(s.sort.len())))
+        };
+        let mut page = Smallest::new(limit, cmp);
+        for (i, (_, table)) in tables.iter().enumerate() {
+            let mut cands = table.live();
+            if let Some(p) = &prepared {
+                cands = p.filter(table, cands, self);
+            }
+            if let Some(t) = &text {
+                cands.retain(|&slot| table.row(slot).is_some_and(|e| t.matches(e)));
+            }
+            total += cands.len();
+            for (field, counts, none) in facets.iter_mut() {
+                *none += query::count_facets(table, field, &cands, self, counts);
+            }
+            if let Some(after) = &s.after {
+                cands.retain(|&slot| keys[i].compare_to_key(slot, after) == Ordering::Greater);
+            }
+            for slot in cands {
+                let item = match s.sort.is_empty() {
+                    true => (None, None, i, slot),
+                    false => match keys[i].number(0, slot) {
+                        Some(x) => (Some(x), None, i, slot),
+                        None => (None, keys[i].key(0, slot), i, slot),
+                    },
+                };
+                page.offer(item);
+            }
+        }
+        let more = page.offered > limit;
+        let entities: Vec<&Indexed> = page
+            .kept
+            .iter()
+            .filter_map(|&(_, _, i, slot)| tables[i].1.row(slot))
+            .collect();
+        let next = if more {
+            entities.last().map(|e| query::sort_key(e, &s.sort, self))
+        } else {
+            None
+        };
+        Page {
+            entities,
+            total,
+            facets: finish_facets(facets),
+            next,
+        }
+    }
+
+    /// [`Catalog::search`] testing every entity on its own, without the columns: the reference
+    /// the columns must agree with, for tests and benchmarks.
+    pub fn search_rows(&self, s: &Search) -> Page<'_> {
         let blueprint = s
             .blueprint
             .as_deref()
@@ -991,7 +1111,7 @@ impl Catalog {
         let text = s.text.as_deref().map(TextSearch::new);
         let candidates: Box<dyn Iterator<Item = &Indexed>> = match blueprint {
             Some(bp) => Box::new(self.entities.get(bp).into_iter().flat_map(|m| m.values())),
-            None => Box::new(self.entities.values().flat_map(HashMap::values)),
+            None => Box::new(self.entities.values().flat_map(Table::values)),
         };
         let mut facets: Vec<(&str, HashMap<String, usize>, usize)> = s
             .facets
@@ -1040,23 +1160,66 @@ impl Catalog {
         } else {
             None
         };
-        let facets = facets
-            .into_iter()
-            .map(|(field, counts, none)| {
-                let mut counts: BTreeMap<String, usize> = counts.into_iter().collect();
-                if none > 0 {
-                    *counts.entry("null".to_string()).or_default() += none;
-                }
-                (field.to_string(), counts)
-            })
-            .collect();
         Page {
             entities: page,
             total,
-            facets,
+            facets: finish_facets(facets),
             next,
         }
     }
+}
+
+/// The `k` smallest of the items offered, in order. A page is small next to the matches, so
+/// most items are compared once, with the largest kept so far, and dropped; nothing holds all
+/// the matches at once.
+struct Smallest<T, F> {
+    kept: Vec<T>,
+    k: usize,
+    cmp: F,
+    offered: usize,
+}
+
+impl<T, F: Fn(&T, &T) -> Ordering> Smallest<T, F> {
+    fn new(k: usize, cmp: F) -> Self {
+        Smallest {
+            kept: Vec::with_capacity(k.min(1024) + 1),
+            k,
+            cmp,
+            offered: 0,
+        }
+    }
+
+    fn offer(&mut self, item: T) {
+        self.offered += 1;
+        if self.kept.len() == self.k {
+            match self.kept.last() {
+                Some(last) if (self.cmp)(&item, last) == Ordering::Less => {
+                    self.kept.pop();
+                }
+                _ => return,
+            }
+        }
+        let at = self
+            .kept
+            .partition_point(|x| (self.cmp)(x, &item) == Ordering::Less);
+        self.kept.insert(at, item);
+    }
+}
+
+/// Facet counts by field, with the entities without a value under `null`.
+fn finish_facets(
+    facets: Vec<(&str, HashMap<String, usize>, usize)>,
+) -> BTreeMap<String, BTreeMap<String, usize>> {
+    facets
+        .into_iter()
+        .map(|(field, counts, none)| {
+            let mut counts: BTreeMap<String, usize> = counts.into_iter().collect();
+            if none > 0 {
+                *counts.entry("null".to_string()).or_default() += none;
+            }
+            (field.to_string(), counts)
+        })
+        .collect()
 }
 
 /// The fields (`title`, `team`, `properties.<name>`, `relations.<name>`) that differ.

@@ -13,5 +13,6 @@ pub mod jq;
 pub mod model;
 pub mod query;
 pub mod schema;
+mod table;
 
 pub use model::*;

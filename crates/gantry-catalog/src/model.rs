@@ -477,24 +477,74 @@ impl Indexed {
     /// The entity as the API and jq calculations see it: the written fields, computed
     /// properties merged into `properties`, and the meta fields.
     pub fn to_json(&self) -> Value {
+        serde_json::to_value(self.view()).unwrap_or(Value::Null)
+    }
+
+    /// What [`Indexed::to_json`] gives, written by serde without building a `Value` first.
+    pub fn view(&self) -> EntityView<'_> {
         let r = &self.record;
-        let mut properties = r.entity.properties.clone();
-        for (k, v) in &self.computed {
-            properties.insert(k.clone(), v.clone());
+        EntityView {
+            identifier: &r.entity.identifier,
+            blueprint: &r.entity.blueprint,
+            title: r.entity.title.as_deref().unwrap_or(&r.entity.identifier),
+            team: &r.entity.team,
+            properties: Merged {
+                written: &r.entity.properties,
+                computed: &self.computed,
+            },
+            relations: &r.entity.relations,
+            created_at: r.created_at.to_rfc3339(),
+            updated_at: r.updated_at.to_rfc3339(),
+            created_by: &r.created_by,
+            updated_by: &r.updated_by,
+            version: r.version,
         }
-        serde_json::json!({
-            "identifier": r.entity.identifier,
-            "blueprint": r.entity.blueprint,
-            "title": r.entity.title.clone().unwrap_or_else(|| r.entity.identifier.clone()),
-            "team": r.entity.team,
-            "properties": properties,
-            "relations": r.entity.relations,
-            "createdAt": r.created_at.to_rfc3339(),
-            "updatedAt": r.updated_at.to_rfc3339(),
-            "createdBy": r.created_by,
-            "updatedBy": r.updated_by,
-            "version": r.version,
-        })
+    }
+}
+
+/// An entity as the API shows it; see [`Indexed::view`].
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EntityView<'a> {
+    identifier: &'a str,
+    blueprint: &'a str,
+    title: &'a str,
+    team: &'a [String],
+    properties: Merged<'a>,
+    relations: &'a IndexMap<String, RelationValue>,
+    created_at: String,
+    updated_at: String,
+    created_by: &'a str,
+    updated_by: &'a str,
+    version: i64,
+}
+
+/// The written properties with the computed ones over them: a computed value takes a written
+/// one's place, the others follow.
+#[derive(Debug)]
+struct Merged<'a> {
+    written: &'a Map,
+    computed: &'a Map,
+}
+
+impl Serialize for Merged<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let extra = self
+            .computed
+            .keys()
+            .filter(|k| !self.written.contains_key(*k))
+            .count();
+        let mut m = s.serialize_map(Some(self.written.len() + extra))?;
+        for (k, v) in self.written {
+            m.serialize_entry(k, self.computed.get(k).unwrap_or(v))?;
+        }
+        for (k, v) in self.computed {
+            if !self.written.contains_key(k) {
+                m.serialize_entry(k, v)?;
+            }
+        }
+        m.end()
     }
 }
 

@@ -255,7 +255,7 @@ impl<'a> Walk<'a> {
 }
 
 /// `owner.team` → (`owner`, `team`); none for a field that cannot start with a relation.
-fn first_hop(path: &str) -> Option<(&str, &str)> {
+pub(crate) fn first_hop(path: &str) -> Option<(&str, &str)> {
     if path.starts_with('$') || path.starts_with("properties.") {
         return None;
     }
@@ -408,42 +408,109 @@ fn in_list(v: Option<V<'_>>, list: &[Value]) -> bool {
 }
 
 /// Whether `e` passes one `FIELD OPERATOR VALUE` rule.
-fn test(t: &Test, e: &Indexed, lookup: &dyn Lookup) -> bool {
-    let field = t.field.as_str();
-    let ordered = |w: &Value, ok: fn(Ordering) -> bool| {
-        visit(e, field, lookup, |v| {
-            v.is_some_and(|v| scalar_any(v, &mut |x| order(x, w).is_some_and(ok)))
+pub(crate) fn test(t: &Test, e: &Indexed, lookup: &dyn Lookup) -> bool {
+    visit(e, &t.field, lookup, |v| hit(&t.op, v)) != negated(&t.op)
+}
+
+/// Whether a rule on a plain field passes when the field reads `v`: what [`test`] gives for an
+/// entity whose field is `v`, so a column of values can be tested without the entities.
+pub(crate) fn test_value(op: &Op, v: Option<V<'_>>) -> bool {
+    hit(op, v) != negated(op)
+}
+
+/// A rule's positive form decided for a number without going through [`V`]: what [`hit`]
+/// gives for `Some(V::Num(n))`. `None` for operators that need the general path.
+pub(crate) enum NumberHit<'o> {
+    Order(&'o Number, fn(Ordering) -> bool),
+    Between(&'o Number, &'o Number),
+    Always(bool),
+}
+
+impl<'o> NumberHit<'o> {
+    pub(crate) fn of(op: &'o Op) -> Option<NumberHit<'o>> {
+        let order = |w: &'o Value, ok: fn(Ordering) -> bool| match w {
+            Value::Number(w) => NumberHit::Order(w, ok),
+            _ => NumberHit::Always(false),
+        };
+        Some(match op {
+            Op::Eq(w) | Op::Ne(w) => order(w, Ordering::is_eq),
+            Op::Lt(w) => order(w, Ordering::is_lt),
+            Op::Le(w) => order(w, Ordering::is_le),
+            Op::Gt(w) => order(w, Ordering::is_gt),
+            Op::Ge(w) => order(w, Ordering::is_ge),
+            Op::Between(Value::Number(lo), Value::Number(hi)) => NumberHit::Between(lo, hi),
+            Op::Between(..) => NumberHit::Always(false),
+            _ => return None,
         })
+    }
+
+    pub(crate) fn hit(&self, n: &Number) -> bool {
+        match self {
+            NumberHit::Order(w, ok) => ok(number_cmp(n, w)),
+            NumberHit::Between(lo, hi) => {
+                number_cmp(n, lo).is_ge() && number_cmp(n, hi).is_le()
+            }
+            NumberHit::Always(b) => *b,
+        }
+    }
+}
+
+/// [`NumberHit`] with its operands as exact `f64`s, for numbers that are exact `f64`s too
+/// (`crate::table::exact`): the same answers, compared as floats.
+pub(crate) enum FloatHit {
+    Order(f64, fn(Ordering) -> bool),
+    Between(f64, f64),
+    Always(bool),
+}
+
+impl FloatHit {
+    pub(crate) fn of(hit: &NumberHit<'_>) -> Option<FloatHit> {
+        use crate::table::exact;
+        Some(match hit {
+            NumberHit::Order(w, ok) => FloatHit::Order(exact(w)?, *ok),
+            NumberHit::Between(lo, hi) => FloatHit::Between(exact(lo)?, exact(hi)?),
+            NumberHit::Always(b) => FloatHit::Always(*b),
+        })
+    }
+
+    pub(crate) fn hit(&self, x: f64) -> bool {
+        let cmp = |w: f64| x.partial_cmp(&w).unwrap_or(Ordering::Equal);
+        match self {
+            FloatHit::Order(w, ok) => ok(cmp(*w)),
+            FloatHit::Between(lo, hi) => cmp(*lo).is_ge() && cmp(*hi).is_le(),
+            FloatHit::Always(b) => *b,
+        }
+    }
+}
+
+/// The operators that match when no value matches their positive counterpart.
+pub(crate) fn negated(op: &Op) -> bool {
+    matches!(op, Op::Ne(_) | Op::NotIn(_) | Op::IsEmpty)
+}
+
+/// Whether one value matches the operator's positive form (`=` for `!=`, `in` for `notIn`,
+/// `isNotEmpty` for `isEmpty`).
+fn hit(op: &Op, v: Option<V<'_>>) -> bool {
+    let ordered = |w: &Value, ok: fn(Ordering) -> bool| {
+        v.is_some_and(|v| scalar_any(v, &mut |x| order(x, w).is_some_and(ok)))
     };
-    let text = |pred: &dyn Fn(&str) -> bool| {
-        visit(e, field, lookup, |v| v.is_some_and(|v| text_any(v, pred)))
-    };
-    let equal = |w: &Value| visit(e, field, lookup, |v| v.map_or(w.is_null(), |v| eq(v, w)));
-    let listed = |list: &[Value]| visit(e, field, lookup, |v| in_list(v, list));
-    let filled = || visit(e, field, lookup, |v| v.is_some_and(|v| !v.is_empty()));
-    match &t.op {
-        Op::Eq(w) => equal(w),
-        Op::Ne(w) => !equal(w),
+    let text = |pred: &dyn Fn(&str) -> bool| v.is_some_and(|v| text_any(v, pred));
+    match op {
+        Op::Eq(w) | Op::Ne(w) => v.map_or(w.is_null(), |v| eq(v, w)),
         Op::Lt(w) => ordered(w, Ordering::is_lt),
         Op::Le(w) => ordered(w, Ordering::is_le),
         Op::Gt(w) => ordered(w, Ordering::is_gt),
         Op::Ge(w) => ordered(w, Ordering::is_ge),
-        Op::In(list) => listed(list),
-        Op::NotIn(list) => !listed(list),
-        Op::Contains(w) => visit(e, field, lookup, |v| v.is_some_and(|v| contains(v, w))),
-        Op::ContainsAny(list) => visit(e, field, lookup, |v| {
-            v.is_some_and(|v| contains_any(v, list))
-        }),
+        Op::In(list) | Op::NotIn(list) => in_list(v, list),
+        Op::Contains(w) => v.is_some_and(|v| contains(v, w)),
+        Op::ContainsAny(list) => v.is_some_and(|v| contains_any(v, list)),
         Op::BeginsWith(p) => text(&|s| s.starts_with(p.as_str())),
         Op::EndsWith(p) => text(&|s| s.ends_with(p.as_str())),
-        Op::IsEmpty => !filled(),
-        Op::IsNotEmpty => filled(),
-        Op::Between(lo, hi) => visit(e, field, lookup, |v| {
-            v.is_some_and(|v| {
-                scalar_any(v, &mut |x| {
-                    order(x, lo).is_some_and(Ordering::is_ge)
-                        && order(x, hi).is_some_and(Ordering::is_le)
-                })
+        Op::IsEmpty | Op::IsNotEmpty => v.is_some_and(|v| !v.is_empty()),
+        Op::Between(lo, hi) => v.is_some_and(|v| {
+            scalar_any(v, &mut |x| {
+                order(x, lo).is_some_and(Ordering::is_ge)
+                    && order(x, hi).is_some_and(Ordering::is_le)
             })
         }),
     }
@@ -488,7 +555,7 @@ pub(crate) struct RelatedSet {
 type Key = (String, String);
 
 impl RelatedSet {
-    fn contains(&self, blueprint: &str, identifier: &str) -> bool {
+    pub(crate) fn contains(&self, blueprint: &str, identifier: &str) -> bool {
         self.by_blueprint
             .get(blueprint)
             .is_some_and(|ids| ids.contains(identifier))

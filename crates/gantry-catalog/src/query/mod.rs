@@ -86,6 +86,7 @@ mod ast;
 mod error;
 mod eval;
 mod json;
+mod scan;
 mod search;
 mod sort;
 mod text;
@@ -98,7 +99,12 @@ pub use error::QueryError;
 pub use search::{count_facet, facet_values, TextSearch};
 pub use sort::{compare, compare_keys, compare_to_key, is_sort_key, sort_key, Sort};
 
+pub(crate) use eval::{read, Items, V};
+pub(crate) use scan::{count_facets, RowKeys};
+pub(crate) use sort::by_field;
+
 use crate::model::{Indexed, Lookup};
+use crate::table::{Slot, Table};
 use ast::{normalize_root, Combinator, Node, Op};
 
 /// A compiled query.
@@ -206,5 +212,11 @@ impl Prepared<'_> {
     /// Whether `e` matches. `lookup` must be the catalog the query was prepared with.
     pub fn matches(&self, e: &Indexed, lookup: &dyn Lookup) -> bool {
         eval::matches(&self.root, e, lookup)
+    }
+
+    /// The slots of `cands` (in their order) whose entities in `table` match; the same as
+    /// testing each with [`Prepared::matches`], with rules on plain fields read from columns.
+    pub(crate) fn filter(&self, table: &Table, cands: Vec<Slot>, lookup: &dyn Lookup) -> Vec<Slot> {
+        scan::filter(&self.root, table, cands, lookup)
     }
 }

@@ -1,5 +1,8 @@
 //! Full-text search over entities and the values of a field for facet counts.
 
+use std::borrow::Cow;
+use std::collections::HashMap;
+
 use super::eval::{visit, V};
 use crate::model::{Indexed, Lookup};
 use serde_json::Value;
@@ -108,18 +111,27 @@ pub fn count_facet<'a>(
     e: &'a Indexed,
     field: &str,
     lookup: &'a dyn Lookup,
-    counts: &mut std::collections::HashMap<String, usize>,
+    counts: &mut HashMap<String, usize>,
 ) -> bool {
-    let mut texts: Vec<std::borrow::Cow<'a, str>> = Vec::new();
-    let add = |v: V<'a>, texts: &mut Vec<std::borrow::Cow<'a, str>>| {
+    let mut texts: Vec<Cow<'a, str>> = Vec::new();
+    visit(e, field, lookup, |v| {
+        facet_texts(v, &mut texts);
+        false
+    });
+    count_texts(&texts, counts)
+}
+
+/// Adds the facet texts of one value of a field to `texts`, each once.
+pub(crate) fn facet_texts<'a>(v: Option<V<'a>>, texts: &mut Vec<Cow<'a, str>>) {
+    let mut add = |v: V<'a>| {
         let text = match v {
             V::Null => return,
-            V::Str(s) => std::borrow::Cow::Borrowed(s),
+            V::Str(s) => Cow::Borrowed(s),
             other => {
                 let mut out = Vec::new();
                 push_facet(other, &mut out);
                 match out.pop() {
-                    Some(t) => std::borrow::Cow::Owned(t),
+                    Some(t) => Cow::Owned(t),
                     None => return,
                 }
             }
@@ -128,15 +140,16 @@ pub fn count_facet<'a>(
             texts.push(text);
         }
     };
-    visit(e, field, lookup, |v| {
-        match v {
-            Some(V::Arr(items)) => items.iter().for_each(|i| add(i, &mut texts)),
-            Some(v) => add(v, &mut texts),
-            None => {}
-        }
-        false
-    });
-    for t in &texts {
+    match v {
+        Some(V::Arr(items)) => items.iter().for_each(add),
+        Some(v) => add(v),
+        None => {}
+    }
+}
+
+/// Counts each text once into `counts`; whether there was any.
+pub(crate) fn count_texts(texts: &[Cow<'_, str>], counts: &mut HashMap<String, usize>) -> bool {
+    for t in texts {
         match counts.get_mut(t.as_ref()) {
             Some(n) => *n += 1,
             None => {

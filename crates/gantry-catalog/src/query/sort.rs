@@ -70,7 +70,7 @@ impl Sort {
 }
 
 /// Orders two values of one sort field: missing (or null) values last in both directions.
-fn by_field(a: Option<V<'_>>, b: Option<V<'_>>, descending: bool) -> Ordering {
+pub(crate) fn by_field(a: Option<V<'_>>, b: Option<V<'_>>, descending: bool) -> Ordering {
     match (a, b) {
         (None, None) => Ordering::Equal,
         (None, Some(_)) => Ordering::Greater,
@@ -129,11 +129,11 @@ pub fn compare_keys(a: &Value, b: &Value, sort: &[Sort]) -> Ordering {
 }
 
 /// Item `i` of a key; dates are there as RFC 3339 text, which orders as their time.
-fn key_value(items: &[Value], i: usize) -> Option<V<'_>> {
+pub(crate) fn key_value(items: &[Value], i: usize) -> Option<V<'_>> {
     items.get(i).filter(|v| !v.is_null()).map(V::of)
 }
 
-fn key_text(items: &[Value], i: usize) -> &str {
+pub(crate) fn key_text(items: &[Value], i: usize) -> &str {
     items.get(i).and_then(Value::as_str).unwrap_or("")
 }
 

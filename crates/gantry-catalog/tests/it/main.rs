@@ -2,6 +2,7 @@
 
 mod backstage;
 mod catalog_index;
+mod columns;
 mod computed;
 mod files;
 mod fixture;

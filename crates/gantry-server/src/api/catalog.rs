@@ -11,7 +11,8 @@ use std::collections::HashSet;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
-use axum::http::StatusCode;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use base64::Engine as _;
 use gantry_catalog::index::{Catalog, Expect, Outcome, Search, WriteContext};
@@ -123,20 +124,35 @@ fn decode<T: serde::de::DeserializeOwned>(what: &str, v: Value) -> Result<T, Vec
 }
 
 fn entity_json(cat: &Catalog, e: &Indexed) -> Value {
-    let mut v = e.to_json();
-    v["sources"] = crate::catalog::json(&e.record.sources);
-    if let Some(m) = &e.record.managed_by {
-        v["managedBy"] = json!(m);
+    serde_json::to_value(EntityOut::new(cat, e)).unwrap_or(Value::Null)
+}
+
+/// An entity as the API answers it: its view, who set each value, and what the catalog knows
+/// of it (dangling relations, failed calculations). Serialised straight into a response.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct EntityOut<'a> {
+    #[serde(flatten)]
+    view: gantry_catalog::EntityView<'a>,
+    sources: &'a std::collections::BTreeMap<String, Source>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    managed_by: Option<&'a str>,
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    dangling: std::collections::BTreeMap<String, Vec<String>>,
+    #[serde(skip_serializing_if = "<[Problem]>::is_empty")]
+    computed_errors: &'a [Problem],
+}
+
+impl<'a> EntityOut<'a> {
+    fn new(cat: &'a Catalog, e: &'a Indexed) -> EntityOut<'a> {
+        EntityOut {
+            view: e.view(),
+            sources: &e.record.sources,
+            managed_by: e.record.managed_by.as_deref(),
+            dangling: cat.dangling(e),
+            computed_errors: cat.errors_of(&e.record.entity.blueprint, &e.record.entity.identifier),
+        }
     }
-    let dangling = cat.dangling(e);
-    if !dangling.is_empty() {
-        v["dangling"] = json!(dangling);
-    }
-    let errors = cat.errors_of(&e.record.entity.blueprint, &e.record.entity.identifier);
-    if !errors.is_empty() {
-        v["computedErrors"] = json!(errors);
-    }
-    v
 }
 
 fn blueprint_json(r: &gantry_catalog::BlueprintRecord) -> Value {
@@ -584,16 +600,30 @@ fn query_error(field: &str, e: &gantry_catalog::query::QueryError) -> ApiError {
     ApiError::invalid(field, format!("{field}: {e}"))
 }
 
-fn run_search(state: &ApiState, search: &Search) -> Value {
+/// Runs a search and writes its page as the response body, under one read of the index.
+fn run_search(state: &ApiState, search: &Search) -> Response {
+    #[derive(serde::Serialize)]
+    struct PageOut<'a> {
+        items: Vec<EntityOut<'a>>,
+        total: usize,
+        facets: &'a std::collections::BTreeMap<String, std::collections::BTreeMap<String, usize>>,
+        next: Option<String>,
+    }
     let cat = state.catalog.read();
     let page = cat.search(search);
-    let items: Vec<Value> = page.entities.iter().map(|e| entity_json(&cat, e)).collect();
-    json!({
-        "items": items,
-        "total": page.total,
-        "facets": page.facets,
-        "next": page.next.as_ref().map(encode_cursor),
-    })
+    let out = PageOut {
+        items: page.entities.iter().map(|e| EntityOut::new(&cat, e)).collect(),
+        total: page.total,
+        facets: &page.facets,
+        next: page.next.as_ref().map(encode_cursor),
+    };
+    match serde_json::to_vec(&out) {
+        Ok(body) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "writing a search page");
+            ApiError::internal().into_response()
+        }
+    }
 }
 
 /// Lists and queries a blueprint's entities: filter, full text, sort, facets, cursor pages.
@@ -613,7 +643,7 @@ pub(crate) async fn list_entities(
     State(state): State<ApiState>,
     Path(blueprint): Path<String>,
     Query(q): Query<ListQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     synced(&state).await?;
     if state.catalog.read().blueprint_record(&blueprint).is_none() {
         return Err(ApiError::not_found(format!("no blueprint `{blueprint}`")));
@@ -647,7 +677,7 @@ pub(crate) async fn list_entities(
             })
             .unwrap_or_default(),
     };
-    Ok(Json(run_search(&state, &search)))
+    Ok(run_search(&state, &search))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -682,7 +712,7 @@ pub(crate) struct SearchBody {
 pub(crate) async fn search_entities(
     State(state): State<ApiState>,
     body: Result<Json<SearchBody>, JsonRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let Json(b) = body.map_err(|r| body_error(&r))?;
     synced(&state).await?;
     let sort = match &b.sort {
@@ -714,7 +744,7 @@ pub(crate) async fn search_entities(
         after: b.after.as_deref().map(decode_cursor).transpose()?,
         facets: b.facets,
     };
-    Ok(Json(run_search(&state, &search)))
+    Ok(run_search(&state, &search))
 }
 
 /// Reads an entity body, taking the blueprint (and identifier) from the path when absent.
