@@ -185,7 +185,13 @@ fn main() {
         started.elapsed().as_secs_f64()
     );
     // Same answers first, so the figures compare like with like.
-    for s in [pages(0), pages(1), pages(2), all_facets(0), deployment_facets(0)] {
+    for s in [
+        pages(0),
+        pages(1),
+        pages(2),
+        all_facets(0),
+        deployment_facets(0),
+    ] {
         let (a, b) = (cat.search(&s), cat.search_rows(&s));
         let ids = |p: &Page<'_>| -> Vec<String> {
             p.entities
@@ -222,5 +228,8 @@ fn main() {
                    "speedup_p50": ratio}),
         );
     }
-    println!("{}", json!({"bench": "catalog_search", "entities": n, "results": report}));
+    println!(
+        "{}",
+        json!({"bench": "catalog_search", "entities": n, "results": report})
+    );
 }

@@ -220,6 +220,27 @@ fn fields(bp: Option<&Blueprint>) -> Vec<String> {
     out
 }
 
+/// How many cells of a column hold each kind of value.
+#[derive(Debug, Default)]
+struct Kinds {
+    strings: usize,
+    numbers: usize,
+    /// Lists, objects and dates.
+    others: usize,
+}
+
+impl Kinds {
+    fn add(&mut self, cell: &Cell, n: isize) {
+        let count = match cell {
+            Cell::Str(_) => &mut self.strings,
+            Cell::Num(_) => &mut self.numbers,
+            Cell::Json(_) | Cell::Date(_) => &mut self.others,
+            Cell::Missing | Cell::Null | Cell::Bool(_) => return,
+        };
+        *count = count.wrapping_add_signed(n);
+    }
+}
+
 /// A JSON number as an `f64` when the conversion loses nothing: a float, or an integer of at
 /// most 2^53 in magnitude. Two such numbers compare as `f64`s exactly as
 /// `query::eval::number_cmp` compares them.
@@ -263,6 +284,9 @@ pub(crate) struct Column {
     /// Each cell's number as an `f64` when that is exact (see [`exact`]), NaN otherwise: a
     /// number rule or sort reads these 8 bytes per row.
     numbers: Vec<f64>,
+    /// The slots holding each string id, ascending.
+    postings: Vec<Vec<Slot>>,
+    kinds: Kinds,
     /// Interned strings by id; a freed id holds an empty string until reused.
     strings: Vec<Box<str>>,
     /// How many cells hold each string.
@@ -359,10 +383,49 @@ impl Column {
             Cell::Num(n) => exact(n).unwrap_or(f64::NAN),
             _ => f64::NAN,
         };
+        if let Cell::Str(id) = cell {
+            let p = &mut self.postings[id as usize];
+            match p.last() {
+                Some(&last) if last > slot => {
+                    let at = p.partition_point(|&s| s < slot);
+                    p.insert(at, slot);
+                }
+                _ => p.push(slot),
+            }
+        }
+        self.kinds.add(&cell, 1);
         let old = std::mem::replace(&mut self.cells[i], cell);
+        self.kinds.add(&old, -1);
         if let Cell::Str(id) = old {
+            let p = &mut self.postings[id as usize];
+            if let Ok(at) = p.binary_search(&slot) {
+                p.remove(at);
+            }
             self.release(id);
         }
+    }
+
+    /// The slots holding string `s`, ascending.
+    pub(crate) fn posting(&self, s: &str) -> &[Slot] {
+        match self.ids.get(s) {
+            Some(&id) => &self.postings[id as usize],
+            None => &[],
+        }
+    }
+
+    /// Whether a cell may hold strings other than as plain strings (in a list, an object, a
+    /// date): when not, the slots holding a string are exactly its posting.
+    pub(crate) fn only_plain_strings(&self) -> bool {
+        self.kinds.others == 0
+    }
+
+    /// Whether any cell holds a string / a number / a list, object or date.
+    pub(crate) fn has_strings(&self) -> bool {
+        self.kinds.strings > 0
+    }
+
+    pub(crate) fn has_numbers(&self) -> bool {
+        self.kinds.numbers > 0
     }
 
     fn intern(&mut self, s: &str) -> u32 {
@@ -380,6 +443,7 @@ impl Column {
             None => {
                 self.strings.push(text.clone());
                 self.refs.push(1);
+                self.postings.push(Vec::new());
                 (self.strings.len() - 1) as u32
             }
         };

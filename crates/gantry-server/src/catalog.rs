@@ -11,6 +11,7 @@
 //!
 //! Concurrency: the index sits behind a `std::sync::RwLock`, never held across an await.
 
+use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
 use std::sync::{Arc, RwLock, RwLockReadGuard};
 
 use gantry_catalog::index::{Catalog, Delta, Outcome, PlannedBlueprint, PlannedEntity};
@@ -109,8 +110,12 @@ pub struct CatalogService {
     index: RwLock<Catalog>,
     /// One write at a time through this server.
     writer: tokio::sync::Mutex<()>,
-    /// One catch-up at a time.
+    /// One check of the store at a time.
     syncing: tokio::sync::Mutex<()>,
+    /// How many checks of the store have started, and the number of the last one finished
+    /// (changed only under `syncing`): readers that arrive together share one check.
+    checks_started: AtomicU64,
+    checks_done: AtomicU64,
 }
 
 impl CatalogService {
@@ -121,6 +126,8 @@ impl CatalogService {
             index: RwLock::new(Catalog::default()),
             writer: tokio::sync::Mutex::new(()),
             syncing: tokio::sync::Mutex::new(()),
+            checks_started: AtomicU64::new(0),
+            checks_done: AtomicU64::new(0),
         }
     }
 
@@ -137,13 +144,25 @@ impl CatalogService {
             .apply(delta);
     }
 
-    /// Applies what the store committed since the index's sequence number.
+    /// Applies what the store committed since the index's sequence number, so the index holds
+    /// every write committed before this call.
+    ///
+    /// Any check of the store that starts after this call began will do: concurrent readers
+    /// wait for the check in flight and share the next one, instead of each asking the store.
     pub async fn sync(&self) -> Result<(), StoreError> {
-        let seq = self.store.catalog_seq().await?;
-        if seq <= self.read().seq() {
+        let wanted = self.checks_started.load(AtomicOrdering::SeqCst) + 1;
+        let _one = self.syncing.lock().await;
+        if self.checks_done.load(AtomicOrdering::SeqCst) >= wanted {
             return Ok(());
         }
-        let _one = self.syncing.lock().await;
+        let check = self.checks_started.fetch_add(1, AtomicOrdering::SeqCst) + 1;
+        self.catch_up().await?;
+        self.checks_done.store(check, AtomicOrdering::SeqCst);
+        Ok(())
+    }
+
+    async fn catch_up(&self) -> Result<(), StoreError> {
+        let seq = self.store.catalog_seq().await?;
         let since = self.read().seq();
         if seq <= since {
             return Ok(());

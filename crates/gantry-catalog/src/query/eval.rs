@@ -447,9 +447,7 @@ impl<'o> NumberHit<'o> {
     pub(crate) fn hit(&self, n: &Number) -> bool {
         match self {
             NumberHit::Order(w, ok) => ok(number_cmp(n, w)),
-            NumberHit::Between(lo, hi) => {
-                number_cmp(n, lo).is_ge() && number_cmp(n, hi).is_le()
-            }
+            NumberHit::Between(lo, hi) => number_cmp(n, lo).is_ge() && number_cmp(n, hi).is_le(),
             NumberHit::Always(b) => *b,
         }
     }

@@ -33,6 +33,16 @@ pub(crate) fn filter(
             // Column rules first: they are cheapest and leave the rest fewer entities.
             let mut order: Vec<&Step<'_>> = steps.iter().collect();
             order.sort_by_key(|s| cost(s, table));
+            // Starting from every entity, an equality with a string starts from its posting.
+            if cands.len() == table.len() {
+                let posted = order.iter().position(|s| posting(s, table).is_some());
+                if let Some(at) = posted {
+                    if let Some(slots) = posting(order[at], table) {
+                        cands = slots.to_vec();
+                        order.remove(at);
+                    }
+                }
+            }
             for s in order {
                 if cands.is_empty() {
                     break;
@@ -85,6 +95,22 @@ pub(crate) fn filter(
     }
 }
 
+/// The slots an equality with a string matches, straight from the column's posting, when a
+/// posting says it all (no value holds strings inside a list, an object or a date).
+fn posting<'t>(step: &Step<'_>, table: &'t Table) -> Option<&'t [Slot]> {
+    let Step::Test(Test {
+        field,
+        op: Op::Eq(Value::String(w)),
+    }) = step
+    else {
+        return None;
+    };
+    match plain_field(table, field) {
+        Field::Column(col) if col.only_plain_strings() => Some(col.posting(w)),
+        _ => None,
+    }
+}
+
 /// The order an `and` tests its steps in: column rules, then `relatedTo` sets, then the rest.
 fn cost(step: &Step<'_>, table: &Table) -> u8 {
     match step {
@@ -109,9 +135,15 @@ fn column_test(op: &Op, col: &Column, mut cands: Vec<Slot>) -> Vec<Slot> {
     let missing = test_value(op, None);
     let null = test_value(op, Some(V::Null));
     let numbers = NumberHit::of(op);
-    let floats = numbers.as_ref().and_then(FloatHit::of);
+    let floats = match col.has_numbers() {
+        true => numbers.as_ref().and_then(FloatHit::of),
+        false => None,
+    };
     let flip = negated(op);
-    let ids = col.string_ids_by_slot();
+    let ids: &[u32] = match col.has_strings() {
+        true => col.string_ids_by_slot(),
+        false => &[],
+    };
     let exact = col.numbers_by_slot();
     // Per string id: 0 not yet decided, 1 fails, 2 passes.
     let mut decided: Vec<u8> = vec![0; col.string_ids()];

@@ -269,7 +269,12 @@ fn summary(p: &Page<'_>) -> (Vec<String>, usize, Value, Option<Value>) {
     (
         p.entities
             .iter()
-            .map(|e| format!("{}/{}", e.record.entity.blueprint, e.record.entity.identifier))
+            .map(|e| {
+                format!(
+                    "{}/{}",
+                    e.record.entity.blueprint, e.record.entity.identifier
+                )
+            })
             .collect(),
         p.total,
         json!(p.facets),
@@ -277,12 +282,119 @@ fn summary(p: &Page<'_>) -> (Vec<String>, usize, Value, Option<Value>) {
     )
 }
 
+/// An equality with a string, the rule a posting answers, in `and`s with another rule.
+fn string_equalities() -> impl Strategy<Value = Value> {
+    let eq = (
+        prop_oneof![
+            Just("language"),
+            Just("tags"),
+            Just("since"),
+            Just("owner"),
+            Just("team"),
+            Just("title"),
+        ],
+        prop_oneof![
+            Just("rust"),
+            Just("go"),
+            Just("pci"),
+            Just("t1"),
+            Just("2026-01-01T00:30:00+00:00"),
+            Just("Ab"),
+        ],
+    )
+        .prop_map(|(f, v)| json!({"property": f, "operator": "=", "value": v}));
+    (eq, proptest::option::of(rule())).prop_map(|(eq, other)| {
+        let mut rules = vec![eq];
+        rules.extend(other);
+        json!({"combinator": "and", "rules": rules})
+    })
+}
+
+fn blueprint_records() -> Vec<BlueprintRecord> {
+    let now = at(0);
+    blueprints()
+        .into_iter()
+        .map(|blueprint| BlueprintRecord {
+            blueprint,
+            version: 1,
+            created_at: now,
+            updated_at: now,
+            created_by: "admin".into(),
+            updated_by: "admin".into(),
+            managed_by: None,
+        })
+        .collect()
+}
+
+type Rounds = Vec<Vec<Result<Entity, (bool, usize)>>>;
+
+/// Applies each round of changes, then checks every page of the search both ways.
+fn agree(
+    rounds: Rounds,
+    q: &Value,
+    sort: &[Sort],
+    facets: &[String],
+    blueprint: Option<&str>,
+    text: Option<&str>,
+    limit: usize,
+) -> Result<(), TestCaseError> {
+    let mut cat = Catalog::default();
+    cat.apply(Delta {
+        seq: 1,
+        blueprints: blueprint_records(),
+        ..Delta::default()
+    });
+    let query = Query::from_json(q).ok();
+    let mut seq = 1;
+    for (r, round) in rounds.into_iter().enumerate() {
+        let mut delta = Delta::default();
+        for (i, c) in round.into_iter().enumerate() {
+            match c {
+                Ok(e) => delta.entities.push(record(e, (r * 20 + i) as i64)),
+                Err((is_team, i)) => delta.deleted_entities.push(if is_team {
+                    ("team".to_string(), team(i % 4))
+                } else {
+                    ("service".to_string(), service(i))
+                }),
+            }
+        }
+        seq += 1;
+        delta.seq = seq;
+        cat.apply(delta);
+
+        let mut search = Search {
+            query: query.clone(),
+            blueprint: blueprint.map(str::to_string),
+            text: text.map(str::to_string),
+            sort: sort.to_vec(),
+            limit,
+            after: None,
+            facets: facets.to_vec(),
+        };
+        // Every page, following the cursor to the end.
+        for _ in 0..40 {
+            let by_columns = summary(&cat.search(&search));
+            let by_rows = summary(&cat.search_rows(&search));
+            prop_assert_eq!(&by_columns, &by_rows, "query {}", q);
+            match by_rows.3 {
+                Some(next) => search.after = Some(next),
+                None => break,
+            }
+        }
+    }
+    Ok(())
+}
+
+fn rounds() -> impl Strategy<Value = Rounds> {
+    proptest::collection::vec(proptest::collection::vec(change(), 1..14), 1..4)
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
     #[test]
     fn column_searches_agree_with_entity_searches(
-        rounds in proptest::collection::vec(proptest::collection::vec(change(), 1..14), 1..4),
+        rounds in rounds(),
         q in query(),
         sort in sorts(),
         facets in proptest::collection::vec(field(), 0..3),
@@ -290,62 +402,18 @@ proptest! {
         text in proptest::option::of(prop_oneof![Just("go"), Just("t1"), Just("S")]),
         limit in 1usize..5,
     ) {
-        let mut cat = Catalog::default();
-        let now = at(0);
-        cat.apply(Delta {
-            seq: 1,
-            blueprints: blueprints()
-                .into_iter()
-                .map(|blueprint| BlueprintRecord {
-                    blueprint,
-                    version: 1,
-                    created_at: now,
-                    updated_at: now,
-                    created_by: "admin".into(),
-                    updated_by: "admin".into(),
-                    managed_by: None,
-                })
-                .collect(),
-            ..Delta::default()
-        });
-        let query = Query::from_json(&q).ok();
-        let mut seq = 1;
-        for (r, round) in rounds.into_iter().enumerate() {
-            let mut delta = Delta::default();
-            for (i, c) in round.into_iter().enumerate() {
-                match c {
-                    Ok(e) => delta.entities.push(record(e, (r * 20 + i) as i64)),
-                    Err((is_team, i)) => delta.deleted_entities.push(if is_team {
-                        ("team".to_string(), team(i % 4))
-                    } else {
-                        ("service".to_string(), service(i))
-                    }),
-                }
-            }
-            seq += 1;
-            delta.seq = seq;
-            cat.apply(delta);
+        agree(rounds, &q, &sort, &facets, blueprint, text, limit)?;
+    }
 
-            let mut search = Search {
-                query: query.clone(),
-                blueprint: blueprint.map(str::to_string),
-                text: text.map(str::to_string),
-                sort: sort.clone(),
-                limit,
-                after: None,
-                facets: facets.clone(),
-            };
-            // Every page, following the cursor to the end.
-            for _ in 0..40 {
-                let by_columns = summary(&cat.search(&search));
-                let by_rows = summary(&cat.search_rows(&search));
-                prop_assert_eq!(&by_columns, &by_rows, "query {}", q);
-                match by_rows.3 {
-                    Some(next) => search.after = Some(next),
-                    None => break,
-                }
-            }
-        }
+    #[test]
+    fn string_postings_agree_with_entity_searches(
+        rounds in rounds(),
+        q in string_equalities(),
+        sort in sorts(),
+        blueprint in proptest::option::of(prop_oneof![Just("service"), Just("team")]),
+        limit in 1usize..5,
+    ) {
+        agree(rounds, &q, &sort, &[], blueprint, None, limit)?;
     }
 }
 
@@ -354,21 +422,9 @@ proptest! {
 #[test]
 fn large_integers_compare_exactly() {
     let mut cat = Catalog::default();
-    let now = at(0);
     cat.apply(Delta {
         seq: 1,
-        blueprints: blueprints()
-            .into_iter()
-            .map(|blueprint| BlueprintRecord {
-                blueprint,
-                version: 1,
-                created_at: now,
-                updated_at: now,
-                created_by: "admin".into(),
-                updated_by: "admin".into(),
-                managed_by: None,
-            })
-            .collect(),
+        blueprints: blueprint_records(),
         ..Delta::default()
     });
     let costs = [
@@ -401,7 +457,11 @@ fn large_integers_compare_exactly() {
             ..Search::default()
         };
         let columns = summary(&cat.search(&s));
-        assert_eq!(columns, summary(&cat.search_rows(&s)), "{q} sorted by {sort}");
+        assert_eq!(
+            columns,
+            summary(&cat.search_rows(&s)),
+            "{q} sorted by {sort}"
+        );
         columns.0
     };
     // 2^53 as a float compares as a float: equal to 2^53 + 1, which a float cannot hold.

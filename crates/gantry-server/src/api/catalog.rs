@@ -612,7 +612,11 @@ fn run_search(state: &ApiState, search: &Search) -> Response {
     let cat = state.catalog.read();
     let page = cat.search(search);
     let out = PageOut {
-        items: page.entities.iter().map(|e| EntityOut::new(&cat, e)).collect(),
+        items: page
+            .entities
+            .iter()
+            .map(|e| EntityOut::new(&cat, e))
+            .collect(),
         total: page.total,
         facets: &page.facets,
         next: page.next.as_ref().map(encode_cursor),
