@@ -999,12 +999,7 @@ impl Catalog {
     /// Rules, sort fields and facets on a blueprint's plain fields read its columns; the
     /// result is the one [`Catalog::search_rows`] gives.
     pub fn search(&self, s: &Search) -> Page<'_> {
-        let blueprint = s
-            .blueprint
-            .as_deref()
-            .or_else(|| s.query.as_ref().and_then(Query::blueprint));
-        let prepared = s.query.as_ref().map(|q| q.prepare(self));
-        let text = s.text.as_deref().map(TextSearch::new);
+        let (blueprint, prepared, text) = self.scope(s);
         let tables: Vec<(&str, &Table)> = match blueprint {
             Some(bp) => self
                 .entities
@@ -1100,15 +1095,28 @@ impl Catalog {
         }
     }
 
-    /// [`Catalog::search`] testing every entity on its own, without the columns: the reference
-    /// the columns must agree with, for tests and benchmarks.
-    pub fn search_rows(&self, s: &Search) -> Page<'_> {
+    /// What a search is limited to: its blueprint (named, or from the query), the query
+    /// prepared against this catalog, and the full-text terms.
+    fn scope<'s>(
+        &self,
+        s: &'s Search,
+    ) -> (
+        Option<&'s str>,
+        Option<query::Prepared<'s>>,
+        Option<TextSearch>,
+    ) {
         let blueprint = s
             .blueprint
             .as_deref()
             .or_else(|| s.query.as_ref().and_then(Query::blueprint));
         let prepared = s.query.as_ref().map(|q| q.prepare(self));
-        let text = s.text.as_deref().map(TextSearch::new);
+        (blueprint, prepared, s.text.as_deref().map(TextSearch::new))
+    }
+
+    /// [`Catalog::search`] testing every entity on its own, without the columns: the reference
+    /// the columns must agree with, for tests and benchmarks.
+    pub fn search_rows(&self, s: &Search) -> Page<'_> {
+        let (blueprint, prepared, text) = self.scope(s);
         let candidates: Box<dyn Iterator<Item = &Indexed>> = match blueprint {
             Some(bp) => Box::new(self.entities.get(bp).into_iter().flat_map(|m| m.values())),
             None => Box::new(self.entities.values().flat_map(Table::values)),
