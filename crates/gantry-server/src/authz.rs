@@ -58,6 +58,8 @@ pub enum Action {
     /// Change what belongs to the whole organisation: connections, users, teams, API keys,
     /// ownership itself; read the audit log.
     Administer,
+    /// Claim and report the jobs of a pool: agents only, with an agent token.
+    Work,
 }
 
 impl Action {
@@ -69,6 +71,7 @@ impl Action {
             Action::Write => "write",
             Action::Edit => "edit",
             Action::Administer => "administer",
+            Action::Work => "work",
         }
     }
 }
@@ -109,9 +112,9 @@ impl<'a> Resource<'a> {
 
 /// Whether `principal` may do `action` to `resource`.
 pub fn can(principal: &Principal, action: Action, resource: &Resource<'_>) -> bool {
-    // An agent token opens the agent endpoints only, none of the actions here.
-    if principal.is_agent() {
-        return false;
+    // An agent token opens the agent endpoints only, and nothing else does.
+    if principal.is_agent() || action == Action::Work {
+        return principal.is_agent() && action == Action::Work;
     }
     let role = principal.role;
     match action {
@@ -126,6 +129,7 @@ pub fn can(principal: &Principal, action: Action, resource: &Resource<'_>) -> bo
                     .is_some_and(|team| principal.maintains.iter().any(|t| t == team))
         }
         Action::Administer => role == Role::Admin,
+        Action::Work => false,
     }
 }
 
@@ -153,6 +157,10 @@ mod tests {
                 !can(&agent, action, &Resource::owned_by(Some("sre"))),
                 "{action:?}"
             );
+        }
+        assert!(can(&agent, Action::Work, &Resource::NONE));
+        for role in Role::ALL {
+            assert!(!can(&who(role, &["sre"]), Action::Work, &Resource::NONE));
         }
     }
 

@@ -53,6 +53,8 @@ const LEASE: Duration = Duration::from_secs(60);
 const RENEW_EVERY: Duration = Duration::from_secs(20);
 /// How often the dispatcher looks for jobs nobody told it about.
 const POLL_EVERY: Duration = Duration::from_secs(2);
+/// How long an agent's claim holds a job without a heartbeat (agents beat every third of it).
+pub const AGENT_LEASE: Duration = Duration::from_secs(15);
 
 /// What the queue needs.
 pub struct QueueSetup {
@@ -82,7 +84,7 @@ pub fn worker_name(pool: &str) -> String {
     format!("{pool}/{}-{tag}", std::process::id())
 }
 
-/// A driver waiting for its step, or the step executing here.
+/// A driver waiting for its step, or the step executing here, or on an agent.
 enum Waiter {
     Queued {
         logs: mpsc::Sender<LogLine>,
@@ -90,6 +92,20 @@ enum Waiter {
         outcome: oneshot::Sender<StepOutcome>,
     },
     Running,
+    /// Claimed by an agent, which sends its lines and its end through the agent API.
+    Remote(Remote),
+}
+
+/// A step an agent runs: who holds it, and the driver waiting for it.
+struct Remote {
+    worker: String,
+    logs: mpsc::Sender<LogLine>,
+    cancel: CancellationToken,
+    outcome: oneshot::Sender<StepOutcome>,
+    /// The next line number expected on stdout and on stderr.
+    next: [u64; 2],
+    step: String,
+    step_dir: PathBuf,
 }
 
 struct Queue {
@@ -103,6 +119,33 @@ struct Queue {
     /// Jobs enqueued here unclaimed and not claimed since (saturating at zero: a claim also
     /// finds jobs a previous process left).
     backlog: AtomicUsize,
+    /// Agents waiting for work, woken per pool by an enqueue.
+    pools: Arc<PoolWakers>,
+}
+
+/// One wake-up per agent pool: a claim that found nothing waits on its pool's.
+#[derive(Default)]
+pub struct PoolWakers {
+    pools: Mutex<HashMap<String, Arc<Notify>>>,
+}
+
+impl PoolWakers {
+    pub fn of(&self, pool: &str) -> Arc<Notify> {
+        let mut pools = self.pools.lock().unwrap_or_else(PoisonError::into_inner);
+        Arc::clone(pools.entry(pool.to_owned()).or_default())
+    }
+
+    pub fn wake(&self, pool: &str) {
+        let waker = self
+            .pools
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(pool)
+            .cloned();
+        if let Some(w) = waker {
+            w.notify_waiters();
+        }
+    }
 }
 
 /// The step runtime the driver calls: each step becomes a job of the server's pool.
@@ -123,6 +166,7 @@ impl QueuedRuntime {
             waiters: Mutex::new(HashMap::new()),
             wake: Notify::new(),
             backlog: AtomicUsize::new(0),
+            pools: Arc::new(PoolWakers::default()),
         });
         workers.spawn(dispatch(Arc::clone(&queue)));
         workers.spawn(renew(Arc::downgrade(&queue)));
@@ -242,15 +286,26 @@ impl Queue {
             () = cancel.cancelled() => {
                 // Not executing yet: give up the job (a claim of it finds nobody waiting and
                 // abandons it). Executing: the runtime sees the same token.
-                let queued = {
+                let (queued, remote) = {
                     let mut waiters = self.waiters();
                     match waiters.get(&id) {
-                        Some(Waiter::Queued { .. }) => waiters.remove(&id).is_some(),
-                        _ => false,
+                        Some(Waiter::Queued { .. }) => (waiters.remove(&id).is_some(), false),
+                        Some(Waiter::Remote(_)) => (false, true),
+                        _ => (false, false),
                     }
                 };
                 if queued {
                     StepOutcome::Cancelled
+                } else if remote {
+                    // The agent hears of it at its next heartbeat; one that vanished never
+                    // answers, so the wait ends when its lease would have.
+                    match tokio::time::timeout(2 * AGENT_LEASE, answer).await {
+                        Ok(outcome) => outcome.unwrap_or_else(|_| stopped()),
+                        Err(_) => {
+                            self.waiters().remove(&id);
+                            StepOutcome::Cancelled
+                        }
+                    }
                 } else {
                     answer.await.unwrap_or_else(|_| stopped())
                 }
@@ -286,8 +341,9 @@ impl Queue {
         let waiting = {
             let mut waiters = self.waiters();
             match waiters.get(&job.id) {
-                // Claimed again after its lease lapsed while it still executes here.
-                Some(Waiter::Running) => return,
+                // Claimed again after its lease lapsed while it still executes here (or on an
+                // agent, which a pool of this server's never is).
+                Some(Waiter::Running | Waiter::Remote(_)) => return,
                 Some(Waiter::Queued { .. }) => waiters.insert(job.id.clone(), Waiter::Running),
                 None => None,
             }
@@ -346,6 +402,264 @@ impl Queue {
             duration: LEASE,
             now: Utc::now(),
         }
+    }
+}
+
+/// What an agent call about a job it holds can come to.
+#[derive(Debug, PartialEq, Eq)]
+pub enum AgentRefusal {
+    /// No such job waits for an agent here.
+    Unknown,
+    /// Another agent holds it now (this one's lease lapsed), or it has ended.
+    NotYours,
+    /// A gap in the line numbers: resend from what the answer says.
+    Failed(String),
+}
+
+/// One line from an agent: its stream (0 stdout, 1 stderr), number and text.
+pub struct AgentLine {
+    pub stream: usize,
+    pub seq: u64,
+    pub line: String,
+}
+
+/// A job handed to an agent, opened: the step and its spec.
+pub struct AgentClaimed {
+    pub job: Job,
+    pub step: StepJob,
+    pub spec: Option<Value>,
+}
+
+impl QueuedRuntime {
+    /// The wake-ups of agents waiting for work.
+    pub fn pools(&self) -> Arc<PoolWakers> {
+        Arc::clone(&self.queue.pools)
+    }
+
+    /// Claims up to `limit` jobs of `pool` for the agent `worker`. A job nobody waits for any
+    /// more is completed as abandoned and not handed out; a job claimed again after another
+    /// agent's lease lapsed is handed to this one (its lines start over, numbered from 0).
+    pub async fn claim_for_agent(
+        &self,
+        pool: &str,
+        worker: &str,
+        limit: u32,
+    ) -> Result<Vec<AgentClaimed>, gantry_store::StoreError> {
+        let queue = &self.queue;
+        let jobs = queue
+            .setup
+            .writes
+            .claim(Claim {
+                pool: pool.to_owned(),
+                lease: Lease {
+                    worker: worker.to_owned(),
+                    duration: AGENT_LEASE,
+                    now: Utc::now(),
+                },
+                limit,
+            })
+            .await?;
+        let mut out = Vec::new();
+        for job in jobs {
+            let step = match open_payload(&queue.setup.vault, &job) {
+                Ok(step) => step,
+                Err(message) => {
+                    self.fail_waiter(&job.id, StepOutcome::FailedToStart(message));
+                    let done = JobCompletion {
+                        job_id: job.id.clone(),
+                        worker: worker.to_owned(),
+                        result: json!({"failed_to_start": "unreadable payload"}),
+                        at: Utc::now(),
+                    };
+                    let _ = queue.setup.writes.complete_job(done).await;
+                    continue;
+                }
+            };
+            let bound = {
+                let mut waiters = queue.waiters();
+                match waiters.remove(&job.id) {
+                    Some(Waiter::Queued {
+                        logs,
+                        cancel,
+                        outcome,
+                    }) => {
+                        waiters.insert(
+                            job.id.clone(),
+                            Waiter::Remote(Remote {
+                                worker: worker.to_owned(),
+                                logs,
+                                cancel,
+                                outcome,
+                                next: [0, 0],
+                                step: step.step.clone(),
+                                step_dir: step.step_dir.clone(),
+                            }),
+                        );
+                        true
+                    }
+                    Some(Waiter::Remote(mut r)) => {
+                        tracing::warn!(job = %job.id, from = %r.worker, to = %worker, attempt = job.attempts, "an agent's lease lapsed: its step runs again on another");
+                        r.worker = worker.to_owned();
+                        r.next = [0, 0];
+                        waiters.insert(job.id.clone(), Waiter::Remote(r));
+                        true
+                    }
+                    Some(other) => {
+                        waiters.insert(job.id.clone(), other);
+                        false
+                    }
+                    None => false,
+                }
+            };
+            if !bound {
+                let done = JobCompletion {
+                    job_id: job.id.clone(),
+                    worker: worker.to_owned(),
+                    result: json!({"abandoned": "nobody waits for this step any more"}),
+                    at: Utc::now(),
+                };
+                let _ = queue.setup.writes.complete_job(done).await;
+                continue;
+            }
+            let spec = tokio::fs::read(step.step_dir.join("spec.json"))
+                .await
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok());
+            out.push(AgentClaimed { job, step, spec });
+        }
+        Ok(out)
+    }
+
+    /// Ends a claimed job that cannot be handed to its agent.
+    pub async fn agent_failed(&self, id: &str, worker: &str, message: String) {
+        self.fail_waiter(id, StepOutcome::FailedToStart(message.clone()));
+        let done = JobCompletion {
+            job_id: id.to_owned(),
+            worker: worker.to_owned(),
+            result: json!({ "failed_to_start": message }),
+            at: Utc::now(),
+        };
+        if let Err(e) = self.queue.setup.writes.complete_job(done).await {
+            tracing::warn!(job = %id, error = %e, "could not record a job's end");
+        }
+    }
+
+    fn fail_waiter(&self, id: &str, outcome: StepOutcome) {
+        let waiter = self.queue.waiters().remove(id);
+        if let Some(Waiter::Queued { outcome: tx, .. } | Waiter::Remote(Remote { outcome: tx, .. })) =
+            waiter
+        {
+            let _ = tx.send(outcome);
+        }
+    }
+
+    /// Renews `worker`'s lease on job `id`; says whether the run wants the step cancelled.
+    pub async fn agent_heartbeat(&self, id: &str, worker: &str) -> Result<bool, AgentRefusal> {
+        let cancelled = match self.queue.waiters().get(id) {
+            Some(Waiter::Remote(r)) if r.worker == worker => r.cancel.is_cancelled(),
+            Some(Waiter::Remote(_)) => return Err(AgentRefusal::NotYours),
+            _ => return Err(AgentRefusal::Unknown),
+        };
+        let lease = Lease {
+            worker: worker.to_owned(),
+            duration: AGENT_LEASE,
+            now: Utc::now(),
+        };
+        match self.queue.setup.store.heartbeat(id, &lease).await {
+            Ok(()) => Ok(cancelled),
+            Err(gantry_store::StoreError::Conflict(_)) => Err(AgentRefusal::NotYours),
+            Err(gantry_store::StoreError::NotFound(_)) => Err(AgentRefusal::Unknown),
+            Err(e) => Err(AgentRefusal::Failed(e.to_string())),
+        }
+    }
+
+    /// Passes an agent's lines to the waiting driver: each line once, in order. Returns the
+    /// next number expected on each stream.
+    pub async fn agent_logs(
+        &self,
+        id: &str,
+        worker: &str,
+        lines: Vec<AgentLine>,
+    ) -> Result<[u64; 2], AgentRefusal> {
+        let (lines, to, step, next) = {
+            let mut waiters = self.queue.waiters();
+            let r = match waiters.get_mut(id) {
+                Some(Waiter::Remote(r)) if r.worker == worker => r,
+                Some(Waiter::Remote(_)) => return Err(AgentRefusal::NotYours),
+                _ => return Err(AgentRefusal::Unknown),
+            };
+            let mut send = Vec::new();
+            for l in lines {
+                let i = l.stream.min(1);
+                if l.seq == r.next[i] {
+                    r.next[i] += 1;
+                    send.push(LogLine {
+                        step: r.step.clone(),
+                        stream: if i == 0 {
+                            gantry_engine::runtime::LogStream::Stdout
+                        } else {
+                            gantry_engine::runtime::LogStream::Stderr
+                        },
+                        line: l.line,
+                    });
+                }
+            }
+            (send, r.logs.clone(), r.step.clone(), r.next)
+        };
+        for line in lines {
+            if to.send(line).await.is_err() {
+                tracing::debug!(job = %id, step = %step, "the driver stopped reading this step's lines");
+                break;
+            }
+        }
+        Ok(next)
+    }
+
+    /// Ends an agent's job: writes its outputs into the step's folder, answers the driver, and
+    /// records the end.
+    pub async fn agent_complete(
+        &self,
+        id: &str,
+        worker: &str,
+        outcome: StepOutcome,
+        outputs: BTreeMap<String, String>,
+    ) -> Result<(), AgentRefusal> {
+        let remote = {
+            let mut waiters = self.queue.waiters();
+            match waiters.get(id) {
+                Some(Waiter::Remote(r)) if r.worker == worker => match waiters.remove(id) {
+                    Some(Waiter::Remote(r)) => r,
+                    _ => return Err(AgentRefusal::Unknown),
+                },
+                Some(Waiter::Remote(_)) => return Err(AgentRefusal::NotYours),
+                _ => return Err(AgentRefusal::Unknown),
+            }
+        };
+        let dir = remote.step_dir.join("outputs");
+        for (name, value) in &outputs {
+            // A name is one path segment: nothing outside `outputs/`.
+            if name.is_empty() || name.contains(['/', '\\']) || name.starts_with('.') {
+                continue;
+            }
+            let _ = tokio::fs::create_dir_all(&dir).await;
+            if let Err(e) = tokio::fs::write(dir.join(name), value).await {
+                tracing::warn!(job = %id, output = %name, error = %e, "could not keep an agent step's output");
+            }
+        }
+        let recorded = outcome_json(&outcome);
+        let _ = remote.outcome.send(outcome);
+        let done = JobCompletion {
+            job_id: id.to_owned(),
+            worker: worker.to_owned(),
+            result: recorded,
+            at: Utc::now(),
+        };
+        self.queue
+            .setup
+            .writes
+            .complete_job(done)
+            .await
+            .map_err(|e| AgentRefusal::Failed(e.to_string()))
     }
 }
 

@@ -269,7 +269,7 @@ impl Server {
         let owner = crate::triggers::container::TriggerContainers::owner_of(&config.data_dir);
         // Steps go through the job queue; this server's workers claim them.
         let pool = crate::queue::server_pool(&owner);
-        let runtime: Arc<dyn StepRuntime> = Arc::new(crate::queue::QueuedRuntime::start(
+        let queue = crate::queue::QueuedRuntime::start(
             crate::queue::QueueSetup {
                 store: store.clone(),
                 writes: writes.clone(),
@@ -280,7 +280,9 @@ impl Server {
                 max_parallel_steps: config.workers.max_parallel_steps,
             },
             workers.handle(),
-        ));
+        );
+        let agents = Arc::new(crate::agents::AgentHub::new(queue.clone()));
+        let runtime: Arc<dyn StepRuntime> = Arc::new(queue);
         let runs = Arc::new(crate::runs::RunService::new(
             store.clone(),
             writes.clone(),
@@ -354,6 +356,7 @@ impl Server {
             )),
             public_url: public_url.into(),
             catalog,
+            agents: Some(agents),
         }));
         let timer = config
             .timer

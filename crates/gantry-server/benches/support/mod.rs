@@ -38,6 +38,7 @@ pub(crate) async fn state(store: Arc<dyn Store>, dir: &std::path::Path) -> ApiSt
             None,
         )),
         catalog: Arc::new(gantry_server::catalog::CatalogService::new(store)),
+        agents: None,
     }
 }
 

@@ -5,6 +5,7 @@
 //! rule of their own beyond validation at the edge. Concurrency: handlers share an `ApiState`
 //! (an `Arc<dyn Store>` and configuration) and run on the server's tokio runtime.
 
+mod agents;
 pub mod audit;
 pub mod auth;
 pub mod catalog;
@@ -69,6 +70,8 @@ pub struct ApiState {
     pub sign_in: Arc<login::SignIn>,
     /// The software catalog's in-memory index and its write path.
     pub catalog: Arc<crate::catalog::CatalogService>,
+    /// The jobs handed to agents, when this server's steps go through its job queue.
+    pub agents: Option<Arc<crate::agents::AgentHub>>,
 }
 
 /// The `/api/v1` routes, every one behind an API key and the permission it declares
@@ -159,6 +162,11 @@ fn routes() -> openapi::RouteTable {
         .add(routes!(identities::list_keys, identities::create_key))
         .add(routes!(identities::revoke_key))
         .add(routes!(identities::create_agent_token))
+        .add(routes!(agents::claim))
+        .add(routes!(agents::heartbeat))
+        .add(routes!(agents::logs))
+        .add(routes!(agents::complete))
+        .add(routes!(agents::list))
         .add(routes!(identities::put_owner))
         .add(routes!(audit::list))
         .add(routes!(catalog::list_blueprints, catalog::create_blueprint))

@@ -49,7 +49,10 @@ pub fn declared(operation_id: &str) -> Option<Permission> {
         "approveStep" | "denyStep" => (Approve, Organisation),
         "listConnections" => (Read, Organisation),
         "putConnection" | "deleteConnection" => (Administer, Organisation),
-        "getMe" | "listUsers" | "listTeams" => (Read, Organisation),
+        "getMe" | "listUsers" | "listTeams" | "listAgents" => (Read, Organisation),
+        "claimAgentJobs" | "heartbeatAgentJob" | "appendAgentJobLogs" | "completeAgentJob" => {
+            (Work, Organisation)
+        }
         "createUser"
         | "createTeam"
         | "putTeamMember"

@@ -62,6 +62,7 @@ pub(crate) async fn api_with(public_url: &str, sso: Option<gantry_server::api::l
             public_url: public_url.into(),
             sign_in: Arc::new(gantry_server::api::login::SignIn::new(public_url, sso)),
             catalog: Arc::new(gantry_server::catalog::CatalogService::new(store.clone())),
+            agents: None,
         }),
         key,
         store,

@@ -22,6 +22,7 @@ fn expected(role: Role, action: Action, owned: bool) -> bool {
         Action::Write => matches!(role, Role::Operator | Role::Approver | Role::Admin),
         Action::Edit => role == Role::Admin || owned,
         Action::Administer => role == Role::Admin,
+        Action::Work => false,
     }
 }
 

@@ -1,6 +1,7 @@
 //! Command-line definitions (clap) and dispatch. Help text and shell completions come from here.
 
 mod access;
+mod agent;
 mod catalog;
 mod client;
 mod follow;
@@ -98,9 +99,9 @@ enum Command {
         #[command(flatten)]
         connection: client::Connection,
     },
-    /// Agent tokens (an admin's key): `gantry agent token create --pool NAME`.
-    #[command(subcommand)]
-    Agent(access::AgentCommand),
+    /// Run steps for a server from this network (`gantry agent --server URL --token T`), or
+    /// make an agent token (an admin's key): `gantry agent token create --pool NAME`.
+    Agent(agent::AgentArgs),
     /// Save a server and an API key as a profile, after checking the key with the server.
     ///
     /// Client commands then use it without `--server` and `--api-key`. For each of the server and
@@ -559,7 +560,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::ServiceAccount(c) => access::service_account(c),
         Command::Apikey(c) => access::api_key(c),
         Command::Audit(a) => access::audit(&a),
-        Command::Agent(c) => access::agent(c),
+        Command::Agent(a) => agent::agent(a),
         Command::Apply { args, connection } => catalog::apply(&connection, args),
         Command::Catalog {
             command,

@@ -1,0 +1,251 @@
+//! `/api/v1/agent/...`: what agents call (with an agent token, which opens nothing else), and
+//! `GET /api/v1/agents`: the agents this server has seen. The messages are
+//! [`gantry_agent::protocol`]'s.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::{Extension, Json};
+use gantry_agent::protocol::{
+    AgentRef, ClaimAnswer, ClaimRequest, CompleteRequest, HeartbeatAnswer, LogsAnswer,
+    LogsRequest, Outcome, Stream,
+};
+use gantry_engine::runtime::StepOutcome;
+use serde::de::DeserializeOwned;
+use serde_json::{json, Value};
+
+use super::error::ApiError;
+use super::openapi as doc;
+use super::ApiState;
+use crate::agents::{check_agent_id, AgentHub};
+use crate::authz::Principal;
+use crate::queue::{AgentLine, AgentRefusal, AGENT_LEASE};
+
+fn hub(state: &ApiState) -> Result<&AgentHub, ApiError> {
+    state.agents.as_deref().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no_agents",
+            "this server hands no jobs to agents",
+        )
+    })
+}
+
+/// The pool of the calling agent token, checked against what the agent says of itself.
+fn pool_of(principal: &Principal, agent: &AgentRef) -> Result<String, ApiError> {
+    let pool = principal
+        .id
+        .strip_prefix("agent:")
+        .ok_or_else(|| ApiError::new(StatusCode::FORBIDDEN, "forbidden", "use an agent token"))?;
+    if let Some(said) = &agent.pool {
+        if said != pool {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                format!("this agent token is for pool `{pool}`, not `{said}`"),
+            ));
+        }
+    }
+    if !check_agent_id(&agent.id) {
+        return Err(ApiError::invalid(
+            "agent.id",
+            "1 to 128 letters, digits, `-`, `_`, `.` or `:`",
+        ));
+    }
+    Ok(pool.to_owned())
+}
+
+fn body<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, ApiError> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        ApiError::invalid(
+            if path == "." { "body" } else { &path },
+            e.inner().to_string(),
+        )
+    })
+}
+
+fn refusal(r: AgentRefusal) -> ApiError {
+    match r {
+        AgentRefusal::Unknown => ApiError::not_found("no such job waits for an agent"),
+        AgentRefusal::NotYours => ApiError::new(
+            StatusCode::CONFLICT,
+            "lease_lost",
+            "this agent no longer holds the job's lease",
+        ),
+        AgentRefusal::Failed(e) => {
+            tracing::error!(error = %e, "an agent call failed");
+            ApiError::internal()
+        }
+    }
+}
+
+/// Claims jobs of the token's pool, holding the request open until one comes or
+/// `waitSeconds` pass (at most 60).
+#[utoipa::path(
+    post,
+    path = "/agent/jobs/claim",
+    tag = "agents",
+    operation_id = "claimAgentJobs",
+    request_body(content = doc::Object),
+    responses(
+        (status = 200, description = "The jobs claimed (none when the wait ended)", body = doc::Object),
+        (status = 403, description = "Not an agent token, or another pool's", body = doc::Error),
+        (status = 422, description = "A bad request", body = doc::Error),
+    ),
+)]
+pub(crate) async fn claim(
+    State(state): State<ApiState>,
+    Extension(principal): Extension<Principal>,
+    bytes: Bytes,
+) -> Result<Json<ClaimAnswer>, ApiError> {
+    let req: ClaimRequest = body(&bytes)?;
+    let pool = pool_of(&principal, &req.agent)?;
+    let hub = hub(&state)?;
+    hub.saw(&pool, &req.agent, Some(req.running.clone()));
+    let wait = Duration::from_secs(req.wait_seconds.min(60));
+    let jobs = hub
+        .claim(&pool, &req.agent, req.max.clamp(1, 64), wait)
+        .await?;
+    Ok(Json(ClaimAnswer {
+        jobs,
+        lease_seconds: AGENT_LEASE.as_secs(),
+    }))
+}
+
+/// Renews the agent's lease on a job; says whether its run was cancelled.
+#[utoipa::path(
+    post,
+    path = "/agent/jobs/{id}/heartbeat",
+    tag = "agents",
+    operation_id = "heartbeatAgentJob",
+    params(("id" = String, Path, description = "The job's id")),
+    request_body(content = doc::Object),
+    responses(
+        (status = 200, description = "Renewed", body = doc::Object),
+        (status = 404, description = "No such job waits for an agent", body = doc::Error),
+        (status = 409, description = "The lease was lost", body = doc::Error),
+    ),
+)]
+pub(crate) async fn heartbeat(
+    State(state): State<ApiState>,
+    Extension(principal): Extension<Principal>,
+    Path(id): Path<String>,
+    bytes: Bytes,
+) -> Result<Json<HeartbeatAnswer>, ApiError> {
+    let agent: AgentRef = body(&bytes)?;
+    let pool = pool_of(&principal, &agent)?;
+    let hub = hub(&state)?;
+    hub.saw(&pool, &agent, None);
+    let cancel = hub
+        .queue()
+        .agent_heartbeat(&id, &AgentHub::worker(&pool, &agent))
+        .await
+        .map_err(refusal)?;
+    Ok(Json(HeartbeatAnswer { cancel }))
+}
+
+/// A job's log lines, numbered per stream: each is kept once, in order.
+#[utoipa::path(
+    post,
+    path = "/agent/jobs/{id}/logs",
+    tag = "agents",
+    operation_id = "appendAgentJobLogs",
+    params(("id" = String, Path, description = "The job's id")),
+    request_body(content = doc::Object),
+    responses(
+        (status = 200, description = "The next line number expected per stream", body = doc::Object),
+        (status = 404, description = "No such job waits for an agent", body = doc::Error),
+        (status = 409, description = "The lease was lost", body = doc::Error),
+    ),
+)]
+pub(crate) async fn logs(
+    State(state): State<ApiState>,
+    Extension(principal): Extension<Principal>,
+    Path(id): Path<String>,
+    bytes: Bytes,
+) -> Result<Json<LogsAnswer>, ApiError> {
+    let req: LogsRequest = body(&bytes)?;
+    let pool = pool_of(&principal, &req.agent)?;
+    let hub = hub(&state)?;
+    let lines = req
+        .lines
+        .into_iter()
+        .map(|l| AgentLine {
+            stream: match l.stream {
+                Stream::Stdout => 0,
+                Stream::Stderr => 1,
+            },
+            seq: l.seq,
+            line: l.line,
+        })
+        .collect();
+    let next = hub
+        .queue()
+        .agent_logs(&id, &AgentHub::worker(&pool, &req.agent), lines)
+        .await
+        .map_err(refusal)?;
+    Ok(Json(LogsAnswer {
+        stdout: next[0],
+        stderr: next[1],
+    }))
+}
+
+/// How a job ended, with the files its step left in `outputs/`.
+#[utoipa::path(
+    post,
+    path = "/agent/jobs/{id}/complete",
+    tag = "agents",
+    operation_id = "completeAgentJob",
+    params(("id" = String, Path, description = "The job's id")),
+    request_body(content = doc::Object),
+    responses(
+        (status = 204, description = "Recorded"),
+        (status = 404, description = "No such job waits for an agent", body = doc::Error),
+        (status = 409, description = "The lease was lost", body = doc::Error),
+    ),
+)]
+pub(crate) async fn complete(
+    State(state): State<ApiState>,
+    Extension(principal): Extension<Principal>,
+    Path(id): Path<String>,
+    bytes: Bytes,
+) -> Result<StatusCode, ApiError> {
+    let req: CompleteRequest = body(&bytes)?;
+    let pool = pool_of(&principal, &req.agent)?;
+    let hub = hub(&state)?;
+    let outcome = match req.outcome {
+        Outcome::Exited(code) => StepOutcome::Exited(code),
+        Outcome::FailedToStart(m) => StepOutcome::FailedToStart(m),
+        Outcome::Cancelled => StepOutcome::Cancelled,
+    };
+    let outputs: BTreeMap<String, String> = req.outputs;
+    hub.queue()
+        .agent_complete(&id, &AgentHub::worker(&pool, &req.agent), outcome, outputs)
+        .await
+        .map_err(refusal)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The agents this server has seen: pool, version, host, last contact and current jobs.
+#[utoipa::path(
+    get,
+    path = "/agents",
+    tag = "agents",
+    operation_id = "listAgents",
+    responses(
+        (status = 200, description = "Every agent seen since this server started", body = doc::Object),
+    ),
+)]
+pub(crate) async fn list(State(state): State<ApiState>) -> Result<Json<Value>, ApiError> {
+    let items = state
+        .agents
+        .as_deref()
+        .map(AgentHub::list)
+        .unwrap_or_default();
+    Ok(Json(json!({ "items": items })))
+}
