@@ -5,6 +5,7 @@ use gantry_catalog::action::{
     InputFormat, Mode, Operation, ParameterTemplates, Role, Rule, Target, Template,
     TemplateContext, ValidatedInputs, Who,
 };
+use gantry_catalog::files::{parse_file, Definition, Document};
 use gantry_catalog::schema::Problem;
 use gantry_catalog::{Lookup, Map, PropertyType};
 use serde_json::{json, Value};
@@ -1072,4 +1073,161 @@ fn a_stale_or_malformed_signature_is_refused() {
         "t=x,v1=ab" → the timestamp `x` is not unix seconds
         "t=1;v1=ab" → the timestamp `1;v1=ab` is not unix seconds
         "#);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Definition files
+
+const RESTART_YAML: &str = r#"kind: Action
+identifier: restart-service
+title: Restart a service
+description: Rolls the pods of a service.
+icon: refresh
+blueprint: service
+operation: day-2
+condition: 'lifecycle = "production"'
+inputs:
+  properties:
+    reason: {type: string, minLength: 3}
+    replicas: {type: integer, minimum: 1, default: 2}
+    target: {type: string, format: entity, blueprint: service, query: 'language = rust'}
+    token: {type: string, secret: true}
+    tags: {type: array, items: {type: string}}
+    mode: {type: string, enum: [fast, safe]}
+  required: [reason]
+permissions:
+  run: {roles: [operator]}
+  approve: {teams: [sre], mode: any}
+approval: {required: true}
+invocation:
+  webhook:
+    url: https://hooks.example.com/restart
+    secret: !Secret restart-hook
+  parameters:
+    service: '{{ entity.identifier }}'
+    reason: '{{ inputs.reason }}'
+"#;
+
+fn read_one(file: &str, src: &str) -> (Document, Action) {
+    let (docs, errors) = parse_file(file, src);
+    assert!(errors.is_empty(), "{errors:#?}");
+    let [doc] = <[Document; 1]>::try_from(docs).expect("one document");
+    let Definition::Action(a) = doc.definition.clone() else {
+        panic!("not an action: {:?}", doc.definition);
+    };
+    (doc, a)
+}
+
+#[test]
+fn an_action_file_is_read_with_its_secret_tag() {
+    let (doc, a) = read_one("actions/restart.yaml", RESTART_YAML);
+    assert_eq!(doc.key(), "action/restart-service");
+    assert_eq!(doc.kind(), "Action");
+    assert_eq!(doc.location().to_string(), "actions/restart.yaml:1:1");
+    let Some(Target::Webhook(hook)) = a.invocation.target() else {
+        panic!("not a webhook: {:?}", a.invocation);
+    };
+    assert_eq!(
+        hook.secret.as_ref().map(|s| s.name.as_str()),
+        Some("restart-hook")
+    );
+    assert_eq!(
+        a.description.as_deref(),
+        Some("Rolls the pods of a service.")
+    );
+    let c = catalog();
+    assert!(check_action(&a, &|id| Lookup::blueprint(&c, id)).is_empty());
+    // The JSON form reads the same action.
+    let json_form = RESTART_YAML.replace("!Secret restart-hook", "{secret: restart-hook}");
+    assert_eq!(read_one("actions/restart.yaml", &json_form).1, a);
+    // Only that tag, only there.
+    for other in ["!Secretive restart-hook", "!Connection restart-hook"] {
+        let (docs, errors) = parse_file(
+            "x.yaml",
+            &RESTART_YAML.replace("!Secret restart-hook", other),
+        );
+        assert!(docs.is_empty(), "{other}");
+        assert!(
+            errors.iter().any(|e| e.message.contains("are not allowed")),
+            "{other}: {errors:?}"
+        );
+    }
+    // A problem found later is shown where it was written.
+    assert_eq!(
+        doc.locate("inputs.properties.replicas.minimum").to_string(),
+        "actions/restart.yaml:12:40"
+    );
+    assert_eq!(
+        doc.locate("invocation.webhook.secret").to_string(),
+        "actions/restart.yaml:25:13"
+    );
+}
+
+#[test]
+fn a_bad_action_file_gives_every_error_at_its_place() {
+    let src = r#"kind: Action
+identifier: restart
+operation: day2
+inputs:
+  properties:
+    reason: {type: text}
+    count: {type: integer, minimun: 1}
+  requird: [reason]
+permissions:
+  run: {roles: [root], mode: some}
+invocation:
+  webhook:
+    url: https://example.com/h
+    secret: plain-value-here
+  parameters:
+    a: !Secret other
+---
+kind: Blueprint
+identifier: service
+schema:
+  properties:
+    key: {type: string, default: !Secret nope}
+---
+kind: Action
+identifier: fine
+operation: create
+invocation: {workflow: make}
+"#;
+    let (docs, errors) = parse_file("actions.yaml", src);
+    assert_eq!(
+        docs.iter().map(Document::key).collect::<Vec<_>>(),
+        ["action/fine"]
+    );
+    let shown: String = errors.iter().map(|e| format!("{e}\n")).collect();
+    assert!(!shown.contains("plain-value-here"), "{shown}");
+    insta::assert_snapshot!(shown, @r#"
+        actions.yaml:3:12: unknown value `day2`; did you mean `day-2`?
+        actions.yaml:6:20: unknown value `text`; expected one of `string`, `number`, `integer`, `boolean`, `object`, `array`
+        actions.yaml:7:28: unknown field `minimun`; did you mean `minimum`?
+        actions.yaml:8:3: unknown field `requird`; did you mean `required`?
+        actions.yaml:10:17: unknown value `root`; expected one of `viewer`, `operator`, `approver`, `admin`
+        actions.yaml:10:30: unknown value `some`; expected one of `any`, `all`
+        actions.yaml:14:13: a webhook secret is named, never written in a definition: write `!Secret NAME` in YAML or {"secret": "NAME"}
+        actions.yaml:16:8: tags such as `!Secret` are not allowed in a data file
+        actions.yaml:22:34: tags such as `!Secret` are not allowed in a data file
+        "#);
+}
+
+#[test]
+fn definition_problems_are_located_in_the_file() {
+    let src = RESTART_YAML
+        .replace("minimum: 1,", "minimum: 5, maximum: 1,")
+        .replace("inputs.reason", "inputs.raeson");
+    let (doc, a) = read_one("restart.yaml", &src);
+    let c = catalog();
+    let located: String = check_action(&a, &|id| Lookup::blueprint(&c, id))
+        .iter()
+        .map(|p| format!("{}: {}\n", doc.locate(&p.path), p.message))
+        .collect();
+    insta::assert_snapshot!(located, @r"
+        restart.yaml:12:40: `minimum` is greater than `maximum`
+        restart.yaml:12:64: 2 is less than the minimum 5
+        restart.yaml:12:64: 2 is more than the maximum 1
+        restart.yaml:28:13: `inputs.raeson` names no input of this action; did you mean `reason`?
+        ");
 }
