@@ -1,9 +1,14 @@
-//! Definition files: blueprints and entities kept as YAML or JSON in a repository and applied by
-//! `gantry apply` (GitOps).
+//! Definition files: blueprints, entities and actions kept as YAML or JSON in a repository and
+//! applied by `gantry apply` (GitOps).
 //!
-//! A definition is a mapping with `kind: Blueprint` or `kind: Entity` beside the fields of the
-//! model ([`Blueprint`], [`Entity`]). A file holds any number of them: YAML documents separated
-//! by `---`, and a document (a whole JSON file, say) may be a list of definitions.
+//! A definition is a mapping with `kind: Blueprint`, `kind: Entity` or `kind: Action` beside
+//! the fields of the model ([`Blueprint`], [`Entity`], [`Action`]). A file holds any number of
+//! them: YAML documents separated by `---`, and a document (a whole JSON file, say) may be a
+//! list of definitions.
+//!
+//! A definition is data: YAML tags are refused, with one exception. An action's webhook names
+//! its signing secret as `secret: !Secret NAME`, read as `{"secret": "NAME"}` (which may be
+//! written instead); only the name is ever in a file.
 //!
 //! [`parse_file`] reports every problem of a file with `file:line:col`, not only the first:
 //! YAML problems, unknown kinds, and each field serde refuses (the refused field is taken out
@@ -17,15 +22,18 @@ use std::fmt;
 use std::sync::Arc;
 
 use gantry_workflow::diagnostic::suggest;
-use gantry_workflow::{read_data_documents, DataDoc, Diagnostic, LineIndex, PathSegment, Span};
+use gantry_workflow::{
+    read_data_documents, Code, DataDoc, Diagnostic, LineIndex, PathSegment, Span,
+};
 use indexmap::IndexMap;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use crate::action::Action;
 use crate::model::{Blueprint, Entity, Map};
 
 /// The kinds of definition a file may hold, as written after `kind:`.
-pub const KINDS: &[&str] = &["Blueprint", "Entity"];
+pub const KINDS: &[&str] = &["Blueprint", "Entity", "Action"];
 
 /// Most fields of one definition taken out to look for further problems.
 const MAX_ERRORS_PER_DEFINITION: usize = 50;
@@ -37,23 +45,26 @@ const MAX_ERRORS_PER_DEFINITION: usize = 50;
 pub enum Definition {
     Blueprint(Blueprint),
     Entity(Entity),
+    Action(Action),
 }
 
 impl Definition {
-    /// The kind as written in files: `Blueprint` or `Entity`.
+    /// The kind as written in files: `Blueprint`, `Entity` or `Action`.
     pub fn kind(&self) -> &'static str {
         match self {
             Definition::Blueprint(_) => "Blueprint",
             Definition::Entity(_) => "Entity",
+            Definition::Action(_) => "Action",
         }
     }
 
     /// What the definition declares, unique in a catalog: `blueprint/service`,
-    /// `entity/service/payments`.
+    /// `entity/service/payments`, `action/restart-service`.
     pub fn key(&self) -> String {
         match self {
             Definition::Blueprint(b) => format!("blueprint/{}", b.identifier),
             Definition::Entity(e) => format!("entity/{}/{}", e.blueprint, e.identifier),
+            Definition::Action(a) => format!("action/{}", a.identifier),
         }
     }
 }
@@ -94,12 +105,13 @@ pub struct Document {
 }
 
 impl Document {
-    /// The kind as written in files: `Blueprint` or `Entity`.
+    /// The kind as written in files: `Blueprint`, `Entity` or `Action`.
     pub fn kind(&self) -> &'static str {
         self.definition.kind()
     }
 
-    /// What the definition declares: `blueprint/service`, `entity/service/payments`.
+    /// What the definition declares: `blueprint/service`, `entity/service/payments`,
+    /// `action/restart-service`.
     pub fn key(&self) -> String {
         self.definition.key()
     }
@@ -140,14 +152,9 @@ pub fn parse_file(file: &str, src: &str) -> (Vec<Document>, Vec<FileError>) {
     let text: Arc<str> = Arc::from(src);
     let lines = LineIndex::new(src);
     let (datas, diagnostics) = read_data_documents(src);
-    let mut file_reader = FileReader {
-        file,
-        lines: &lines,
-        problems: diagnostics
-            .iter()
-            .map(|d| Problem::new(d.span, yaml_message(d, &lines)))
-            .collect(),
-    };
+    // The diagnostics of the tags a definition may hold (see the module documentation).
+    let mut allowed = vec![false; diagnostics.len()];
+    let mut read_problems = Vec::new();
     let mut docs = Vec::new();
     let mut index = 0;
     for data in datas {
@@ -161,14 +168,22 @@ pub fn parse_file(file: &str, src: &str) -> (Vec<Document>, Vec<FileError>) {
             value => vec![(None, value)],
         };
         for (item, value) in items {
-            let reader = DefinitionReader { data: &data, item };
+            let secret_tag = webhook_secret_tag(&data, item, src, &diagnostics);
+            if let Some(i) = secret_tag {
+                allowed[i] = true;
+            }
+            let reader = DefinitionReader {
+                data: &data,
+                item,
+                secret_tag: secret_tag.is_some(),
+            };
             let span = reader.span(&[]);
             // A value read past a YAML problem (the first of two equal keys, a tagged
             // scalar) is checked but not applied.
-            let sound = !diagnostics
-                .iter()
-                .any(|d| d.is_error() && span.start <= d.span.start && d.span.start < span.end);
-            let definition = reader.read(value, &mut file_reader.problems);
+            let sound = !diagnostics.iter().enumerate().any(|(i, d)| {
+                d.is_error() && !allowed[i] && span.start <= d.span.start && d.span.start < span.end
+            });
+            let definition = reader.read(value, &mut read_problems);
             if let Some(definition) = definition.filter(|_| sound) {
                 docs.push(Document {
                     file: file.to_string(),
@@ -182,8 +197,65 @@ pub fn parse_file(file: &str, src: &str) -> (Vec<Document>, Vec<FileError>) {
             index += 1;
         }
     }
+    let mut problems: Vec<Problem> = diagnostics
+        .iter()
+        .zip(&allowed)
+        .filter(|(_, allowed)| !**allowed)
+        .map(|(d, _)| Problem::new(d.span, yaml_message(d, &lines)))
+        .collect();
+    problems.append(&mut read_problems);
+    let file_reader = FileReader {
+        file,
+        lines: &lines,
+        problems,
+    };
     let errors = file_reader.finish();
     (docs, errors)
+}
+
+/// The path of an action's webhook secret, the one place a tag is read.
+const WEBHOOK_SECRET: [&str; 3] = ["invocation", "webhook", "secret"];
+
+/// The index of the diagnostic of a `!Secret NAME` tag on the webhook secret of an action
+/// (a whole document, or item `item` of a list), when there is one.
+fn webhook_secret_tag(
+    data: &DataDoc,
+    item: Option<usize>,
+    src: &str,
+    diagnostics: &[Diagnostic],
+) -> Option<usize> {
+    let mut value = match item {
+        Some(i) => data.value.get(i)?,
+        None => &data.value,
+    };
+    if value.get("kind").and_then(Value::as_str) != Some("Action") {
+        return None;
+    }
+    for key in WEBHOOK_SECRET {
+        value = value.get(key)?;
+    }
+    if !value.is_string() {
+        return None;
+    }
+    let path: Vec<PathSegment<'_>> = item
+        .map(PathSegment::Index)
+        .into_iter()
+        .chain(WEBHOOK_SECRET.iter().map(|k| PathSegment::Key(k)))
+        .collect();
+    let span = data.span_at(&path);
+    // The tag is written just before the scalar: `!Secret NAME`.
+    let before = src.get(..span.start as usize)?.trim_end();
+    let tagged = before.ends_with(" !Secret")
+        || src.get(span.start as usize..).is_some_and(|rest| {
+            rest.strip_prefix("!Secret")
+                .is_some_and(|name| name.starts_with([' ', '\t']))
+        });
+    if !tagged {
+        return None;
+    }
+    diagnostics
+        .iter()
+        .position(|d| d.code == Code::UnknownTag && d.span == span)
 }
 
 /// A problem found in a file, before its line and column are known.
@@ -252,6 +324,8 @@ fn borrowed(path: &[Segment]) -> Vec<PathSegment<'_>> {
 struct DefinitionReader<'a> {
     data: &'a DataDoc,
     item: Option<usize>,
+    /// The definition is an action whose webhook secret was written `!Secret NAME`.
+    secret_tag: bool,
 }
 
 impl DefinitionReader<'_> {
@@ -310,6 +384,13 @@ impl DefinitionReader<'_> {
             "Entity" => self
                 .deserialize::<Entity>(fields, problems)
                 .map(Definition::Entity),
+            "Action" => {
+                if self.secret_tag {
+                    name_secret(&mut fields);
+                }
+                self.deserialize::<Action>(fields, problems)
+                    .map(Definition::Action)
+            }
             _ => {
                 let message = match KINDS.iter().find(|k| k.eq_ignore_ascii_case(kind)) {
                     Some(known) => {
@@ -425,6 +506,18 @@ impl DefinitionReader<'_> {
     }
 }
 
+/// `secret: NAME` (read from `!Secret NAME`) → `secret: {secret: NAME}`, the JSON form.
+fn name_secret(fields: &mut Map) {
+    let secret = fields
+        .get_mut("invocation")
+        .and_then(|v| v.get_mut("webhook"))
+        .and_then(|v| v.get_mut("secret"));
+    if let Some(secret) = secret {
+        let name = std::mem::take(secret);
+        *secret = serde_json::json!({ "secret": name });
+    }
+}
+
 /// A path in the definition as serde saw it (after list items were taken out) → the same path
 /// in the definition as written.
 fn to_original(path: &[Segment], removed: &[Vec<Segment>]) -> Vec<Segment> {
@@ -517,9 +610,13 @@ fn plain_message(message: &str) -> String {
     message.to_string()
 }
 
+/// "`kind: Blueprint`, `kind: Entity` or `kind: Action`".
 fn kinds() -> String {
     let list: Vec<String> = KINDS.iter().map(|k| format!("`kind: {k}`")).collect();
-    list.join(" or ")
+    match list.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
+        _ => list.join(""),
+    }
 }
 
 fn type_name(value: &Value) -> &'static str {

@@ -4,6 +4,7 @@
 //! No I/O: the store keeps rows, the server keeps an in-memory [`index::Catalog`] in step with
 //! them, and everything that decides what a blueprint or entity means lives here.
 
+pub mod action;
 pub mod backstage;
 pub mod computed;
 pub mod diff;

@@ -37,7 +37,7 @@ impl fmt::Display for Problem {
 
 impl std::error::Error for Problem {}
 
-fn problem(path: impl fmt::Display, message: impl Into<String>) -> Problem {
+pub(crate) fn problem(path: impl fmt::Display, message: impl Into<String>) -> Problem {
     Problem {
         path: path.to_string(),
         message: message.into(),
@@ -106,7 +106,7 @@ fn check_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn suggestion<'a>(name: &str, known: impl IntoIterator<Item = &'a str>) -> String {
+pub(crate) fn suggestion<'a>(name: &str, known: impl IntoIterator<Item = &'a str>) -> String {
     gantry_workflow::diagnostic::suggest(name, known)
         .map(|s| format!("; {s}"))
         .unwrap_or_default()
@@ -345,7 +345,7 @@ fn func_name(f: AggregateFunc) -> &'static str {
     }
 }
 
-fn article(ty: PropertyType) -> &'static str {
+pub(crate) fn article(ty: PropertyType) -> &'static str {
     match ty {
         PropertyType::String => "a string",
         PropertyType::Number => "a number",
@@ -415,7 +415,7 @@ fn check_mirror_path(
 }
 
 /// The problems of one property spec (or the `items` of an array).
-fn check_spec(spec: &PropertySpec, path: &str, out: &mut Vec<Problem>) {
+pub(crate) fn check_spec(spec: &PropertySpec, path: &str, out: &mut Vec<Problem>) {
     let ty = spec.ty;
     let is_number = matches!(ty, PropertyType::Number | PropertyType::Integer);
     let only = |out: &mut Vec<Problem>, key: &str, set: bool, ok: bool, applies_to: &str| {
@@ -880,6 +880,17 @@ fn same_value(a: &Value, b: &Value) -> bool {
         (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64(),
         _ => a == b,
     }
+}
+
+/// The problems of `v` against `spec`, reported under `path` (`inputs.tags` gives
+/// `inputs.tags[1]` for an item): entity validation's checks, for the inputs of actions.
+pub(crate) fn check_property_value(
+    spec: &PropertySpec,
+    v: &Value,
+    path: &str,
+    out: &mut Vec<Problem>,
+) {
+    check_value(spec, &compile_spec(spec), v, &Path::root(path), out);
 }
 
 fn check_value(

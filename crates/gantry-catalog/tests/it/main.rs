@@ -1,5 +1,6 @@
 //! The catalog's one integration-test binary.
 
+mod action;
 mod backstage;
 mod catalog_index;
 mod columns;

@@ -153,6 +153,7 @@ fn document_json(d: &Document) -> Value {
     let (kind, mut v) = match &d.definition {
         Definition::Blueprint(b) => ("Blueprint", serde_json::to_value(b)),
         Definition::Entity(e) => ("Entity", serde_json::to_value(e)),
+        Definition::Action(a) => ("Action", serde_json::to_value(a)),
     };
     if let Ok(Value::Object(o)) = &mut v {
         o.insert("kind".into(), json!(kind));
