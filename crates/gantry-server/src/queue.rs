@@ -208,9 +208,12 @@ impl Queue {
             Ok(id) => id,
             Err(e) => return StepOutcome::FailedToStart(format!("the job queue failed: {e}")),
         };
+        // A step of an agent pool waits in its pool's queue for an agent to claim it.
+        let remote = step_pool(&step).filter(|p| *p != self.setup.pool.as_str());
+        let pool = remote.map_or_else(|| self.setup.pool.clone(), str::to_owned);
         // A free slot now, and no step waiting ahead: the enqueue is also the claim, and the
         // step executes at once. Otherwise the job waits in the queue for the dispatcher.
-        let held = if self.backlog.load(Ordering::SeqCst) == 0 {
+        let held = if remote.is_none() && self.backlog.load(Ordering::SeqCst) == 0 {
             self.take_free()
         } else {
             None
@@ -226,7 +229,7 @@ impl Queue {
             Ok(p) => p,
             Err(message) => return StepOutcome::FailedToStart(message),
         };
-        if held.is_none() {
+        if held.is_none() && remote.is_none() {
             self.backlog.fetch_add(1, Ordering::SeqCst);
         }
         let run_id = step.run_id.clone();
@@ -242,7 +245,7 @@ impl Queue {
         let lease = held.as_ref().map(|_| self.lease());
         let job = NewJob {
             id: id.clone(),
-            pool: self.setup.pool.clone(),
+            pool: pool.clone(),
             run_id: step.run_id.clone(),
             step: step.step.clone(),
             payload,
@@ -268,7 +271,7 @@ impl Queue {
             Ok(committed) => committed,
             Err(e) => {
                 self.waiters().remove(&id);
-                if claimed.is_none() {
+                if claimed.is_none() && remote.is_none() {
                     self.backlog.fetch_sub(1, Ordering::SeqCst);
                 }
                 return StepOutcome::FailedToStart(format!("the job queue failed: {e}"));
@@ -278,6 +281,8 @@ impl Queue {
             (Some(job), Some((ticket, slot))) => {
                 tokio::spawn(Arc::clone(&self).execute(job, ticket, Some((slot, step))));
             }
+            // An agent's claim goes through the same writer, after this enqueue.
+            _ if remote.is_some() => self.pools.wake(&pool),
             _ => self.wake.notify_one(),
         }
         let mut answer = answer;
@@ -661,6 +666,11 @@ impl QueuedRuntime {
             .await
             .map_err(|e| AgentRefusal::Failed(e.to_string()))
     }
+}
+
+/// The agent pool a step names, if any.
+fn step_pool(step: &StepJob) -> Option<&str> {
+    step.pool.as_deref()
 }
 
 fn stopped() -> StepOutcome {

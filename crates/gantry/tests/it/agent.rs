@@ -1,0 +1,162 @@
+//! `gantry agent` against a real server over real sockets: steps that name a pool run on an
+//! agent of that pool (their lines, outputs and exit come back), steps that name none run on
+//! the server, and an agent killed mid-step hands its job to another once its lease lapses.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::server::{gantry, request, start_server};
+
+/// `gantry agent` for `pool` with `token`, on the process runtime.
+fn start_agent(addr: &str, token: &str, id: &str) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_gantry"))
+        .args([
+            "agent",
+            "--server",
+            &format!("http://{addr}"),
+            "--token",
+            token,
+            "--runtime",
+            "process",
+            "--wait",
+            "5",
+            "--id",
+            id,
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+fn agent_token(addr: &str, admin: &str, pool: &str) -> String {
+    let (code, out, err) = gantry(&["agent", "token", "create", "--pool", pool], addr, admin);
+    assert_eq!(code, Some(0), "{out}{err}");
+    out.trim().to_owned()
+}
+
+fn run_json(addr: &str, key: &str, id: &str) -> serde_json::Value {
+    let (_, out, _) = gantry(&["run", "get", id, "--format", "json"], addr, key);
+    serde_json::from_str(&out).unwrap_or_else(|_| panic!("not JSON: {out}"))
+}
+
+/// Waits for run `id` to end; its record.
+fn wait_run(addr: &str, key: &str, id: &str, limit: Duration) -> serde_json::Value {
+    let started = Instant::now();
+    loop {
+        let run = run_json(addr, key, id);
+        let status = run["status"].as_str().unwrap_or_default().to_owned();
+        if !matches!(status.as_str(), "queued" | "running" | "") {
+            return run;
+        }
+        assert!(started.elapsed() < limit, "the run did not end: {run}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn start_run(addr: &str, key: &str, file: &std::path::Path, name: &str) -> String {
+    let (code, out, err) = gantry(&["workflow", "apply", file.to_str().unwrap()], addr, key);
+    assert_eq!(code, Some(0), "{out}{err}");
+    let (code, out, err) = gantry(&["run", "start", name], addr, key);
+    assert_eq!(code, Some(0), "{out}{err}");
+    // "run ID of NAME started"
+    out.split_whitespace().nth(1).unwrap().to_owned()
+}
+
+#[test]
+fn steps_of_a_pool_run_on_its_agent_and_the_rest_on_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = start_server(&dir.path().join("data"), "process", true);
+    let (addr, admin) = (server.addr.clone(), server.key.clone().expect("admin key"));
+    let token = agent_token(&addr, &admin, "edge");
+    let mut agent = start_agent(&addr, &token, "edge-1");
+
+    let file = dir.path().join("mixed.yaml");
+    std::fs::write(
+        &file,
+        "steps:\n\
+         - name: here\n  image: alpine\n  input: ['echo on the server $GANTRY_STEP']\n\
+         - name: there\n  image: alpine\n  agent: edge\n  dependsOn: [here]\n  input:\n\
+         \x20 - 'for i in $(seq 1 300); do echo line $i; done'\n\
+         \x20 - 'echo to stderr >&2'\n\
+         \x20 - 'printf from-the-agent > \"$GANTRY_STEP_DIR/outputs/greeting\"'\n",
+    )
+    .unwrap();
+    let id = start_run(&addr, &admin, &file, "mixed");
+    let run = wait_run(&addr, &admin, &id, Duration::from_secs(60));
+    assert_eq!(run["status"], "succeeded", "{run}");
+    let outputs = run["outputs"].to_string();
+    assert!(
+        outputs.contains("greeting") && outputs.contains("from-the-agent"),
+        "{outputs}"
+    );
+
+    let (_, logs, _) = gantry(&["run", "logs", &id], &addr, &admin);
+    assert!(logs.contains("here │ on the server here"), "{logs}");
+    // Every line of the agent's step once, in order.
+    let lines: Vec<&str> = logs
+        .lines()
+        .filter_map(|l| l.strip_prefix("there │ line "))
+        .collect();
+    let expected: Vec<String> = (1..=300).map(|i| i.to_string()).collect();
+    assert_eq!(lines, expected, "{logs}");
+    assert!(logs.contains("there │ to stderr"), "{logs}");
+
+    // The server lists the agent with its pool.
+    let (status, body) = request(
+        &addr,
+        "GET /api/v1/agents",
+        &format!("Authorization: Bearer {admin}\r\n"),
+        "",
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"pool\":\"edge\"") && body.contains("edge-1"), "{body}");
+    agent.kill().unwrap();
+    let _ = agent.wait();
+    server.child.kill().unwrap();
+    let _ = server.child.wait();
+}
+
+#[test]
+fn a_job_whose_agent_dies_runs_again_on_another() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = start_server(&dir.path().join("data"), "process", true);
+    let (addr, admin) = (server.addr.clone(), server.key.clone().expect("admin key"));
+    let token = agent_token(&addr, &admin, "edge");
+    let mut first = start_agent(&addr, &token, "edge-1");
+
+    let file = dir.path().join("slow.yaml");
+    let marker = dir.path().join("started");
+    std::fs::write(
+        &file,
+        format!(
+            "steps:\n- name: slow\n  image: alpine\n  agent: edge\n  input:\n\
+             \x20 - 'echo attempt >> {marker}'\n\
+             \x20 - 'sleep 4'\n\
+             \x20 - 'echo done'\n",
+            marker = marker.display()
+        ),
+    )
+    .unwrap();
+    let id = start_run(&addr, &admin, &file, "slow");
+    // The first agent starts the step, then dies.
+    let started = Instant::now();
+    while !marker.exists() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the step never started"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    first.kill().unwrap();
+    let _ = first.wait();
+    let mut second = start_agent(&addr, &token, "edge-2");
+    let run = wait_run(&addr, &admin, &id, Duration::from_secs(90));
+    assert_eq!(run["status"], "succeeded", "{run}");
+    let attempts = std::fs::read_to_string(&marker).unwrap();
+    assert_eq!(attempts.lines().count(), 2, "{attempts}");
+    second.kill().unwrap();
+    let _ = second.wait();
+    server.child.kill().unwrap();
+    let _ = server.child.wait();
+}
