@@ -253,13 +253,13 @@ impl RunDriver {
         spec: &Value,
         env: &Map<String, Value>,
     ) -> Result<(StepJob, Option<String>), String> {
-        let (index, container) = self
+        let (index, definition, container) = self
             .workflow
             .steps
             .iter()
             .enumerate()
             .find(|(_, s)| s.name.value == step)
-            .and_then(|(i, s)| s.container().map(|c| (i, c)))
+            .and_then(|(i, s)| s.container().map(|c| (i, s, c)))
             .ok_or_else(|| format!("`{step}` is not a container step"))?;
         let step_dir = self.work_dir.join(step_folder(step, index));
         write_step_folder(&step_dir, spec)?;
@@ -293,6 +293,7 @@ impl RunDriver {
             env: vars,
             step_dir,
             metadata,
+            pool: self.workflow.agent_of(definition).map(|p| p.value.clone()),
         };
         Ok((job, token))
     }

@@ -27,6 +27,10 @@ pub struct StepJob {
     pub step_dir: PathBuf,
     /// Where the step reaches the metadata API, if one is served.
     pub metadata: Option<MetadataEndpoint>,
+    /// The agent pool the step runs on: its `agent`, else the workflow's; `None` is the
+    /// server's own runtime. The driver sets it from the workflow; no runtime routes on it yet
+    /// (the server's queue still puts every step in the server's own pool).
+    pub pool: Option<String>,
 }
 
 /// What to run.

@@ -440,6 +440,7 @@ mod tests {
                 port: 7000,
                 token: "tok".into(),
             }),
+            pool: None,
         };
         let env = step_environment(&job);
         let last = |name: &str| {

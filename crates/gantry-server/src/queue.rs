@@ -772,6 +772,9 @@ struct StepPayload {
     env: BTreeMap<String, String>,
     step_dir: PathBuf,
     metadata: Option<(u16, String)>,
+    /// Absent when the step names no pool, so such a payload is what it was before pools.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pool: Option<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -815,6 +818,7 @@ fn seal_payload(vault: &Vault, id: &str, step: &StepJob) -> Result<Value, String
         env: step.env.clone(),
         step_dir: step.step_dir.clone(),
         metadata: step.metadata.as_ref().map(|m| (m.port, m.token.clone())),
+        pool: step.pool.clone(),
     };
     let plain = serde_json::to_vec(&payload).map_err(|e| format!("the job queue failed: {e}"))?;
     let sealed = vault
@@ -871,6 +875,7 @@ fn open_payload(vault: &Vault, job: &Job) -> Result<StepJob, String> {
         metadata: payload
             .metadata
             .map(|(port, token)| MetadataEndpoint { port, token }),
+        pool: payload.pool,
     })
 }
 
@@ -1000,6 +1005,7 @@ mod tests {
                 port: 1,
                 token: "step-token-value".into(),
             }),
+            pool: None,
         }
     }
 
@@ -1145,7 +1151,11 @@ mod tests {
     async fn a_job_sealed_for_another_binding_is_refused_without_its_content() {
         let dir = tempfile::tempdir().expect("temp dir");
         let vault = Vault::load(dir.path(), None).expect("vault");
-        let step = step(0, Program::Script("true".into()), &[("K", "s3cret-value")]);
+        // With a pool, so the round trip shows it survives too.
+        let step = StepJob {
+            pool: Some("edge".into()),
+            ..step(0, Program::Script("true".into()), &[("K", "s3cret-value")])
+        };
         let payload = seal_payload(&vault, "job-a", &step).expect("seal");
         let job = |id: &str, payload: Value| Job {
             id: id.into(),

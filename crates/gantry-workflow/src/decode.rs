@@ -24,6 +24,7 @@ const TOP_KEYS: &[&str] = &[
     "tags",
     "locals",
     "timeout",
+    "agent",
     "parameters",
     "triggers",
     "steps",
@@ -45,9 +46,16 @@ const STEP_KEYS: &[&str] = &[
     "dependsOn",
     "when",
     "timeout",
+    "agent",
 ];
 const TRIGGER_KEYS: &[&str] = &["name", "source", "binding", "when"];
 const BINDING_KEYS: &[&str] = &["parameters", "key"];
+/// Help for an `agent` written as an expression.
+const AGENT_IS_FIXED: &str =
+    "`agent` names a pool such as `edge-eu`; it is fixed when the workflow is read, so it takes no expression";
+/// Help for an `agent` with no name.
+const AGENT_ABSENT: &str =
+    "name an agent pool, or remove `agent` to run on the server's own runtime";
 const PARAMETER_TYPES: &[&str] = &["string", "number", "integer", "boolean", "array", "object"];
 
 /// The entries of a mapping node, owned: values are taken out as they are decoded, so strings
@@ -200,6 +208,62 @@ impl<'s> Decoder<'s> {
         }
     }
 
+    /// An agent pool's name (`agent: edge-eu`, a Gantry extension): a plain string that
+    /// [`check_agent_pool`] accepts. No expression: where a step runs is known when the
+    /// workflow is read, not decided by a run's data.
+    fn agent(&mut self, node: &Node) -> Option<Spanned<String>> {
+        if node.tag.is_some() {
+            self.diags.push(
+                Diagnostic::error(
+                    Code::InvalidType,
+                    "`agent` must be a plain pool name, not an expression tag",
+                    node.span,
+                )
+                .with_help(AGENT_IS_FIXED),
+            );
+            return None;
+        }
+        let NodeKind::Str(name) = &node.kind else {
+            let mut d = Diagnostic::error(
+                Code::InvalidType,
+                format!("`agent` must be a pool name, found {}", node.type_name()),
+                node.span,
+            );
+            d = match node.kind {
+                NodeKind::Null => d.with_help(AGENT_ABSENT),
+                NodeKind::Int(_) | NodeKind::Float(_) | NodeKind::Bool(_) => {
+                    d.with_help("quote it to use it as a pool name")
+                }
+                _ => d,
+            };
+            self.diags.push(d);
+            return None;
+        };
+        if name.is_empty() {
+            self.diags.push(
+                Diagnostic::error(Code::InvalidValue, "`agent` must not be empty", node.span)
+                    .with_help(AGENT_ABSENT),
+            );
+            return None;
+        }
+        if let Err(problem) = check_agent_pool(name) {
+            let mut d = Diagnostic::error(
+                Code::InvalidValue,
+                format!("`agent` is not a valid pool name: {problem}"),
+                node.span,
+            );
+            let lower = name.to_ascii_lowercase();
+            if name.contains("${") {
+                d = d.with_help(AGENT_IS_FIXED);
+            } else if check_agent_pool(&lower).is_ok() {
+                d = d.with_help(format!("did you mean `{lower}`?"));
+            }
+            self.diags.push(d);
+            return None;
+        }
+        Some(Spanned::new(name.clone(), node.span))
+    }
+
     fn opt_string(&mut self, f: &Fields, key: &str, what: &str) -> Option<Spanned<String>> {
         let node = f.get(key)?;
         if matches!(node.kind, NodeKind::Null) && node.tag.is_none() {
@@ -282,6 +346,7 @@ impl<'s> Decoder<'s> {
         }
         wf.locals = f.take("locals").map(|n| self.value(n));
         wf.timeout = f.get("timeout").and_then(|t| self.duration(t, "`timeout`"));
+        wf.agent = f.get("agent").and_then(|a| self.agent(a));
         if let Some(p) = f.take("parameters") {
             wf.parameters = self.parameters(p);
         }
@@ -445,7 +510,8 @@ impl<'s> Decoder<'s> {
                 StepKind::Container(Box::new(c))
             }
             Some("approval") => {
-                for key in CONTAINER_KEYS {
+                // An approval runs nowhere, so it has no agent pool either.
+                for key in CONTAINER_KEYS.iter().chain(&["agent"]) {
                     if let Some(span) = f.key_span(key) {
                         self.diags.push(Diagnostic::warning(
                             Code::ApprovalIgnoredField,
@@ -470,6 +536,10 @@ impl<'s> Decoder<'s> {
                 StepKind::Container(Box::new(self.container(&mut f)))
             }
         };
+        let agent = match kind {
+            StepKind::Container(_) => f.get("agent").and_then(|a| self.agent(a)),
+            StepKind::Approval => None,
+        };
         Some(Step {
             name: name?,
             description,
@@ -477,6 +547,7 @@ impl<'s> Decoder<'s> {
             depends_on,
             when,
             timeout,
+            agent,
             span,
         })
     }

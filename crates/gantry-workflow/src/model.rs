@@ -42,6 +42,9 @@ pub struct Workflow {
     pub locals: Option<Value>,
     /// Gantry extension: the longest a run may take.
     pub timeout: Option<Spanned<std::time::Duration>>,
+    /// Gantry extension: the agent pool every container step runs on unless it names its own.
+    /// `None` is the server's own runtime.
+    pub agent: Option<Spanned<String>>,
     pub parameters: Vec<Parameter>,
     pub triggers: Vec<Trigger>,
     pub steps: Vec<Step>,
@@ -54,6 +57,15 @@ impl Workflow {
 
     pub fn parameter(&self, name: &str) -> Option<&Parameter> {
         self.parameters.iter().find(|p| p.name.value == name)
+    }
+
+    /// The agent pool `step` runs on: its own `agent`, else the workflow's. `None` means the
+    /// server's own runtime, and always for an approval, which runs nowhere.
+    pub fn agent_of<'a>(&'a self, step: &'a Step) -> Option<&'a Spanned<String>> {
+        match step.kind {
+            StepKind::Container(_) => step.agent.as_ref().or(self.agent.as_ref()),
+            StepKind::Approval => None,
+        }
     }
 
     /// The canonical JSON form of the whole workflow, as Gantry stores it.
@@ -82,6 +94,9 @@ impl Workflow {
         }
         if let Some(t) = &self.timeout {
             m.insert("timeout".into(), duration_json(t.value));
+        }
+        if let Some(a) = &self.agent {
+            m.insert("agent".into(), Json::String(a.value.clone()));
         }
         if !self.parameters.is_empty() {
             let params = self
@@ -140,6 +155,9 @@ pub struct Step {
     pub when: Option<When>,
     /// Gantry extension: the longest the step may run, or for an approval, wait for an answer.
     pub timeout: Option<Spanned<std::time::Duration>>,
+    /// Gantry extension: the agent pool this step runs on, over the workflow's `agent`.
+    /// Always `None` on an approval step. [`Workflow::agent_of`] gives the pool in effect.
+    pub agent: Option<Spanned<String>>,
     pub span: Span,
 }
 
@@ -184,12 +202,40 @@ impl Step {
         if let Some(t) = &self.timeout {
             m.insert("timeout".into(), duration_json(t.value));
         }
+        if let Some(a) = &self.agent {
+            m.insert("agent".into(), Json::String(a.value.clone()));
+        }
         Json::Object(m)
     }
 }
 
 fn duration_json(d: std::time::Duration) -> Json {
     Json::String(format!("{}ms", d.as_millis()))
+}
+
+/// The longest agent pool name, in characters.
+pub const MAX_AGENT_POOL_CHARS: usize = 100;
+
+/// An agent pool's name, as a workflow's or a step's `agent` gives it: 1 to
+/// [`MAX_AGENT_POOL_CHARS`] lowercase letters, digits, `-`, `_` or `.`. This is the rule agent
+/// tokens' pools follow (`POST /agent-tokens`), so every pool a workflow names is one an agent
+/// can serve. The error says what is wrong with `name`, without naming the key.
+pub fn check_agent_pool(name: &str) -> Result<(), String> {
+    const RULE: &str = "a pool name is 1 to 100 lowercase letters, digits, `-`, `_` or `.`";
+    if name.is_empty() {
+        return Err("a pool name cannot be empty".into());
+    }
+    let chars = name.chars().count();
+    if chars > MAX_AGENT_POOL_CHARS {
+        let start: String = name.chars().take(20).collect();
+        return Err(format!("`{start}…` is {chars} characters long; {RULE}"));
+    }
+    let allowed = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || "-_.".contains(c);
+    match name.chars().find(|c| !allowed(*c)) {
+        None => Ok(()),
+        Some(c) if c.is_whitespace() => Err(format!("`{name}` contains a space; {RULE}")),
+        Some(c) => Err(format!("`{name}` contains `{c}`; {RULE}")),
+    }
 }
 
 /// The fields shared by container steps and webhook trigger containers.

@@ -165,6 +165,41 @@ steps:
 }
 
 #[tokio::test(start_paused = true)]
+async fn each_job_carries_the_agent_pool_in_effect_for_its_step() {
+    let d = drive(
+        r#"
+apiVersion: v1
+agent: dc-west
+steps:
+- name: extract
+  image: alpine
+  input: ["true"]
+- name: train
+  image: alpine
+  agent: gpu.large
+  dependsOn: extract
+  input: ["true"]
+"#,
+        &[],
+        StaticSecrets::with(&[]),
+        RunOptions::default(),
+    );
+    assert_eq!(d.finished().await.state, RunState::Succeeded);
+    assert_eq!(d.runtime.job("extract").pool.as_deref(), Some("dc-west"));
+    assert_eq!(d.runtime.job("train").pool.as_deref(), Some("gpu.large"));
+
+    // A Relay file names no pool: its steps are for the server's own runtime.
+    let d = drive(
+        "steps:\n- name: hello\n  image: alpine\n  input: [\"true\"]\n",
+        &[],
+        StaticSecrets::with(&[]),
+        RunOptions::default(),
+    );
+    assert_eq!(d.finished().await.state, RunState::Succeeded);
+    assert_eq!(d.runtime.job("hello").pool, None);
+}
+
+#[tokio::test(start_paused = true)]
 async fn secret_values_are_masked_in_logs_before_the_sink() {
     let d = drive(
         r#"

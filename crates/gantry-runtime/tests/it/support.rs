@@ -118,6 +118,7 @@ impl Harness {
             env: Default::default(),
             step_dir: self.step_dir(),
             metadata: None,
+            pool: None,
         }
     }
 

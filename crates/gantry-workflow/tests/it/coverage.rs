@@ -55,6 +55,8 @@ fn valid_corpus_covers_the_language() {
             ("locals", wf.locals.is_some()),
             ("timeout", wf.timeout.is_some()),
             ("step.timeout", wf.steps.iter().any(|s| s.timeout.is_some())),
+            ("agent", wf.agent.is_some()),
+            ("step.agent", wf.steps.iter().any(|s| s.agent.is_some())),
             (
                 "parameter.type",
                 wf.parameters.iter().any(|p| p.type_.is_some()),
@@ -167,6 +169,8 @@ fn valid_corpus_covers_the_language() {
         "locals",
         "timeout",
         "step.timeout",
+        "agent",
+        "step.agent",
         "parameter.type",
         "parameter.default",
         "step.description",

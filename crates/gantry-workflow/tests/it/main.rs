@@ -1,5 +1,6 @@
 //! Integration tests of the workflow language, one binary with a module per feature.
 
+mod agent;
 mod corpus;
 mod coverage;
 mod data;
