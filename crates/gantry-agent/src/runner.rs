@@ -116,7 +116,9 @@ pub async fn run(agent: Agent, shutdown: CancellationToken) -> Result<(), AgentE
                     });
                 }
             }
-            Err(CallError::Status(s)) if s == StatusCode::UNAUTHORIZED || s == StatusCode::FORBIDDEN => {
+            Err(CallError::Status(s))
+                if s == StatusCode::UNAUTHORIZED || s == StatusCode::FORBIDDEN =>
+            {
                 refused = Some(s);
                 break;
             }
@@ -268,7 +270,9 @@ impl Shared {
             {
                 Ok(a) if a.cancel => cancel.cancel(),
                 Ok(_) => {}
-                Err(CallError::Status(s)) if s == StatusCode::CONFLICT || s == StatusCode::NOT_FOUND => {
+                Err(CallError::Status(s))
+                    if s == StatusCode::CONFLICT || s == StatusCode::NOT_FOUND =>
+                {
                     tracing::warn!(job = %id, "the job's lease was lost: stopping its step");
                     lost.cancel();
                     cancel.cancel();
@@ -364,6 +368,8 @@ fn step_job(job: &AgentJob, dir: &Path) -> StepJob {
         env: job.env.clone(),
         step_dir: dir.to_path_buf(),
         metadata: None,
+        // Runs here, on this agent's runtime.
+        pool: None,
     }
 }
 

@@ -28,8 +28,8 @@ pub struct StepJob {
     /// Where the step reaches the metadata API, if one is served.
     pub metadata: Option<MetadataEndpoint>,
     /// The agent pool the step runs on: its `agent`, else the workflow's; `None` is the
-    /// server's own runtime. The driver sets it from the workflow; no runtime routes on it yet
-    /// (the server's queue still puts every step in the server's own pool).
+    /// server's own runtime. The driver sets it from the workflow; the server's queue enqueues
+    /// the step to that pool, for its agents.
     pub pool: Option<String>,
 }
 

@@ -551,8 +551,9 @@ impl QueuedRuntime {
 
     fn fail_waiter(&self, id: &str, outcome: StepOutcome) {
         let waiter = self.queue.waiters().remove(id);
-        if let Some(Waiter::Queued { outcome: tx, .. } | Waiter::Remote(Remote { outcome: tx, .. })) =
-            waiter
+        if let Some(
+            Waiter::Queued { outcome: tx, .. } | Waiter::Remote(Remote { outcome: tx, .. }),
+        ) = waiter
         {
             let _ = tx.send(outcome);
         }
@@ -1019,6 +1020,147 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         panic!("run r{run} has fewer than {n} completed jobs");
+    }
+
+    /// A step of pool `edge`, submitted on its own task; its lines come to `rx`.
+    fn submit_remote(
+        f: &Fixture,
+        run: usize,
+    ) -> (
+        tokio::task::JoinHandle<StepOutcome>,
+        mpsc::Receiver<LogLine>,
+    ) {
+        let (tx, rx) = mpsc::channel(64);
+        let mut job = step(run, Program::Script("echo hi".into()), &[("K", "v")]);
+        job.pool = Some("edge".into());
+        let queue = f.queue.clone();
+        let task = tokio::spawn(async move { queue.run(job, tx, CancellationToken::new()).await });
+        (task, rx)
+    }
+
+    /// Claims for `worker` until something comes (the enqueue is written behind).
+    async fn claim_some(f: &Fixture, worker: &str, limit: u32) -> Vec<AgentClaimed> {
+        for _ in 0..250 {
+            let got = f
+                .queue
+                .claim_for_agent("edge", worker, limit)
+                .await
+                .expect("claim");
+            if !got.is_empty() {
+                return got;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("nothing to claim");
+    }
+
+    fn line(stream: usize, seq: u64, text: &str) -> AgentLine {
+        AgentLine {
+            stream,
+            seq,
+            line: text.into(),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_agent_step_passes_each_line_once_and_in_order() {
+        let f = fixture(Arc::new(gantry_runtime::ProcessRuntime::new()), 1, 1).await;
+        let (task, mut rx) = submit_remote(&f, 0);
+        let claimed = claim_some(&f, "agent:edge/a", 4).await;
+        assert_eq!(claimed.len(), 1);
+        let c = &claimed[0];
+        // The step opened for the agent, secrets and all; the job row holds none in plain.
+        assert_eq!(c.step.env.get("K").map(String::as_str), Some("v"));
+        assert_eq!(c.job.pool, "edge");
+        let id = c.job.id.clone();
+
+        let next = f
+            .queue
+            .agent_logs(&id, "agent:edge/a", vec![line(0, 0, "a"), line(0, 1, "b")])
+            .await
+            .expect("lines");
+        assert_eq!(next, [2, 0]);
+        // A batch sent again after a lost answer doubles nothing; a gap passes nothing on.
+        let next = f
+            .queue
+            .agent_logs(
+                &id,
+                "agent:edge/a",
+                vec![line(0, 1, "b"), line(0, 2, "c"), line(1, 3, "gap")],
+            )
+            .await
+            .expect("lines");
+        assert_eq!(next, [3, 0]);
+        // Another agent is refused.
+        assert_eq!(
+            f.queue
+                .agent_logs(&id, "agent:edge/b", vec![line(0, 3, "x")])
+                .await,
+            Err(AgentRefusal::NotYours)
+        );
+        assert_eq!(
+            f.queue.agent_heartbeat(&id, "agent:edge/a").await,
+            Ok(false)
+        );
+        f.queue
+            .agent_complete(&id, "agent:edge/a", StepOutcome::Exited(0), BTreeMap::new())
+            .await
+            .expect("complete");
+        assert_eq!(task.await.expect("driver"), StepOutcome::Exited(0));
+        let mut got = Vec::new();
+        while let Ok(l) = rx.try_recv() {
+            got.push(l.line);
+        }
+        assert_eq!(got, ["a", "b", "c"]);
+        // Ended: a second end is refused.
+        assert_eq!(
+            f.queue
+                .agent_complete(&id, "agent:edge/a", StepOutcome::Exited(1), BTreeMap::new())
+                .await,
+            Err(AgentRefusal::Unknown)
+        );
+        let jobs = completed_jobs(f.store.as_ref(), 0, 1).await;
+        assert_eq!(jobs[0].result, Some(json!({"exited": 0})));
+        assert_eq!(jobs[0].worker.as_deref(), Some("agent:edge/a"));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_agents_claiming_at_once_never_get_the_same_job() {
+        let f = fixture(Arc::new(gantry_runtime::ProcessRuntime::new()), 1, 8).await;
+        let mut tasks = Vec::new();
+        for run in 0..8 {
+            tasks.push(submit_remote(&f, run));
+        }
+        // Wait for the enqueues to be written, then claim from two agents at once.
+        for _ in 0..250 {
+            let mut queued = 0;
+            for run in 0..8 {
+                queued += f
+                    .store
+                    .run_jobs(&format!("r{run}"))
+                    .await
+                    .expect("jobs")
+                    .len();
+            }
+            if queued == 8 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..4 {
+            let (a, b) = tokio::join!(
+                f.queue.claim_for_agent("edge", "agent:edge/a", 2),
+                f.queue.claim_for_agent("edge", "agent:edge/b", 2)
+            );
+            for c in a.expect("a").into_iter().chain(b.expect("b")) {
+                assert!(seen.insert(c.job.id.clone()), "{} twice", c.job.id);
+            }
+        }
+        assert_eq!(seen.len(), 8);
+        for (task, _) in tasks {
+            task.abort();
+        }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,6 +3,7 @@
 //! [`gantry_agent::protocol`]'s.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
@@ -10,8 +11,8 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
 use gantry_agent::protocol::{
-    AgentRef, ClaimAnswer, ClaimRequest, CompleteRequest, HeartbeatAnswer, LogsAnswer,
-    LogsRequest, Outcome, Stream,
+    AgentRef, ClaimAnswer, ClaimRequest, CompleteRequest, HeartbeatAnswer, LogsAnswer, LogsRequest,
+    Outcome, Stream,
 };
 use gantry_engine::runtime::StepOutcome;
 use serde::de::DeserializeOwned;
@@ -100,7 +101,7 @@ fn refusal(r: AgentRefusal) -> ApiError {
 )]
 pub(crate) async fn claim(
     State(state): State<ApiState>,
-    Extension(principal): Extension<Principal>,
+    Extension(principal): Extension<Arc<Principal>>,
     bytes: Bytes,
 ) -> Result<Json<ClaimAnswer>, ApiError> {
     let req: ClaimRequest = body(&bytes)?;
@@ -133,7 +134,7 @@ pub(crate) async fn claim(
 )]
 pub(crate) async fn heartbeat(
     State(state): State<ApiState>,
-    Extension(principal): Extension<Principal>,
+    Extension(principal): Extension<Arc<Principal>>,
     Path(id): Path<String>,
     bytes: Bytes,
 ) -> Result<Json<HeartbeatAnswer>, ApiError> {
@@ -165,7 +166,7 @@ pub(crate) async fn heartbeat(
 )]
 pub(crate) async fn logs(
     State(state): State<ApiState>,
-    Extension(principal): Extension<Principal>,
+    Extension(principal): Extension<Arc<Principal>>,
     Path(id): Path<String>,
     bytes: Bytes,
 ) -> Result<Json<LogsAnswer>, ApiError> {
@@ -211,7 +212,7 @@ pub(crate) async fn logs(
 )]
 pub(crate) async fn complete(
     State(state): State<ApiState>,
-    Extension(principal): Extension<Principal>,
+    Extension(principal): Extension<Arc<Principal>>,
     Path(id): Path<String>,
     bytes: Bytes,
 ) -> Result<StatusCode, ApiError> {

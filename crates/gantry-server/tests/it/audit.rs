@@ -602,6 +602,20 @@ async fn every_mutating_route_writes_exactly_one_audit_event() {
     assert_eq!(status, StatusCode::OK);
     w.done.insert("searchEntities".to_string());
 
+    // The agent API reports work on jobs (kept on the jobs and their runs), not changes: it is
+    // not audited. Only agent tokens may call it; a refused call writes nothing.
+    for (op, path) in [
+        ("claimAgentJobs", "/api/v1/agent/jobs/claim"),
+        ("heartbeatAgentJob", "/api/v1/agent/jobs/j/heartbeat"),
+        ("appendAgentJobLogs", "/api/v1/agent/jobs/j/logs"),
+        ("completeAgentJob", "/api/v1/agent/jobs/j/complete"),
+    ] {
+        let (status, _) = api.as_admin("POST", path, "{}").await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{op}");
+        w.done.insert(op.to_string());
+    }
+    assert!(w.fresh().await.is_empty(), "agent calls are not audited");
+
     // A refused change writes nothing: a duplicate team, a viewer-less unknown user.
     let (status, _) = api
         .as_admin("POST", "/api/v1/teams", r#"{"name": "sre"}"#)

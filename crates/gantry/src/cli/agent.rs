@@ -30,7 +30,12 @@ pub(crate) struct RunAgent {
     #[arg(long, env = "GANTRY_SERVER", value_name = "URL")]
     server: Option<String>,
     /// An agent token (`gantry agent token create --pool NAME`).
-    #[arg(long, env = "GANTRY_AGENT_TOKEN", hide_env_values = true, value_name = "TOKEN")]
+    #[arg(
+        long,
+        env = "GANTRY_AGENT_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
     token: Option<String>,
     /// The pool to serve; it must be the token's (the token decides when omitted).
     #[arg(long, value_name = "NAME")]
@@ -67,7 +72,11 @@ pub(crate) fn agent(args: AgentArgs) -> anyhow::Result<ExitCode> {
         .map(|h| h.trim().to_owned())
         .unwrap_or_default();
     let id = a.id.unwrap_or_else(|| {
-        let host = if hostname.is_empty() { "agent" } else { &hostname };
+        let host = if hostname.is_empty() {
+            "agent"
+        } else {
+            &hostname
+        };
         format!("{host}-{}", std::process::id())
     });
     tokio::runtime::Builder::new_multi_thread()
@@ -78,9 +87,13 @@ pub(crate) fn agent(args: AgentArgs) -> anyhow::Result<ExitCode> {
             let runtime: Arc<dyn StepRuntime> = match a.runtime {
                 RuntimeKind::Process => Arc::new(gantry_runtime::ProcessRuntime::new()),
                 RuntimeKind::Docker => Arc::new(
-                    gantry_runtime::DockerRuntime::connect().await.map_err(|e| {
-                        anyhow::anyhow!("{e}\nstart the Docker engine, or use --runtime process")
-                    })?,
+                    gantry_runtime::DockerRuntime::connect()
+                        .await
+                        .map_err(|e| {
+                            anyhow::anyhow!(
+                                "{e}\nstart the Docker engine, or use --runtime process"
+                            )
+                        })?,
                 ),
             };
             let temp;

@@ -110,7 +110,10 @@ fn steps_of_a_pool_run_on_its_agent_and_the_rest_on_the_server() {
         "",
     );
     assert_eq!(status, 200, "{body}");
-    assert!(body.contains("\"pool\":\"edge\"") && body.contains("edge-1"), "{body}");
+    assert!(
+        body.contains("\"pool\":\"edge\"") && body.contains("edge-1"),
+        "{body}"
+    );
     agent.kill().unwrap();
     let _ = agent.wait();
     server.child.kill().unwrap();
