@@ -71,6 +71,7 @@ pub(crate) fn agent(args: AgentArgs) -> anyhow::Result<ExitCode> {
     let hostname = std::fs::read_to_string("/etc/hostname")
         .map(|h| h.trim().to_owned())
         .unwrap_or_default();
+    super::server::init_logs(false);
     let id = a.id.unwrap_or_else(|| {
         let host = if hostname.is_empty() {
             "agent"

@@ -47,16 +47,7 @@ pub(crate) fn run(options: Options) -> anyhow::Result<ExitCode> {
             Some(config)
         }
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("GANTRY_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let logs = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if json_logs {
-        logs.json().init();
-    } else {
-        logs.init();
-    }
+    init_logs(json_logs);
     let tokio = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -97,6 +88,20 @@ pub(crate) fn run(options: Options) -> anyhow::Result<ExitCode> {
         server.serve(shutdown_signal()).await?;
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// Log records to stderr, filtered by `GANTRY_LOG` (default `info`), as JSON if asked.
+pub(crate) fn init_logs(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("GANTRY_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        logs.json().init();
+    } else {
+        logs.init();
+    }
 }
 
 /// Ctrl-C or SIGTERM.
