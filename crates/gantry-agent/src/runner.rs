@@ -54,6 +54,8 @@ struct Shared {
     agent: Agent,
     client: reqwest::Client,
     running: Mutex<HashSet<String>>,
+    /// Step folders free for the next job, and how many were made.
+    folders: Mutex<(Vec<PathBuf>, usize)>,
 }
 
 /// Claims and runs jobs until `shutdown` fires, then waits for the running steps to end.
@@ -70,6 +72,7 @@ pub async fn run(agent: Agent, shutdown: CancellationToken) -> Result<(), AgentE
         agent,
         client,
         running: Mutex::new(HashSet::new()),
+        folders: Mutex::new((Vec::new(), 0)),
     });
     let slots = Arc::new(Semaphore::new(max_jobs));
     let mut backoff = Backoff::default();
@@ -150,6 +153,30 @@ impl Shared {
         self.running.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// A step folder: one a finished job left empty, or a new one. Folders are reused because
+    /// creating and removing a folder per job costs the file system more than a no-op step.
+    fn folder(&self) -> PathBuf {
+        let mut free = self.folders.lock().unwrap_or_else(PoisonError::into_inner);
+        free.0.pop().unwrap_or_else(|| {
+            free.1 += 1;
+            self.agent.work_dir.join(format!("slot-{}", free.1))
+        })
+    }
+
+    /// Empties a finished job's folder (all but `spec.json` and an empty `outputs/`) for the
+    /// next job; a folder that cannot be emptied is removed instead.
+    async fn give_back(&self, dir: PathBuf) {
+        if empty(&dir).await.is_ok() {
+            self.folders
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .0
+                .push(dir);
+        } else {
+            let _ = tokio::fs::remove_dir_all(&dir).await;
+        }
+    }
+
     fn url(&self, path: &str) -> String {
         format!("{}/api/v1/{path}", self.agent.server.trim_end_matches('/'))
     }
@@ -206,7 +233,7 @@ impl Shared {
     }
 
     async fn run_job(self: &Arc<Self>, job: AgentJob, lease: Duration) {
-        let dir = self.agent.work_dir.join(&job.id);
+        let dir = self.folder();
         let outcome = match prepare(&dir, &job).await {
             Ok(()) => None,
             Err(e) => Some(StepOutcome::FailedToStart(format!(
@@ -249,7 +276,7 @@ impl Shared {
             }
         }
         beats.abort();
-        let _ = tokio::fs::remove_dir_all(&dir).await;
+        self.give_back(dir).await;
     }
 
     /// Renews the lease a third of the way through it; a cancelled run cancels the step, a
@@ -349,6 +376,36 @@ async fn prepare(dir: &Path, job: &AgentJob) -> std::io::Result<()> {
     tokio::fs::write(dir.join("spec.json"), spec.to_string()).await
 }
 
+/// Removes what a step left in its folder: everything but `spec.json` (rewritten by the next
+/// job) and `outputs/`, whose content goes too.
+async fn empty(dir: &Path) -> std::io::Result<()> {
+    let mut entries = tokio::fs::read_dir(dir).await?;
+    while let Some(entry) = entries.next_entry().await? {
+        let name = entry.file_name();
+        let kind = entry.file_type().await?;
+        if name == "spec.json" && kind.is_file() {
+            continue;
+        }
+        if name == "outputs" && kind.is_dir() {
+            let mut outputs = tokio::fs::read_dir(entry.path()).await?;
+            while let Some(o) = outputs.next_entry().await? {
+                remove(&o.path(), o.file_type().await?).await?;
+            }
+            continue;
+        }
+        remove(&entry.path(), kind).await?;
+    }
+    Ok(())
+}
+
+async fn remove(path: &Path, kind: std::fs::FileType) -> std::io::Result<()> {
+    if kind.is_dir() {
+        tokio::fs::remove_dir_all(path).await
+    } else {
+        tokio::fs::remove_file(path).await
+    }
+}
+
 fn step_job(job: &AgentJob, dir: &Path) -> StepJob {
     StepJob {
         run_id: job.run_id.clone(),
@@ -433,6 +490,35 @@ mod tests {
         assert!(late >= Duration::from_millis(5_000) && late <= Duration::from_millis(10_000));
         b.reset();
         assert!(b.next() <= Duration::from_millis(200));
+    }
+
+    #[tokio::test]
+    async fn a_folder_is_emptied_for_the_next_job() {
+        let dir = std::env::temp_dir().join(format!("gantry-agent-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("outputs/nested")).unwrap();
+        std::fs::create_dir_all(dir.join("cache/deep")).unwrap();
+        std::fs::write(dir.join("spec.json"), "{}").unwrap();
+        std::fs::write(dir.join("outputs/secret"), "value").unwrap();
+        std::fs::write(dir.join("outputs/nested/x"), "y").unwrap();
+        std::fs::write(dir.join("stray.txt"), "left behind").unwrap();
+        std::fs::write(dir.join("cache/deep/f"), "z").unwrap();
+        empty(&dir).await.unwrap();
+        let mut left: Vec<String> = walk(&dir);
+        left.sort();
+        assert_eq!(left, ["outputs", "spec.json"]);
+        assert!(std::fs::read_dir(dir.join("outputs"))
+            .unwrap()
+            .next()
+            .is_none());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    fn walk(dir: &Path) -> Vec<String> {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect()
     }
 
     #[test]
