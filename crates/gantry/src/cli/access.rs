@@ -555,6 +555,14 @@ pub(crate) enum AgentCommand {
     /// Agent tokens: what an agent presents when it polls the server for work.
     #[command(subcommand)]
     Token(AgentTokenCommand),
+    /// The agents the server has seen since it started: pool, id, version, host, last
+    /// contact and the jobs they run.
+    List {
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
+        #[command(flatten)]
+        connection: Connection,
+    },
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -573,11 +581,35 @@ pub(crate) enum AgentTokenCommand {
 }
 
 pub(crate) fn agent(command: AgentCommand) -> anyhow::Result<ExitCode> {
-    let AgentCommand::Token(AgentTokenCommand::Create {
-        pool,
-        expires,
-        connection,
-    }) = command;
+    let (pool, expires, connection) = match command {
+        AgentCommand::Token(AgentTokenCommand::Create {
+            pool,
+            expires,
+            connection,
+        }) => (pool, expires, connection),
+        AgentCommand::List { format, connection } => {
+            return list(&connection, "/agents", format, |b| {
+                let rows: Vec<Vec<String>> = items(b, "items")
+                    .iter()
+                    .map(|a| {
+                        let jobs = a["jobs"].as_array().map_or(0, Vec::len);
+                        vec![
+                            text(&a["pool"]),
+                            text(&a["id"]),
+                            text(&a["version"]),
+                            text(&a["hostname"]),
+                            text(&a["lastSeen"]),
+                            jobs.to_string(),
+                        ]
+                    })
+                    .collect();
+                table(
+                    &["POOL", "ID", "VERSION", "HOST", "LAST SEEN", "JOBS"],
+                    &rows,
+                )
+            })
+        }
+    };
     let client = Client::new(&connection)?;
     block_on(async move {
         let body = json!({"pool": pool, "expiresIn": expires});

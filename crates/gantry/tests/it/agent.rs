@@ -114,6 +114,14 @@ fn steps_of_a_pool_run_on_its_agent_and_the_rest_on_the_server() {
         body.contains("\"pool\":\"edge\"") && body.contains("edge-1"),
         "{body}"
     );
+    let (code, out, err) = gantry(&["agent", "list", "--format", "json"], &addr, &admin);
+    assert_eq!(code, Some(0), "{out}{err}");
+    let listed: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(listed["items"][0]["pool"], "edge", "{out}");
+    assert_eq!(listed["items"][0]["id"], "edge-1", "{out}");
+    let (code, out, _) = gantry(&["agent", "list"], &addr, &admin);
+    assert_eq!(code, Some(0));
+    assert!(out.starts_with("POOL") && out.contains("edge-1"), "{out}");
     agent.kill().unwrap();
     let _ = agent.wait();
     server.child.kill().unwrap();
