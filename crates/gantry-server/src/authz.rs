@@ -8,39 +8,9 @@
 //! maintainers of a team may edit what their team owns (a workflow, its secrets and push
 //! tokens) without being admins; a service account acting for a team maintains what it owns.
 
-use std::fmt;
-
-/// An organisation role. Ordered: each includes the ones before it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Role {
-    Viewer,
-    Operator,
-    Approver,
-    Admin,
-}
-
-impl Role {
-    pub const ALL: [Role; 4] = [Role::Viewer, Role::Operator, Role::Approver, Role::Admin];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Viewer => "viewer",
-            Role::Operator => "operator",
-            Role::Approver => "approver",
-            Role::Admin => "admin",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Role> {
-        Role::ALL.into_iter().find(|r| r.as_str() == text)
-    }
-}
-
-impl fmt::Display for Role {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+/// The organisation roles, ordered, each including the ones before it: the catalog's, which
+/// action rules name too.
+pub use gantry_catalog::action::Role;
 
 /// What a request does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -390,15 +390,25 @@ impl Queue {
     }
 
     async fn complete(&self, job: &Job, result: Value) {
+        if let Err(e) = self.complete_as(&job.id, &self.setup.worker, result).await {
+            tracing::warn!(job = %job.id, run = %job.run_id, error = %e, "could not record a job's end");
+        }
+    }
+
+    /// Records job `id`'s end, by `worker` (this server's, or an agent's).
+    async fn complete_as(
+        &self,
+        id: &str,
+        worker: &str,
+        result: Value,
+    ) -> Result<(), gantry_store::StoreError> {
         let done = JobCompletion {
-            job_id: job.id.clone(),
-            worker: self.setup.worker.clone(),
+            job_id: id.to_owned(),
+            worker: worker.to_owned(),
             result,
             at: Utc::now(),
         };
-        if let Err(e) = self.setup.writes.complete_job(done).await {
-            tracing::warn!(job = %job.id, run = %job.run_id, error = %e, "could not record a job's end");
-        }
+        self.setup.writes.complete_job(done).await
     }
 
     fn lease(&self) -> Lease {
@@ -470,13 +480,8 @@ impl QueuedRuntime {
                 Ok(step) => step,
                 Err(message) => {
                     self.fail_waiter(&job.id, StepOutcome::FailedToStart(message));
-                    let done = JobCompletion {
-                        job_id: job.id.clone(),
-                        worker: worker.to_owned(),
-                        result: json!({"failed_to_start": "unreadable payload"}),
-                        at: Utc::now(),
-                    };
-                    let _ = queue.setup.writes.complete_job(done).await;
+                    let result = json!({"failed_to_start": "unreadable payload"});
+                    let _ = queue.complete_as(&job.id, worker, result).await;
                     continue;
                 }
             };
@@ -517,13 +522,8 @@ impl QueuedRuntime {
                 }
             };
             if !bound {
-                let done = JobCompletion {
-                    job_id: job.id.clone(),
-                    worker: worker.to_owned(),
-                    result: json!({"abandoned": "nobody waits for this step any more"}),
-                    at: Utc::now(),
-                };
-                let _ = queue.setup.writes.complete_job(done).await;
+                let result = json!({"abandoned": "nobody waits for this step any more"});
+                let _ = queue.complete_as(&job.id, worker, result).await;
                 continue;
             }
             let spec = tokio::fs::read(step.step_dir.join("spec.json"))
@@ -538,13 +538,8 @@ impl QueuedRuntime {
     /// Ends a claimed job that cannot be handed to its agent.
     pub async fn agent_failed(&self, id: &str, worker: &str, message: String) {
         self.fail_waiter(id, StepOutcome::FailedToStart(message.clone()));
-        let done = JobCompletion {
-            job_id: id.to_owned(),
-            worker: worker.to_owned(),
-            result: json!({ "failed_to_start": message }),
-            at: Utc::now(),
-        };
-        if let Err(e) = self.queue.setup.writes.complete_job(done).await {
+        let result = json!({ "failed_to_start": message });
+        if let Err(e) = self.queue.complete_as(id, worker, result).await {
             tracing::warn!(job = %id, error = %e, "could not record a job's end");
         }
     }
@@ -654,16 +649,8 @@ impl QueuedRuntime {
         }
         let recorded = outcome_json(&outcome);
         let _ = remote.outcome.send(outcome);
-        let done = JobCompletion {
-            job_id: id.to_owned(),
-            worker: worker.to_owned(),
-            result: recorded,
-            at: Utc::now(),
-        };
         self.queue
-            .setup
-            .writes
-            .complete_job(done)
+            .complete_as(id, worker, recorded)
             .await
             .map_err(|e| AgentRefusal::Failed(e.to_string()))
     }

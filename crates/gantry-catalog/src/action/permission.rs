@@ -38,6 +38,11 @@ impl Role {
         }
     }
 
+    /// The role named exactly so (lowercase).
+    pub fn parse(text: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|r| r.as_str() == text)
+    }
+
     /// "an approver or higher", for messages.
     fn or_higher(self) -> &'static str {
         match self {
@@ -59,9 +64,7 @@ impl FromStr for Role {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, String> {
-        Role::ALL
-            .into_iter()
-            .find(|r| r.as_str() == s)
+        Role::parse(s)
             .ok_or_else(|| format!("`{s}` is not a role: viewer, operator, approver or admin"))
     }
 }

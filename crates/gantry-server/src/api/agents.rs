@@ -25,14 +25,21 @@ use crate::agents::{check_agent_id, AgentHub};
 use crate::authz::Principal;
 use crate::queue::{AgentLine, AgentRefusal, AGENT_LEASE};
 
-fn hub(state: &ApiState) -> Result<&AgentHub, ApiError> {
-    state.agents.as_deref().ok_or_else(|| {
+/// The agent hub and the calling agent's pool (see [`pool_of`]).
+fn open<'s>(
+    state: &'s ApiState,
+    principal: &Principal,
+    agent: &AgentRef,
+) -> Result<(&'s AgentHub, String), ApiError> {
+    let pool = pool_of(principal, agent)?;
+    let hub = state.agents.as_deref().ok_or_else(|| {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "no_agents",
             "this server hands no jobs to agents",
         )
-    })
+    })?;
+    Ok((hub, pool))
 }
 
 /// The pool of the calling agent token, checked against what the agent says of itself.
@@ -105,8 +112,7 @@ pub(crate) async fn claim(
     bytes: Bytes,
 ) -> Result<Json<ClaimAnswer>, ApiError> {
     let req: ClaimRequest = body(&bytes)?;
-    let pool = pool_of(&principal, &req.agent)?;
-    let hub = hub(&state)?;
+    let (hub, pool) = open(&state, &principal, &req.agent)?;
     hub.saw(&pool, &req.agent, Some(req.running.clone()));
     let wait = Duration::from_secs(req.wait_seconds.min(60));
     let jobs = hub
@@ -139,8 +145,7 @@ pub(crate) async fn heartbeat(
     bytes: Bytes,
 ) -> Result<Json<HeartbeatAnswer>, ApiError> {
     let agent: AgentRef = body(&bytes)?;
-    let pool = pool_of(&principal, &agent)?;
-    let hub = hub(&state)?;
+    let (hub, pool) = open(&state, &principal, &agent)?;
     hub.saw(&pool, &agent, None);
     let cancel = hub
         .queue()
@@ -171,8 +176,7 @@ pub(crate) async fn logs(
     bytes: Bytes,
 ) -> Result<Json<LogsAnswer>, ApiError> {
     let req: LogsRequest = body(&bytes)?;
-    let pool = pool_of(&principal, &req.agent)?;
-    let hub = hub(&state)?;
+    let (hub, pool) = open(&state, &principal, &req.agent)?;
     let lines = req
         .lines
         .into_iter()
@@ -217,8 +221,7 @@ pub(crate) async fn complete(
     bytes: Bytes,
 ) -> Result<StatusCode, ApiError> {
     let req: CompleteRequest = body(&bytes)?;
-    let pool = pool_of(&principal, &req.agent)?;
-    let hub = hub(&state)?;
+    let (hub, pool) = open(&state, &principal, &req.agent)?;
     let outcome = match req.outcome {
         Outcome::Exited(code) => StepOutcome::Exited(code),
         Outcome::FailedToStart(m) => StepOutcome::FailedToStart(m),
