@@ -371,6 +371,25 @@ pub struct Webhook {
     /// The secret the body is signed with ([`sign`]); unsigned when left out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret: Option<SecretRef>,
+    /// How long the receiver has to answer the request (10 when left out).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_seconds: Option<u32>,
+    /// How long the receiver has, after answering, to report the run's result through
+    /// the report URL it was given (600 when left out).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report_timeout_seconds: Option<u32>,
+}
+
+impl Webhook {
+    pub fn timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(u64::from(self.timeout_seconds.unwrap_or(10).max(1)))
+    }
+
+    pub fn report_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(u64::from(
+            self.report_timeout_seconds.unwrap_or(600).max(1),
+        ))
+    }
 }
 
 /// A secret named by a definition: `!Secret NAME` in YAML, `{"secret": NAME}` in JSON.

@@ -17,6 +17,7 @@
 //! `Arc<dyn MetadataBackend>`; the backend's synchronous methods are called inline, so they
 //! must not block for long.
 
+pub mod actions;
 pub mod agents;
 pub mod api;
 pub mod apikey;

@@ -37,6 +37,9 @@ use tokio::sync::mpsc;
 /// The trigger name manual runs with an idempotency key are recorded under.
 pub const MANUAL_TRIGGER: &str = "manual";
 
+/// What is called with a run's record once its end is stored.
+pub(crate) type RunEnd = Box<dyn FnOnce(Arc<RunRecord>) + Send>;
+
 /// A run that `start_once` started, or found already started for the same delivery.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Started {
@@ -625,6 +628,20 @@ impl RunService {
         origin: RunOrigin,
         audit: gantry_store::Audit,
     ) -> Result<String, StartError> {
+        self.start_then(workflow, parameters, origin, audit, None)
+            .await
+    }
+
+    /// Starts a run like `start`; `then` is called with the run's record once its end is
+    /// stored (an action run waits for its workflow run this way).
+    pub(crate) async fn start_then(
+        &self,
+        workflow: &str,
+        parameters: Map<String, Value>,
+        origin: RunOrigin,
+        audit: gantry_store::Audit,
+        then: Option<RunEnd>,
+    ) -> Result<String, StartError> {
         let loaded = self.loaded(workflow).await?;
         let plan = loaded.plan.clone().ok_or_else(|| {
             StartError::Invalid(format!(
@@ -690,6 +707,9 @@ impl RunService {
             finish(store.as_ref(), &writes, &record_of_run).await;
             // Dropping the last handle closes the channel and ends the recorder.
             registry.lock().remove(&id);
+            if let Some(then) = then {
+                then(Arc::new(record_of_run));
+            }
             // Outputs are stored; the scratch folder (spec files with secret values) goes.
             remove_scratch(scratch).await;
         });

@@ -341,6 +341,16 @@ impl Server {
         // The catalog is loaded before the first request, so none waits for it.
         let catalog = Arc::new(crate::catalog::CatalogService::new(store.clone()));
         catalog.sync().await.map_err(store_error)?;
+        let public_url: Arc<str> = public_url.into();
+        let actions = crate::actions::ActionService::new(
+            store.clone(),
+            vault.clone(),
+            runs.clone(),
+            catalog.clone(),
+            public_url.clone(),
+        );
+        // Action runs in flight at the stop: queued ones start, running ones are followed.
+        actions.recover().await.map_err(store_error)?;
         let app = router(AppState {
             ready: ready.clone(),
             store: store.clone(),
@@ -354,9 +364,10 @@ impl Server {
                 &public_url,
                 config.sso.clone().map(|c| c.into_sso(&public_url)),
             )),
-            public_url: public_url.into(),
+            public_url,
             catalog,
             agents: Some(agents),
+            actions,
         }));
         let timer = config
             .timer

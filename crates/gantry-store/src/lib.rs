@@ -358,6 +358,69 @@ pub trait Store: Send + Sync {
     /// included, so passing it as the next `since` misses nothing.
     fn catalog_changes(&self, since: i64) -> StoreFuture<'_, CatalogChanges>;
 
+    // ------------------------------------------------------------ self-service actions
+
+    /// Creates or replaces an action. `expected`: the stored version it replaces (`None`:
+    /// there must be none); otherwise `Conflict`. Audited as `action.create` or
+    /// `action.update` on `action/<identifier>`.
+    fn put_action<'a>(
+        &'a self,
+        action: &'a StoredAction,
+        expected: Option<i64>,
+        audit: &'a Audit,
+    ) -> StoreFuture<'a, ()>;
+    fn get_action<'a>(&'a self, identifier: &'a str) -> StoreFuture<'a, StoredAction>;
+    /// Every action, by identifier.
+    fn list_actions(&self) -> StoreFuture<'_, Vec<StoredAction>>;
+    /// Deletes an action (its runs stay); audited as `action.delete`.
+    fn delete_action<'a>(&'a self, identifier: &'a str, audit: &'a Audit)
+        -> StoreFuture<'a, ()>;
+    /// Stores a new run (`version` 1) and its audit event in one transaction; `Conflict` if
+    /// the id is taken.
+    fn create_action_run<'a>(
+        &'a self,
+        run: &'a ActionRunRow,
+        event: &'a NewAuditEvent,
+    ) -> StoreFuture<'a, ()>;
+    /// Replaces a run whose stored version is `run.version - 1` (otherwise `Conflict`, and
+    /// nothing changes), with `event` appended in the same transaction.
+    fn update_action_run<'a>(
+        &'a self,
+        run: &'a ActionRunRow,
+        event: Option<&'a NewAuditEvent>,
+    ) -> StoreFuture<'a, ()>;
+    fn get_action_run<'a>(&'a self, id: &'a str) -> StoreFuture<'a, ActionRunRow>;
+    /// The run that started workflow run `workflow_run`.
+    fn action_run_of_workflow_run<'a>(
+        &'a self,
+        workflow_run: &'a str,
+    ) -> StoreFuture<'a, ActionRunRow>;
+    /// Runs matching `filter`, newest first.
+    fn list_action_runs<'a>(
+        &'a self,
+        filter: &'a ActionRunFilter,
+        page: &'a PageRequest,
+    ) -> StoreFuture<'a, Page<ActionRunRow>>;
+    /// Every run in one of `statuses`, oldest first (after a restart: what is in flight).
+    fn action_runs_in_status<'a>(
+        &'a self,
+        statuses: &'a [&'a str],
+    ) -> StoreFuture<'a, Vec<ActionRunRow>>;
+    /// Appends lines to a run's log, numbered on from its last line; returns the last number.
+    /// `NotFound` for an unknown run.
+    fn append_action_run_logs<'a>(
+        &'a self,
+        id: &'a str,
+        lines: &'a [(chrono::DateTime<chrono::Utc>, String)],
+    ) -> StoreFuture<'a, i64>;
+    /// A run's log lines after `after`, in order.
+    fn read_action_run_logs<'a>(
+        &'a self,
+        id: &'a str,
+        after: i64,
+        limit: u32,
+    ) -> StoreFuture<'a, Vec<ActionRunLog>>;
+
     // ------------------------------------------------------------ health
 
     /// Checks that the database answers (for the server's readiness endpoint).

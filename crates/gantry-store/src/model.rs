@@ -731,3 +731,61 @@ pub struct CatalogChanges {
     /// `(blueprint, identifier)` of entities deleted after `since` and not re-created, in order.
     pub deleted_entities: Vec<(String, String)>,
 }
+
+// ---------------------------------------------------------------- self-service actions
+
+/// An action definition as stored: its JSON (`definition`, what the server reads into
+/// `gantry_catalog::Action`) and who wrote it when. `version` is 1 for a new action, one more
+/// for each change.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredAction {
+    pub identifier: String,
+    pub definition: Value,
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub created_by: String,
+    pub updated_by: String,
+    /// The definition-file source that declared it.
+    pub managed_by: Option<String>,
+}
+
+/// A run of an action: the columns lists filter on, and the server's document of the run
+/// (which the store keeps as given and never reads).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ActionRunRow {
+    pub id: String,
+    pub action: String,
+    /// `(blueprint, identifier)` of the entity it acts on.
+    pub entity: Option<(String, String)>,
+    /// The actor id of who asked for it.
+    pub requested_by: String,
+    pub status: String,
+    /// The workflow run it started, if any.
+    pub workflow_run: Option<String>,
+    /// When it fails unless it has ended (a webhook receiver that never reports).
+    pub deadline_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// 1 when created; each update stores one more than the version it expects.
+    pub version: i64,
+    pub doc: Value,
+}
+
+/// Which action runs to list, newest first. Every field narrows the list.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ActionRunFilter {
+    pub action: Option<String>,
+    pub entity: Option<(String, String)>,
+    pub requested_by: Option<String>,
+    pub status: Option<String>,
+}
+
+/// A line of an action run's log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActionRunLog {
+    /// From 1, in order of appending.
+    pub seq: i64,
+    pub at: DateTime<Utc>,
+    pub line: String,
+}

@@ -324,6 +324,11 @@ pub(crate) const JOB_COLS: &str =
      attempts, completed_at, result";
 pub(crate) const TRIGGER_COLS: &str = "id, workflow, name, created_at, last_fire_at";
 pub(crate) const PUSH_TOKEN_COLS: &str = "id, workflow, trigger_name, created_at, revoked_at";
+pub(crate) const ACTION_COLS: &str = "identifier, definition, version, created_at, updated_at, \
+                                      created_by, updated_by, managed_by";
+pub(crate) const ACTION_RUN_COLS: &str = "id, action, entity_blueprint, entity_identifier, \
+                                          requested_by, status, workflow_run, deadline_at, \
+                                          created_at, updated_at, version, doc";
 pub(crate) const USER_COLS: &str = "id, email, name, role, password_hash, created_at, disabled_at";
 pub(crate) const SERVICE_ACCOUNT_COLS: &str = "id, name, role, team, created_at, disabled_at";
 pub(crate) const API_KEY_COLS: &str =
@@ -617,6 +622,52 @@ macro_rules! sql_store {
 
         fn not_found(what: &str, id: &str) -> StoreError {
             StoreError::NotFound(format!("{what} {id:?}"))
+        }
+
+        fn stored_action_from(row: &$row) -> Result<StoredAction, StoreError> {
+            Ok(StoredAction {
+                identifier: get(row, "identifier")?,
+                definition: json_value(&get::<String>(row, "definition")?)?,
+                version: get(row, "version")?,
+                created_at: time(get(row, "created_at")?)?,
+                updated_at: time(get(row, "updated_at")?)?,
+                created_by: get(row, "created_by")?,
+                updated_by: get(row, "updated_by")?,
+                managed_by: get(row, "managed_by")?,
+            })
+        }
+
+        fn action_run_from(row: &$row) -> Result<ActionRunRow, StoreError> {
+            let blueprint: Option<String> = get(row, "entity_blueprint")?;
+            let identifier: Option<String> = get(row, "entity_identifier")?;
+            Ok(ActionRunRow {
+                id: get(row, "id")?,
+                action: get(row, "action")?,
+                entity: blueprint.zip(identifier),
+                requested_by: get(row, "requested_by")?,
+                status: get(row, "status")?,
+                workflow_run: get(row, "workflow_run")?,
+                deadline_at: opt_time(get(row, "deadline_at")?)?,
+                created_at: time(get(row, "created_at")?)?,
+                updated_at: time(get(row, "updated_at")?)?,
+                version: get(row, "version")?,
+                doc: json_value(&get::<String>(row, "doc")?)?,
+            })
+        }
+
+        async fn append_audit_event_tx(
+            tx: &mut Tx,
+            event: &NewAuditEvent,
+        ) -> Result<i64, StoreError> {
+            audit_tx(
+                tx,
+                &event.audit,
+                &event.action,
+                event.resource.clone(),
+                event.before.clone(),
+                event.after.clone(),
+            )
+            .await
         }
 
         async fn insert_event_tx(tx: &mut Tx, e: &NewEvent) -> Result<EventInsert, StoreError> {
@@ -3052,6 +3103,365 @@ macro_rules! sql_store {
                         deleted_blueprints,
                         deleted_entities,
                     })
+                })
+            }
+
+            fn put_action<'a>(
+                &'a self,
+                action: &'a StoredAction,
+                expected: Option<i64>,
+                audit: &'a Audit,
+            ) -> StoreFuture<'a, ()> {
+                Box::pin(async move {
+                    let mut tx = self.writer.begin().await?;
+                    let sql = format!("SELECT {ACTION_COLS} FROM actions WHERE identifier = $1");
+                    let before = sqlx::query(&sql)
+                        .bind(&action.identifier)
+                        .fetch_optional(&mut *tx)
+                        .await?
+                        .map(|r| stored_action_from(&r))
+                        .transpose()?;
+                    let found = before.as_ref().map(|b| b.version);
+                    if found != expected {
+                        return Err(StoreError::Conflict(format!(
+                            "action `{}` is at version {}, not {}",
+                            action.identifier,
+                            found.map_or("none".to_owned(), |v| v.to_string()),
+                            expected.map_or("none".to_owned(), |v| v.to_string()),
+                        )));
+                    }
+                    let definition = json_text(&action.definition)?;
+                    sqlx::query(
+                        "INSERT INTO actions (identifier, definition, version, created_at, \
+                         updated_at, created_by, updated_by, managed_by) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                         ON CONFLICT (identifier) DO UPDATE SET definition = $2, version = $3, \
+                         updated_at = $5, updated_by = $7, managed_by = $8",
+                    )
+                    .bind(&action.identifier)
+                    .bind(&definition)
+                    .bind(action.version)
+                    .bind(us(action.created_at))
+                    .bind(us(action.updated_at))
+                    .bind(&action.created_by)
+                    .bind(&action.updated_by)
+                    .bind(&action.managed_by)
+                    .execute(&mut *tx)
+                    .await?;
+                    audit_tx(
+                        &mut tx,
+                        audit,
+                        if before.is_some() { "action.update" } else { "action.create" },
+                        format!("action/{}", action.identifier),
+                        before.map(|b| b.definition),
+                        Some(action.definition.clone()),
+                    )
+                    .await?;
+                    tx.commit().await?;
+                    Ok(())
+                })
+            }
+
+            fn get_action<'a>(&'a self, identifier: &'a str) -> StoreFuture<'a, StoredAction> {
+                Box::pin(async move {
+                    let sql = format!("SELECT {ACTION_COLS} FROM actions WHERE identifier = $1");
+                    let row = sqlx::query(&sql)
+                        .bind(identifier)
+                        .fetch_optional(&self.reader)
+                        .await?
+                        .ok_or_else(|| not_found("action", identifier))?;
+                    stored_action_from(&row)
+                })
+            }
+
+            fn list_actions(&self) -> StoreFuture<'_, Vec<StoredAction>> {
+                Box::pin(async move {
+                    let sql = format!("SELECT {ACTION_COLS} FROM actions ORDER BY identifier");
+                    let rows = sqlx::query(&sql).fetch_all(&self.reader).await?;
+                    rows.iter().map(stored_action_from).collect()
+                })
+            }
+
+            fn delete_action<'a>(
+                &'a self,
+                identifier: &'a str,
+                audit: &'a Audit,
+            ) -> StoreFuture<'a, ()> {
+                Box::pin(async move {
+                    let mut tx = self.writer.begin().await?;
+                    let sql = format!(
+                        "DELETE FROM actions WHERE identifier = $1 RETURNING {ACTION_COLS}"
+                    );
+                    let before = sqlx::query(&sql)
+                        .bind(identifier)
+                        .fetch_optional(&mut *tx)
+                        .await?
+                        .ok_or_else(|| not_found("action", identifier))?;
+                    let before = stored_action_from(&before)?;
+                    audit_tx(
+                        &mut tx,
+                        audit,
+                        "action.delete",
+                        format!("action/{identifier}"),
+                        Some(before.definition),
+                        None,
+                    )
+                    .await?;
+                    tx.commit().await?;
+                    Ok(())
+                })
+            }
+
+            fn create_action_run<'a>(
+                &'a self,
+                run: &'a ActionRunRow,
+                event: &'a NewAuditEvent,
+            ) -> StoreFuture<'a, ()> {
+                Box::pin(async move {
+                    let doc = json_text(&run.doc)?;
+                    let mut tx = self.writer.begin().await?;
+                    let done = sqlx::query(&format!(
+                        "INSERT INTO action_runs ({ACTION_RUN_COLS}) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 1, $11) \
+                         ON CONFLICT DO NOTHING"
+                    ))
+                    .bind(&run.id)
+                    .bind(&run.action)
+                    .bind(run.entity.as_ref().map(|e| &e.0))
+                    .bind(run.entity.as_ref().map(|e| &e.1))
+                    .bind(&run.requested_by)
+                    .bind(&run.status)
+                    .bind(&run.workflow_run)
+                    .bind(opt_us(run.deadline_at))
+                    .bind(us(run.created_at))
+                    .bind(us(run.updated_at))
+                    .bind(&doc)
+                    .execute(&mut *tx)
+                    .await?;
+                    if done.rows_affected() == 0 {
+                        return Err(StoreError::Conflict(format!(
+                            "action run {:?} exists",
+                            run.id
+                        )));
+                    }
+                    append_audit_event_tx(&mut tx, event).await?;
+                    tx.commit().await?;
+                    Ok(())
+                })
+            }
+
+            fn update_action_run<'a>(
+                &'a self,
+                run: &'a ActionRunRow,
+                event: Option<&'a NewAuditEvent>,
+            ) -> StoreFuture<'a, ()> {
+                Box::pin(async move {
+                    let doc = json_text(&run.doc)?;
+                    let mut tx = self.writer.begin().await?;
+                    let done = sqlx::query(
+                        "UPDATE action_runs SET status = $3, workflow_run = $4, \
+                         deadline_at = $5, updated_at = $6, version = $2, doc = $7 \
+                         WHERE id = $1 AND version = $2 - 1",
+                    )
+                    .bind(&run.id)
+                    .bind(run.version)
+                    .bind(&run.status)
+                    .bind(&run.workflow_run)
+                    .bind(opt_us(run.deadline_at))
+                    .bind(us(run.updated_at))
+                    .bind(&doc)
+                    .execute(&mut *tx)
+                    .await?;
+                    if done.rows_affected() == 0 {
+                        let exists: Option<i64> =
+                            sqlx::query_scalar("SELECT version FROM action_runs WHERE id = $1")
+                                .bind(&run.id)
+                                .fetch_optional(&mut *tx)
+                                .await?;
+                        return Err(match exists {
+                            None => not_found("action run", &run.id),
+                            Some(v) => StoreError::Conflict(format!(
+                                "action run {:?} is at version {v}, not {}",
+                                run.id,
+                                run.version - 1
+                            )),
+                        });
+                    }
+                    if let Some(event) = event {
+                        append_audit_event_tx(&mut tx, event).await?;
+                    }
+                    tx.commit().await?;
+                    Ok(())
+                })
+            }
+
+            fn get_action_run<'a>(&'a self, id: &'a str) -> StoreFuture<'a, ActionRunRow> {
+                Box::pin(async move {
+                    let sql = format!("SELECT {ACTION_RUN_COLS} FROM action_runs WHERE id = $1");
+                    let row = sqlx::query(&sql)
+                        .bind(id)
+                        .fetch_optional(&self.reader)
+                        .await?
+                        .ok_or_else(|| not_found("action run", id))?;
+                    action_run_from(&row)
+                })
+            }
+
+            fn action_run_of_workflow_run<'a>(
+                &'a self,
+                workflow_run: &'a str,
+            ) -> StoreFuture<'a, ActionRunRow> {
+                Box::pin(async move {
+                    let sql = format!(
+                        "SELECT {ACTION_RUN_COLS} FROM action_runs WHERE workflow_run = $1"
+                    );
+                    let row = sqlx::query(&sql)
+                        .bind(workflow_run)
+                        .fetch_optional(&self.reader)
+                        .await?
+                        .ok_or_else(|| not_found("action run of workflow run", workflow_run))?;
+                    action_run_from(&row)
+                })
+            }
+
+            fn list_action_runs<'a>(
+                &'a self,
+                filter: &'a ActionRunFilter,
+                page: &'a PageRequest,
+            ) -> StoreFuture<'a, Page<ActionRunRow>> {
+                Box::pin(async move {
+                    let limit = page.clamped_limit();
+                    let (before_time, before_id) = match &page.after {
+                        Some(cursor) => {
+                            let (t, id) = parse_run_cursor(cursor)?;
+                            (Some(t), Some(id))
+                        }
+                        None => (None, None),
+                    };
+                    let sql = format!(
+                        "SELECT {ACTION_RUN_COLS} FROM action_runs \
+                         WHERE ($1 IS NULL OR action = $1) \
+                           AND ($2 IS NULL OR (entity_blueprint = $2 AND entity_identifier = $3)) \
+                           AND ($4 IS NULL OR requested_by = $4) \
+                           AND ($5 IS NULL OR status = $5) \
+                           AND ($6 IS NULL OR created_at < $6 OR (created_at = $6 AND id < $7)) \
+                         ORDER BY created_at DESC, id DESC LIMIT $8"
+                    );
+                    let rows = sqlx::query(&sql)
+                        .bind(&filter.action)
+                        .bind(filter.entity.as_ref().map(|e| &e.0))
+                        .bind(filter.entity.as_ref().map(|e| &e.1))
+                        .bind(&filter.requested_by)
+                        .bind(&filter.status)
+                        .bind(before_time)
+                        .bind(before_id)
+                        .bind(limit + 1)
+                        .fetch_all(&self.reader)
+                        .await?;
+                    let mut items = rows
+                        .iter()
+                        .map(action_run_from)
+                        .collect::<Result<Vec<_>, _>>()?;
+                    let next = if items.len() as i64 > limit {
+                        items.truncate(items.len() - 1);
+                        items.last().map(|r| run_cursor(us(r.created_at), &r.id))
+                    } else {
+                        None
+                    };
+                    Ok(Page { items, next })
+                })
+            }
+
+            fn action_runs_in_status<'a>(
+                &'a self,
+                statuses: &'a [&'a str],
+            ) -> StoreFuture<'a, Vec<ActionRunRow>> {
+                Box::pin(async move {
+                    let mut out = Vec::new();
+                    for status in statuses {
+                        let sql = format!(
+                            "SELECT {ACTION_RUN_COLS} FROM action_runs WHERE status = $1 \
+                             ORDER BY created_at, id"
+                        );
+                        let rows = sqlx::query(&sql)
+                            .bind(*status)
+                            .fetch_all(&self.reader)
+                            .await?;
+                        for row in &rows {
+                            out.push(action_run_from(row)?);
+                        }
+                    }
+                    out.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+                    Ok(out)
+                })
+            }
+
+            fn append_action_run_logs<'a>(
+                &'a self,
+                id: &'a str,
+                lines: &'a [(chrono::DateTime<chrono::Utc>, String)],
+            ) -> StoreFuture<'a, i64> {
+                Box::pin(async move {
+                    let mut tx = self.writer.begin().await?;
+                    // Locks the run's row (PostgreSQL), so appends to one run number in turn.
+                    let locked = sqlx::query(
+                        "UPDATE action_runs SET updated_at = updated_at WHERE id = $1",
+                    )
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                    if locked.rows_affected() == 0 {
+                        return Err(not_found("action run", id));
+                    }
+                    let mut seq: i64 = sqlx::query_scalar(
+                        "SELECT COALESCE(MAX(seq), 0) FROM action_run_logs WHERE run_id = $1",
+                    )
+                    .bind(id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    for (at, line) in lines {
+                        seq += 1;
+                        sqlx::query(
+                            "INSERT INTO action_run_logs (run_id, seq, at, line) \
+                             VALUES ($1, $2, $3, $4)",
+                        )
+                        .bind(id)
+                        .bind(seq)
+                        .bind(us(*at))
+                        .bind(line)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                    tx.commit().await?;
+                    Ok(seq)
+                })
+            }
+
+            fn read_action_run_logs<'a>(
+                &'a self,
+                id: &'a str,
+                after: i64,
+                limit: u32,
+            ) -> StoreFuture<'a, Vec<ActionRunLog>> {
+                Box::pin(async move {
+                    let rows = sqlx::query(
+                        "SELECT seq, at, line FROM action_run_logs \
+                         WHERE run_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+                    )
+                    .bind(id)
+                    .bind(after)
+                    .bind(i64::from(limit.clamp(1, 10_000)))
+                    .fetch_all(&self.reader)
+                    .await?;
+                    rows.iter()
+                        .map(|row| {
+                            Ok(ActionRunLog {
+                                seq: get(row, "seq")?,
+                                at: time(get(row, "at")?)?,
+                                line: get(row, "line")?,
+                            })
+                        })
+                        .collect()
                 })
             }
 

@@ -27,17 +27,26 @@ pub(crate) async fn state(store: Arc<dyn Store>, dir: &std::path::Path) -> ApiSt
         runs.clone(),
         gantry_server::triggers::push::PushKeys::from_secret(&[1; 32]),
     ));
+    let catalog = Arc::new(gantry_server::catalog::CatalogService::new(store.clone()));
+    let actions = gantry_server::actions::ActionService::new(
+        store.clone(),
+        vault.clone(),
+        runs.clone(),
+        catalog.clone(),
+        "http://127.0.0.1".into(),
+    );
     ApiState {
         store: store.clone(),
         runs,
         vault,
         triggers,
+        actions,
         public_url: "http://127.0.0.1".into(),
         sign_in: Arc::new(gantry_server::api::login::SignIn::new(
             "http://127.0.0.1",
             None,
         )),
-        catalog: Arc::new(gantry_server::catalog::CatalogService::new(store)),
+        catalog,
         agents: None,
     }
 }

@@ -1270,6 +1270,7 @@ pub(crate) async fn apply(
     let mut problems: Vec<Value> = Vec::new();
     let mut blueprints: Vec<(usize, Blueprint)> = Vec::new();
     let mut entities: Vec<(usize, Entity)> = Vec::new();
+    let mut actions: Vec<(usize, gantry_catalog::action::Action)> = Vec::new();
     for (i, mut doc) in a.documents.into_iter().enumerate() {
         let kind = doc
             .as_object_mut()
@@ -1289,10 +1290,14 @@ pub(crate) async fn apply(
                 Ok(e) => entities.push((i, e)),
                 Err(ps) => push(ps),
             },
+            Some("Action") => match decode::<gantry_catalog::action::Action>("action", doc) {
+                Ok(a) => actions.push((i, a)),
+                Err(ps) => push(ps),
+            },
             other => push(vec![Problem {
                 path: "kind".into(),
                 message: format!(
-                    "`{}` is not a kind this server applies: Blueprint or Entity",
+                    "`{}` is not a kind this server applies: Blueprint, Entity or Action",
                     other.unwrap_or("")
                 ),
             }]),
@@ -1307,6 +1312,19 @@ pub(crate) async fn apply(
     for (i, e) in &entities {
         if !seen.insert(format!("entity/{}/{}", e.blueprint, e.identifier)) {
             problems.push(json!({"document": i, "path": "identifier", "message": format!("entity `{}/{}` is declared twice", e.blueprint, e.identifier)}));
+        }
+    }
+    for (i, a) in &actions {
+        if !seen.insert(format!("action/{}", a.identifier)) {
+            problems.push(json!({"document": i, "path": "identifier", "message": format!("action `{}` is declared twice", a.identifier)}));
+        }
+    }
+    let declared: Vec<Blueprint> = blueprints.iter().map(|(_, b)| b.clone()).collect();
+    for (i, a) in &actions {
+        if let Err(ps) = state.actions.check_with(a, &declared).await {
+            for p in ps {
+                problems.push(json!({"document": i, "path": p.path, "message": p.message}));
+            }
         }
     }
     if !problems.is_empty() {
@@ -1438,11 +1456,16 @@ pub(crate) async fn apply(
         }
         Ok(plan)
     };
-    let changes = state
+    // Refusals of the actions come before any catalog change is stored.
+    apply_actions(&state, &caller, is_admin, source_name, actions.clone(), a.prune, true).await?;
+    let mut changes = state
         .catalog
         .write(caller.audit(), run)
         .await
         .map_err(from_write)?;
+    changes.extend(
+        apply_actions(&state, &caller, is_admin, source_name, actions, a.prune, a.dry_run).await?,
+    );
     let count = |o: &str| changes.iter().filter(|c| c["outcome"] == o).count();
     Ok(Json(json!({
         "dryRun": a.dry_run,
@@ -1452,6 +1475,76 @@ pub(crate) async fn apply(
         "deleted": count("deleted"),
         "changes": changes,
     })))
+}
+
+/// Puts the actions of an apply (after its catalog changes, so they may name blueprints it
+/// declared) and, with `prune`, deletes the actions the same source declared before and no
+/// longer does. Changing actions needs the admin role.
+async fn apply_actions(
+    state: &ApiState,
+    caller: &Caller,
+    is_admin: bool,
+    source: &str,
+    actions: Vec<(usize, gantry_catalog::action::Action)>,
+    prune: bool,
+    dry_run: bool,
+) -> Result<Vec<Value>, ApiError> {
+    let stored = state.store.list_actions().await?;
+    let mut out = Vec::new();
+    let mut refused = Vec::new();
+    let mut puts = Vec::new();
+    for (i, a) in actions {
+        let definition = serde_json::to_value(&a).map_err(|_| ApiError::internal())?;
+        let before = stored.iter().find(|s| s.identifier == a.identifier);
+        let outcome = match before {
+            None => Outcome::Created,
+            Some(b) if b.definition == definition && b.managed_by.as_deref() == Some(source) => {
+                Outcome::Unchanged
+            }
+            Some(_) => Outcome::Updated,
+        };
+        if outcome != Outcome::Unchanged && !is_admin {
+            refused.push(json!({"document": i, "path": "kind", "message": format!("changing action `{}` needs the admin role", a.identifier)}));
+        }
+        out.push(change_json(
+            "action",
+            &a.identifier,
+            outcome,
+            before.map(|b| &b.definition),
+            Some(&definition),
+        ));
+        if outcome != Outcome::Unchanged {
+            puts.push(a);
+        }
+    }
+    let mut gone = Vec::new();
+    if prune {
+        for s in &stored {
+            let declared = out.iter().any(|c| c["kind"] == "action" && c["key"] == s.identifier.as_str());
+            if s.managed_by.as_deref() == Some(source) && !declared {
+                if !is_admin {
+                    refused.push(json!({"document": Value::Null, "path": "prune", "message": format!("deleting action `{}` needs the admin role", s.identifier)}));
+                }
+                out.push(change_json("action", &s.identifier, Outcome::Deleted, Some(&s.definition), None));
+                gone.push(s.identifier.clone());
+            }
+        }
+    }
+    if !refused.is_empty() {
+        return Err(apply_error(&refused));
+    }
+    if !dry_run {
+        for a in puts {
+            state
+                .actions
+                .put(a, Some(source.to_owned()), caller.audit())
+                .await?;
+        }
+        for id in gone {
+            state.store.delete_action(&id, caller.audit()).await?;
+        }
+    }
+    Ok(out)
 }
 
 fn change_json(

@@ -5,6 +5,7 @@
 //! rule of their own beyond validation at the edge. Concurrency: handlers share an `ApiState`
 //! (an `Arc<dyn Store>` and configuration) and run on the server's tokio runtime.
 
+mod actions;
 mod agents;
 pub mod audit;
 pub mod auth;
@@ -72,6 +73,8 @@ pub struct ApiState {
     pub catalog: Arc<crate::catalog::CatalogService>,
     /// The jobs handed to agents, when this server's steps go through its job queue.
     pub agents: Option<Arc<crate::agents::AgentHub>>,
+    /// Self-service actions and their runs.
+    pub actions: Arc<crate::actions::ActionService>,
 }
 
 /// The `/api/v1` routes, every one behind an API key and the permission it declares
@@ -118,6 +121,7 @@ fn build(state: ApiState, guarded: bool) -> Router {
         .route("/hooks/{id}/", any(triggers::hook))
         .route("/hooks/{id}/{*rest}", any(triggers::hook))
         .route("/api/events", post(triggers::push_event))
+        .route("/api/action-runs/{id}/report", post(actions::report))
         .merge(login::routes())
         .layer(axum::Extension(authenticator))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
@@ -191,4 +195,19 @@ fn routes() -> openapi::RouteTable {
         .add(routes!(catalog::search_entities))
         .add_with_limit(routes!(catalog::bulk), catalog::BULK_LIMIT)
         .add_with_limit(routes!(catalog::apply), catalog::BULK_LIMIT)
+        .add(routes!(actions::list_actions))
+        .add(routes!(
+            actions::get_action,
+            actions::put_action,
+            actions::delete_action
+        ))
+        .add(routes!(actions::put_action_secret))
+        .add(routes!(actions::run_action))
+        .add(routes!(actions::list_runs))
+        .add(routes!(actions::get_run))
+        .add(routes!(actions::run_logs))
+        .add(routes!(actions::approve))
+        .add(routes!(actions::deny))
+        .add(routes!(actions::cancel))
+        .add(routes!(actions::rerun))
 }

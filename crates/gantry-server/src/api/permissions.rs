@@ -50,6 +50,12 @@ pub fn declared(operation_id: &str) -> Option<Permission> {
         "listConnections" => (Read, Organisation),
         "putConnection" | "deleteConnection" => (Administer, Organisation),
         "getMe" | "listUsers" | "listTeams" | "listAgents" => (Read, Organisation),
+        // Who may run, approve or deny is each action's own rule (`permissions`), decided
+        // by the action service; cancelling asks for the requester or an operator.
+        "listActions" | "getAction" | "runAction" | "listActionRuns" | "getActionRun"
+        | "getActionRunLogs" | "approveActionRun" | "denyActionRun" | "cancelActionRun"
+        | "rerunActionRun" => (Read, Organisation),
+        "putAction" | "deleteAction" | "putActionSecret" => (Administer, Organisation),
         "claimAgentJobs" | "heartbeatAgentJob" | "appendAgentJobLogs" | "completeAgentJob" => {
             (Work, Organisation)
         }

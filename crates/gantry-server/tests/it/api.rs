@@ -53,6 +53,14 @@ pub(crate) async fn api_with(public_url: &str, sso: Option<gantry_server::api::l
         runs.clone(),
         gantry_server::triggers::push::PushKeys::from_secret(&[1; 32]),
     ));
+    let catalog = Arc::new(gantry_server::catalog::CatalogService::new(store.clone()));
+    let actions = gantry_server::actions::ActionService::new(
+        store.clone(),
+        vault.clone(),
+        runs.clone(),
+        catalog.clone(),
+        public_url.into(),
+    );
     Api {
         app: router(ApiState {
             store: store.clone(),
@@ -61,8 +69,9 @@ pub(crate) async fn api_with(public_url: &str, sso: Option<gantry_server::api::l
             triggers,
             public_url: public_url.into(),
             sign_in: Arc::new(gantry_server::api::login::SignIn::new(public_url, sso)),
-            catalog: Arc::new(gantry_server::catalog::CatalogService::new(store.clone())),
+            catalog,
             agents: None,
+            actions,
         }),
         key,
         store,
