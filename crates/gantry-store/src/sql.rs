@@ -107,6 +107,10 @@ pub(crate) const AUDIT_INSERT: &str = "INSERT INTO audit_events (at, actor_kind,
 /// Where a sealed value sits in the audit log's resource paths.
 pub(crate) fn sealed_resource(kind: crate::SealedKind, scope: &str, name: &str) -> String {
     match kind {
+        // An action's secrets are scoped `action/<identifier>` (no workflow name has a `/`).
+        crate::SealedKind::Secret if scope.starts_with("action/") => {
+            format!("{scope}/secret/{name}")
+        }
         crate::SealedKind::Secret => format!("workflow/{scope}/secret/{name}"),
         crate::SealedKind::Connection => format!("connection/{scope}/{name}"),
     }

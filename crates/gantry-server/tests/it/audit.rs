@@ -602,6 +602,119 @@ async fn every_mutating_route_writes_exactly_one_audit_event() {
     assert_eq!(status, StatusCode::OK);
     w.done.insert("searchEntities".to_string());
 
+    // Self-service actions: a definition, its secret, runs asked for by someone else and
+    // approved, denied, cancelled and asked for again. A run's own progress (here its webhook
+    // finding nobody) is bookkeeping, not audited; every decision is.
+    let walk_action = r#"{"title": "Walk", "operation": "create",
+        "approval": {"required": true}, "permissions": {"approve": {"roles": ["admin"]}},
+        "invocation": {"webhook": {"url": "http://127.0.0.1:9/hook"}}}"#;
+    let (_, e) = w
+        .call(
+            "putAction",
+            "PUT",
+            "/api/v1/actions/walk",
+            walk_action,
+            StatusCode::OK,
+        )
+        .await;
+    assert_eq!(
+        (&e["action"], &e["resource"]),
+        (&json!("action.create"), &json!("action/walk"))
+    );
+    let (_, e) = w
+        .call(
+            "putActionSecret",
+            "PUT",
+            "/api/v1/actions/walk/secrets/key",
+            SECRET_VALUE,
+            StatusCode::NO_CONTENT,
+        )
+        .await;
+    assert_eq!(e["resource"], "action/walk/secret/key");
+    let store = api.store();
+    store
+        .create_user(
+            &gantry_store::User {
+                id: "u-asker".into(),
+                email: "asker@example.com".into(),
+                name: "Asker".into(),
+                role: "operator".into(),
+                password_hash: None,
+                created_at: chrono::Utc::now(),
+                disabled_at: None,
+            },
+            &crate::audit(),
+        )
+        .await
+        .unwrap();
+    let asker =
+        gantry_server::server::issue_api_key(store.as_ref(), "user:u-asker", &crate::audit())
+            .await
+            .unwrap();
+    w.fresh().await;
+    let mut asked = Vec::new();
+    for _ in 0..3 {
+        let (status, run) = api
+            .call("POST", "/api/v1/actions/walk/runs", Some(&asker), "{}")
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{run}");
+        let fresh = w.fresh().await;
+        assert_eq!(fresh.len(), 1, "{fresh:?}");
+        assert_eq!(fresh[0]["action"], "action_run.create");
+        asked.push(run["id"].as_str().unwrap().to_owned());
+    }
+    w.done.insert("runAction".to_string());
+    for (op, path, body, action) in [
+        (
+            "approveActionRun",
+            format!("/api/v1/action-runs/{}/approve", asked[0]),
+            "{}",
+            "action_run.approve",
+        ),
+        (
+            "denyActionRun",
+            format!("/api/v1/action-runs/{}/deny", asked[1]),
+            r#"{"reason": "no"}"#,
+            "action_run.deny",
+        ),
+        (
+            "cancelActionRun",
+            format!("/api/v1/action-runs/{}/cancel", asked[2]),
+            "",
+            "action_run.cancel",
+        ),
+    ] {
+        let (_, e) = w.call(op, "POST", &path, body, StatusCode::OK).await;
+        assert_eq!(e["action"], action, "{op}");
+        assert!(
+            e["resource"]
+                .as_str()
+                .unwrap()
+                .starts_with("action/walk/run/"),
+            "{e}"
+        );
+    }
+    let (_, e) = w
+        .call(
+            "rerunActionRun",
+            "POST",
+            &format!("/api/v1/action-runs/{}/rerun", asked[1]),
+            "",
+            StatusCode::CREATED,
+        )
+        .await;
+    assert_eq!(e["action"], "action_run.rerun");
+    let (_, e) = w
+        .call(
+            "deleteAction",
+            "DELETE",
+            "/api/v1/actions/walk",
+            "",
+            StatusCode::NO_CONTENT,
+        )
+        .await;
+    assert_eq!(e["action"], "action.delete");
+
     // The agent API reports work on jobs (kept on the jobs and their runs), not changes: it is
     // not audited. Only agent tokens may call it; a refused call writes nothing.
     for (op, path) in [

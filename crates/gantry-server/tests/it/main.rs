@@ -4,6 +4,7 @@
 //! provider on loopback.
 
 mod access;
+mod actions;
 mod api;
 mod audit;
 mod auth;

@@ -5,6 +5,7 @@
 
 mod harness;
 
+mod actions;
 mod api_keys;
 mod audit;
 mod batch;
@@ -46,6 +47,8 @@ macro_rules! conformance {
 }
 
 conformance! {
+    actions::definitions_are_versioned,
+    actions::runs_update_by_version_list_and_log,
     audit::every_change_appends_one_event_with_it,
     audit::a_refused_change_leaves_no_event,
     audit::filters_and_pages,
