@@ -1327,18 +1327,12 @@ impl ActionService {
                 r.status()
             )),
             Ok(r) => {
-                let status = r.status().as_u16();
+                // A 2xx is what running means: no write unless the answer reports something.
                 let answer: Option<Report> = r
                     .bytes()
                     .await
                     .ok()
                     .and_then(|b| serde_json::from_slice(&b).ok());
-                let _ = self
-                    .change(id, |_, doc| {
-                        doc.webhook = Some(json!({"url": shown, "status": status}));
-                        Ok(Some(((), None)))
-                    })
-                    .await;
                 if let Some(report) = answer {
                     if let Err(e) = self.apply_report(id, report).await {
                         tracing::warn!(run = id, error = %e.message, "a webhook answer's report was refused");
