@@ -234,7 +234,9 @@ pub(crate) fn action(c: &Connection, command: ActionCommand) -> anyhow::Result<E
                     &json!({ "reason": reason }),
                 )
                 .await?;
-            Ok(shown(&answer, Format::Human, |run| decided_text(run, "denied")))
+            Ok(shown(&answer, Format::Human, |run| {
+                decided_text(run, "denied")
+            }))
         }),
         ActionCommand::Cancel { id } => block_on(async move {
             let answer = client
@@ -400,7 +402,14 @@ fn runs_text(runs: &[Value]) -> String {
         })
         .collect();
     table(
-        &["ID", "ACTION", "ENTITY", "STATUS", "REQUESTED BY", "CREATED"],
+        &[
+            "ID",
+            "ACTION",
+            "ENTITY",
+            "STATUS",
+            "REQUESTED BY",
+            "CREATED",
+        ],
         &rows,
     )
 }
@@ -409,7 +418,11 @@ fn runs_text(runs: &[Value]) -> String {
 fn outcome_text(run: &Value) -> String {
     let mut out = String::new();
     for l in items(run, "links") {
-        out.push_str(&format!("link: {}  {}\n", str_of(l, "title"), str_of(l, "url")));
+        out.push_str(&format!(
+            "link: {}  {}\n",
+            str_of(l, "title"),
+            str_of(l, "url")
+        ));
     }
     if let Some(s) = run["summary"].as_str() {
         out.push_str(&format!("summary: {s}\n"));

@@ -176,7 +176,9 @@ fn an_approved_action_runs_on_an_agent_and_reports_a_link_and_an_entity() {
     let out = ok(&["action", "list", "--blueprint", "service"], ann);
     assert!(out.starts_with("IDENTIFIER"), "{out}");
     assert!(
-        out.contains("restart-service  Restart a service  service    day-2      required  workflow restart"),
+        out.contains(
+            "restart-service  Restart a service  service    day-2      required  workflow restart"
+        ),
         "{out}"
     );
     let listed = json(&["action", "list", "--format", "json"], ann);
@@ -219,14 +221,7 @@ fn an_approved_action_runs_on_an_agent_and_reports_a_link_and_an_entity() {
     );
     let first = run_id(&out);
     let follower = spawn_gantry(
-        &[
-            "action",
-            "rerun",
-            &first,
-            "--follow",
-            "--color",
-            "never",
-        ],
+        &["action", "rerun", &first, "--follow", "--color", "never"],
         &addr,
         ann,
     );
@@ -256,7 +251,8 @@ fn an_approved_action_runs_on_an_agent_and_reports_a_link_and_an_entity() {
     let workflow_run = ended["workflowRun"].as_str().expect("a workflow run");
     let logs = ok(&["run", "logs", workflow_run], ann);
     assert_eq!(
-        logs.matches("restarting checkout because rotate the keys").count(),
+        logs.matches("restarting checkout because rotate the keys")
+            .count(),
         1,
         "{logs}"
     );
@@ -303,12 +299,26 @@ fn an_approved_action_runs_on_an_agent_and_reports_a_link_and_an_entity() {
     assert_eq!(code, Some(0), "{out}{err}");
     let denied = run_id(&out);
     let follower = spawn_gantry(
-        &["action", "run", "restart-service", "--entity", "service/checkout", "--input", "reason=one more", "--follow", "--format", "json"],
+        &[
+            "action",
+            "run",
+            "restart-service",
+            "--entity",
+            "service/checkout",
+            "--input",
+            "reason=one more",
+            "--follow",
+            "--format",
+            "json",
+        ],
         &addr,
         ann,
     );
     let out = ok(&["action", "deny", &denied, "--reason", "not now"], bob);
-    assert_eq!(out, format!("action run {denied} denied; it is cancelled\n"));
+    assert_eq!(
+        out,
+        format!("action run {denied} denied; it is cancelled\n")
+    );
     let got = json(&["action", "get", &denied, "--format", "json"], ann);
     assert_eq!(got["status"], "cancelled", "{got}");
     assert!(got["error"].as_str().unwrap().contains("not now"), "{got}");
@@ -353,8 +363,14 @@ fn an_approved_action_runs_on_an_agent_and_reports_a_link_and_an_entity() {
     };
     assert_eq!(ids(&["--action", "restart-service"]).len(), 4);
     assert_eq!(ids(&["--action", "no-such-action"]), Vec::<String>::new());
-    assert_eq!(ids(&["--status", "succeeded"]), [rerun.clone(), first.clone()]);
-    assert_eq!(ids(&["--status", "cancelled"]), [last.clone(), denied.clone()]);
+    assert_eq!(
+        ids(&["--status", "succeeded"]),
+        [rerun.clone(), first.clone()]
+    );
+    assert_eq!(
+        ids(&["--status", "cancelled"]),
+        [last.clone(), denied.clone()]
+    );
     assert_eq!(ids(&["--user", "ann@example.com", "--limit", "1"]), [last]);
     assert_eq!(ids(&["--entity", "service/checkout"]).len(), 4);
     assert_eq!(ids(&["--entity", "service/checkout-canary"]).len(), 0);
@@ -362,7 +378,10 @@ fn an_approved_action_runs_on_an_agent_and_reports_a_link_and_an_entity() {
     assert_eq!(code, Some(2), "{err}");
     let table = ok(&["action", "runs", "--status", "succeeded"], ann);
     assert!(
-        table.starts_with("ID") && table.contains(&format!("{first}  restart-service  service/checkout  succeeded  ann@example.com")),
+        table.starts_with("ID")
+            && table.contains(&format!(
+                "{first}  restart-service  service/checkout  succeeded  ann@example.com"
+            )),
         "{table}"
     );
 
