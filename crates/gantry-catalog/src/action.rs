@@ -386,9 +386,7 @@ impl Webhook {
     }
 
     pub fn report_timeout(&self) -> std::time::Duration {
-        std::time::Duration::from_secs(u64::from(
-            self.report_timeout_seconds.unwrap_or(600).max(1),
-        ))
+        std::time::Duration::from_secs(u64::from(self.report_timeout_seconds.unwrap_or(600).max(1)))
     }
 }
 

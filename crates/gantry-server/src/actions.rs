@@ -32,14 +32,14 @@ use gantry_catalog::action::{
     approval_state, check_action, validate_inputs, ApprovalState, ParameterTemplates,
     TemplateContext, ValidatedInputs, Who,
 };
-use gantry_catalog::index::{Catalog, Expect, Outcome, WriteContext};
 use gantry_catalog::action::{Action, Role};
+use gantry_catalog::index::{Catalog, Expect, Outcome, WriteContext};
 use gantry_catalog::{Entity, Source};
 use gantry_engine::run::RunRecord;
 use gantry_engine::sink::RunState;
 use gantry_store::{
-    ActionRunRow, Actor, ActorKind, Audit, NewAuditEvent, RunOrigin, SealedKind, Store,
-    StoreError, StoredAction,
+    ActionRunRow, Actor, ActorKind, Audit, NewAuditEvent, RunOrigin, SealedKind, Store, StoreError,
+    StoredAction,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
@@ -330,12 +330,14 @@ pub fn action_secret_scope(action: &str) -> String {
 /// A URL as messages show it: no user, password or query (which may hold tokens).
 fn shown_url(url: &str) -> String {
     match url::Url::parse(url) {
-        Ok(u) => format!(
-            "{}://{}{}",
-            u.scheme(),
-            u.host_str().unwrap_or(""),
-            u.port().map(|p| format!(":{p}")).unwrap_or_default()
-        ) + u.path(),
+        Ok(u) => {
+            format!(
+                "{}://{}{}",
+                u.scheme(),
+                u.host_str().unwrap_or(""),
+                u.port().map(|p| format!(":{p}")).unwrap_or_default()
+            ) + u.path()
+        }
         Err(_) => "the webhook URL".to_owned(),
     }
 }
@@ -495,9 +497,7 @@ impl ActionService {
             .get_action(identifier)
             .await
             .map_err(|e| match e {
-                StoreError::NotFound(_) => {
-                    ApiError::not_found(format!("no action `{identifier}`"))
-                }
+                StoreError::NotFound(_) => ApiError::not_found(format!("no action `{identifier}`")),
                 e => e.into(),
             })?;
         let action = action_of(&stored.definition).map_err(|e| {
@@ -673,7 +673,10 @@ impl ActionService {
     async fn change<T>(
         &self,
         id: &str,
-        mut change: impl FnMut(&mut ActionRunRow, &mut RunDoc) -> Result<Option<(T, Option<NewAuditEvent>)>, ApiError>,
+        mut change: impl FnMut(
+            &mut ActionRunRow,
+            &mut RunDoc,
+        ) -> Result<Option<(T, Option<NewAuditEvent>)>, ApiError>,
     ) -> Result<Option<(T, ActionRunRow)>, ApiError> {
         for _ in 0..ATTEMPTS {
             let mut row = self.store.get_action_run(id).await?;
@@ -690,7 +693,9 @@ impl ActionService {
                 Err(e) => return Err(e.into()),
             }
         }
-        Err(conflict(format!("action run {id} kept changing; try again")))
+        Err(conflict(format!(
+            "action run {id} kept changing; try again"
+        )))
     }
 
     /// Approves (or, with `deny`, denies) a run waiting for approval.
@@ -816,7 +821,10 @@ impl ActionService {
         let changed = self
             .change(id, |row, doc| {
                 if is_final(&row.status) {
-                    return Err(conflict(format!("action run {id} has ended ({})", row.status)));
+                    return Err(conflict(format!(
+                        "action run {id} has ended ({})",
+                        row.status
+                    )));
                 }
                 let before = json!({"status": row.status});
                 if row.status == RUNNING && row.workflow_run.is_some() {
@@ -915,7 +923,11 @@ impl ActionService {
         let entity = match &row.entity {
             Some((bp, eid)) => {
                 let _ = self.catalog.sync().await;
-                let found = self.catalog.read().entity_view(bp, eid).map(|e| e.to_json());
+                let found = self
+                    .catalog
+                    .read()
+                    .entity_view(bp, eid)
+                    .map(|e| e.to_json());
                 match found {
                     Some(e) => Some(e),
                     None => return fail(format!("entity `{bp}/{eid}` no longer exists")).await,
@@ -947,7 +959,10 @@ impl ActionService {
             Err(p) => {
                 return fail(format!(
                     "the action's parameters could not be made: {}",
-                    p.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("; ")
+                    p.iter()
+                        .map(|p| p.to_string())
+                        .collect::<Vec<_>>()
+                        .join("; ")
                 ))
                 .await
             }
@@ -1120,7 +1135,11 @@ impl ActionService {
         if docs.len() > REPORT_MAX {
             return Err(format!("at most {REPORT_MAX} entities per report"));
         }
-        let row = self.store.get_action_run(id).await.map_err(|e| e.to_string())?;
+        let row = self
+            .store
+            .get_action_run(id)
+            .await
+            .map_err(|e| e.to_string())?;
         let doc = doc_of(&row).map_err(|e| e.message)?;
         let mut entities = Vec::new();
         for (i, d) in docs.iter().enumerate() {
@@ -1141,7 +1160,11 @@ impl ActionService {
                 }
             }
             let e: Entity = serde_path_to_error::deserialize(d).map_err(|e| {
-                format!("entities[{i}] is not an entity: {} at {}", e.inner(), e.path())
+                format!(
+                    "entities[{i}] is not an entity: {} at {}",
+                    e.inner(),
+                    e.path()
+                )
             })?;
             entities.push(e);
         }
@@ -1210,12 +1233,23 @@ impl ActionService {
         Ok(())
     }
 
-    async fn call_webhook(&self, id: &str, action: &str, webhook: &gantry_catalog::action::Webhook, mut body: Value) {
+    async fn call_webhook(
+        &self,
+        id: &str,
+        action: &str,
+        webhook: &gantry_catalog::action::Webhook,
+        mut body: Value,
+    ) {
         let token = match (gantry_store::new_id(), gantry_store::new_id()) {
             (Ok(a), Ok(b)) => format!("gar_{a}{b}"),
             _ => {
                 return self
-                    .end(id, FAILED, Some("no randomness for a report token".into()), Report::default())
+                    .end(
+                        id,
+                        FAILED,
+                        Some("no randomness for a report token".into()),
+                        Report::default(),
+                    )
                     .await
             }
         };
@@ -1299,10 +1333,12 @@ impl ActionService {
                 "the webhook receiver at {shown} did not answer within {} s",
                 webhook.timeout().as_secs()
             )),
-            Err(e) if e.is_connect() => {
-                Some(format!("could not connect to the webhook receiver at {shown}"))
-            }
-            Err(_) => Some(format!("the request to the webhook receiver at {shown} failed")),
+            Err(e) if e.is_connect() => Some(format!(
+                "could not connect to the webhook receiver at {shown}"
+            )),
+            Err(_) => Some(format!(
+                "the request to the webhook receiver at {shown} failed"
+            )),
             Ok(r) if !r.status().is_success() => Some(format!(
                 "the webhook receiver at {shown} answered {}",
                 r.status()
@@ -1362,7 +1398,12 @@ impl ActionService {
     }
 
     /// A webhook receiver's report, authenticated by the token its request carried.
-    pub async fn report(&self, id: &str, token: &str, report: Report) -> Result<ActionRunRow, ApiError> {
+    pub async fn report(
+        &self,
+        id: &str,
+        token: &str,
+        report: Report,
+    ) -> Result<ActionRunRow, ApiError> {
         let row = self.store.get_action_run(id).await.map_err(|e| match e {
             StoreError::NotFound(_) => ApiError::unauthorized("no such run, or a wrong token"),
             e => e.into(),
@@ -1415,7 +1456,10 @@ impl ActionService {
         let changed = self
             .change(id, |row, doc| {
                 if is_final(&row.status) {
-                    return Err(conflict(format!("action run {id} has ended ({})", row.status)));
+                    return Err(conflict(format!(
+                        "action run {id} has ended ({})",
+                        row.status
+                    )));
                 }
                 doc.links.extend(report.links.iter().cloned());
                 if let Some(s) = &report.summary {
@@ -1427,12 +1471,9 @@ impl ActionService {
                         row.deadline_at = None;
                         doc.finished_at = Some(Utc::now());
                         if s == FAILED {
-                            doc.error = Some(
-                                report
-                                    .error
-                                    .clone()
-                                    .unwrap_or_else(|| "the webhook receiver reported a failure".into()),
-                            );
+                            doc.error = Some(report.error.clone().unwrap_or_else(|| {
+                                "the webhook receiver reported a failure".into()
+                            }));
                         }
                     }
                     _ => {}
@@ -1443,9 +1484,7 @@ impl ActionService {
         if let Some(e) = entity_error {
             return Err(ApiError::invalid("entities", e));
         }
-        changed
-            .map(|(_, row)| row)
-            .ok_or_else(ApiError::internal)
+        changed.map(|(_, row)| row).ok_or_else(ApiError::internal)
     }
 
     /// After a restart: queued runs are started, running webhook runs watched again, and

@@ -373,8 +373,7 @@ pub trait Store: Send + Sync {
     /// Every action, by identifier.
     fn list_actions(&self) -> StoreFuture<'_, Vec<StoredAction>>;
     /// Deletes an action (its runs stay); audited as `action.delete`.
-    fn delete_action<'a>(&'a self, identifier: &'a str, audit: &'a Audit)
-        -> StoreFuture<'a, ()>;
+    fn delete_action<'a>(&'a self, identifier: &'a str, audit: &'a Audit) -> StoreFuture<'a, ()>;
     /// Stores a new run (`version` 1) and its audit event in one transaction; `Conflict` if
     /// the id is taken.
     fn create_action_run<'a>(

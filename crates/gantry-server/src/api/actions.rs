@@ -24,8 +24,7 @@ use super::error::ApiError;
 use super::openapi as doc;
 use super::ApiState;
 use crate::actions::{
-    action_secret_binding, action_secret_scope, run_json, Report, Requester, RunRequest,
-    STATUSES,
+    action_secret_binding, action_secret_scope, run_json, Report, Requester, RunRequest, STATUSES,
 };
 use crate::authz::Principal;
 
@@ -127,7 +126,8 @@ pub(crate) async fn list_actions(
         .await?
         .iter()
         .filter(|a| {
-            q.blueprint.is_none() || a.definition.get("blueprint") == q.blueprint.as_ref().map(|b| json!(b)).as_ref()
+            q.blueprint.is_none()
+                || a.definition.get("blueprint") == q.blueprint.as_ref().map(|b| json!(b)).as_ref()
         })
         .map(action_json)
         .collect();
@@ -522,7 +522,10 @@ async fn decide(
         ));
     }
     if reason.as_ref().is_some_and(|r| r.chars().count() > 2000) {
-        return Err(ApiError::invalid("reason", "a reason is at most 2000 characters"));
+        return Err(ApiError::invalid(
+            "reason",
+            "a reason is at most 2000 characters",
+        ));
     }
     let who = requester(&state, &principal, &caller).await?;
     let row = state
@@ -653,9 +656,7 @@ pub(crate) async fn report(
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim)
         .ok_or_else(|| {
-            ApiError::unauthorized(
-                "the report token is required: Authorization: Bearer <token>",
-            )
+            ApiError::unauthorized("the report token is required: Authorization: Bearer <token>")
         })?;
     let report: Report = json_body(&bytes)?;
     let row = state.actions.report(&id, token, report).await?;

@@ -1457,14 +1457,32 @@ pub(crate) async fn apply(
         Ok(plan)
     };
     // Refusals of the actions come before any catalog change is stored.
-    apply_actions(&state, &caller, is_admin, source_name, actions.clone(), a.prune, true).await?;
+    apply_actions(
+        &state,
+        &caller,
+        is_admin,
+        source_name,
+        actions.clone(),
+        a.prune,
+        true,
+    )
+    .await?;
     let mut changes = state
         .catalog
         .write(caller.audit(), run)
         .await
         .map_err(from_write)?;
     changes.extend(
-        apply_actions(&state, &caller, is_admin, source_name, actions, a.prune, a.dry_run).await?,
+        apply_actions(
+            &state,
+            &caller,
+            is_admin,
+            source_name,
+            actions,
+            a.prune,
+            a.dry_run,
+        )
+        .await?,
     );
     let count = |o: &str| changes.iter().filter(|c| c["outcome"] == o).count();
     Ok(Json(json!({
@@ -1520,12 +1538,20 @@ async fn apply_actions(
     let mut gone = Vec::new();
     if prune {
         for s in &stored {
-            let declared = out.iter().any(|c| c["kind"] == "action" && c["key"] == s.identifier.as_str());
+            let declared = out
+                .iter()
+                .any(|c| c["kind"] == "action" && c["key"] == s.identifier.as_str());
             if s.managed_by.as_deref() == Some(source) && !declared {
                 if !is_admin {
                     refused.push(json!({"document": Value::Null, "path": "prune", "message": format!("deleting action `{}` needs the admin role", s.identifier)}));
                 }
-                out.push(change_json("action", &s.identifier, Outcome::Deleted, Some(&s.definition), None));
+                out.push(change_json(
+                    "action",
+                    &s.identifier,
+                    Outcome::Deleted,
+                    Some(&s.definition),
+                    None,
+                ));
                 gone.push(s.identifier.clone());
             }
         }
