@@ -1465,18 +1465,16 @@ impl ActionService {
                 if let Some(s) = &report.summary {
                     doc.summary = Some(s.clone());
                 }
-                match report.status.as_deref() {
-                    Some(s @ (SUCCEEDED | FAILED)) => {
-                        row.status = s.to_owned();
-                        row.deadline_at = None;
-                        doc.finished_at = Some(Utc::now());
-                        if s == FAILED {
-                            doc.error = Some(report.error.clone().unwrap_or_else(|| {
+                if let Some(s @ (SUCCEEDED | FAILED)) = report.status.as_deref() {
+                    row.status = s.to_owned();
+                    row.deadline_at = None;
+                    doc.finished_at = Some(Utc::now());
+                    if s == FAILED {
+                        doc.error =
+                            Some(report.error.clone().unwrap_or_else(|| {
                                 "the webhook receiver reported a failure".into()
                             }));
-                        }
                     }
-                    _ => {}
                 }
                 Ok(Some(((), None)))
             })
