@@ -8,8 +8,9 @@
 //!
 //! What a run reports, it reports through its invocation:
 //! - a workflow run's steps set outputs named `link` or `links` (`{title, url}` or a list of
-//!   them), `summary` (text) and `entity` or `entities` (catalog entity documents); they are
-//!   read when the workflow run ends, its entities are written to the catalog and linked;
+//!   them), `summary` (text) and `entity` or `entities` (catalog entity documents, as in a
+//!   definition file, with or without `kind: Entity`); they are read when the workflow run
+//!   ends, its entities are written to the catalog and linked;
 //! - a webhook receiver posts to the report URL the request gave it, with the token it gave:
 //!   log lines, links, a summary, entities, and the final status. A receiver that does not
 //!   answer within the webhook's `timeoutSeconds`, or does not report an end within its
@@ -1142,7 +1143,23 @@ impl ActionService {
         let doc = doc_of(&row).map_err(|e| e.message)?;
         let mut entities = Vec::new();
         for (i, d) in docs.iter().enumerate() {
-            let e: Entity = serde_path_to_error::deserialize(d.clone()).map_err(|e| {
+            // A document as written in a definition file names its kind; only entities fit.
+            let mut d = d.clone();
+            if let Some(o) = d.as_object_mut() {
+                match o.get("kind") {
+                    Some(Value::String(k)) if k == "Entity" => {
+                        o.remove("kind");
+                    }
+                    Some(k) => {
+                        return Err(format!(
+                            "entities[{i}] is a document of kind {k}; a run reports entities \
+                             (`kind: Entity` or no kind)"
+                        ))
+                    }
+                    None => {}
+                }
+            }
+            let e: Entity = serde_path_to_error::deserialize(d).map_err(|e| {
                 format!(
                     "entities[{i}] is not an entity: {} at {}",
                     e.inner(),
@@ -1442,18 +1459,16 @@ impl ActionService {
                 if let Some(s) = &report.summary {
                     doc.summary = Some(s.clone());
                 }
-                match report.status.as_deref() {
-                    Some(s @ (SUCCEEDED | FAILED)) => {
-                        row.status = s.to_owned();
-                        row.deadline_at = None;
-                        doc.finished_at = Some(Utc::now());
-                        if s == FAILED {
-                            doc.error = Some(report.error.clone().unwrap_or_else(|| {
+                if let Some(s @ (SUCCEEDED | FAILED)) = report.status.as_deref() {
+                    row.status = s.to_owned();
+                    row.deadline_at = None;
+                    doc.finished_at = Some(Utc::now());
+                    if s == FAILED {
+                        doc.error =
+                            Some(report.error.clone().unwrap_or_else(|| {
                                 "the webhook receiver reported a failure".into()
                             }));
-                        }
                     }
-                    _ => {}
                 }
                 Ok(Some(((), None)))
             })

@@ -1,6 +1,7 @@
 //! Command-line definitions (clap) and dispatch. Help text and shell completions come from here.
 
 mod access;
+mod action;
 mod agent;
 mod catalog;
 mod client;
@@ -73,7 +74,7 @@ enum Command {
     Apikey(access::ApiKeyCommand),
     /// Read the audit log (an admin's key): who changed what, when, from where; newest first.
     Audit(access::AuditArgs),
-    /// Apply catalog definition files (blueprints and entities) to the server, all or nothing.
+    /// Apply definition files (blueprints, entities and actions) to the server, all or nothing.
     ///
     /// Every error of every file is printed as `file:line:col: message` before anything is
     /// written. Applying the same files again changes nothing. `--dry-run` prints the diff it
@@ -89,6 +90,16 @@ enum Command {
     Catalog {
         #[command(subcommand)]
         command: catalog::CatalogCommand,
+        #[command(flatten)]
+        connection: client::Connection,
+    },
+    /// Self-service actions: list them, run one (`--follow` to its end), approve, deny, cancel
+    /// and rerun runs, list and show runs.
+    ///
+    /// Actions are defined in definition files (`kind: Action`, applied with `gantry apply`).
+    Action {
+        #[command(subcommand)]
+        command: action::ActionCommand,
         #[command(flatten)]
         connection: client::Connection,
     },
@@ -570,6 +581,10 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             command,
             connection,
         } => catalog::import(&connection, command),
+        Command::Action {
+            command,
+            connection,
+        } => action::action(&connection, command),
         Command::Workflow(WorkflowCommand::Owner {
             name,
             team,

@@ -1,6 +1,7 @@
 //! End-to-end tests of the `gantry` binary: exit codes, human and JSON output, real runs.
 
 mod access;
+mod actions;
 mod agent;
 mod catalog;
 mod cli;
