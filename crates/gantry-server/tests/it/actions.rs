@@ -424,7 +424,7 @@ async fn receiver(hang: bool) -> (String, Arc<Mutex<Receiver>>) {
     (url, seen)
 }
 
-fn webhook_action(url: &str, extra: Value) -> Value {
+fn webhook_action(url: &str, extra: &Value) -> Value {
     let mut webhook = json!({"url": url, "secret": {"secret": "signing"}});
     if let (Some(w), Some(e)) = (webhook.as_object_mut(), extra.as_object()) {
         w.extend(e.clone());
@@ -443,7 +443,7 @@ fn webhook_action(url: &str, extra: Value) -> Value {
     })
 }
 
-async fn webhook_run(api: &Api, action: &str, url: &str, extra: Value) -> String {
+async fn webhook_run(api: &Api, action: &str, url: &str, extra: &Value) -> String {
     let admin = api.key.clone();
     let (s, b) = call(
         api,
@@ -480,7 +480,7 @@ async fn a_signed_webhook_is_verified_by_its_receiver_which_reports_back() {
     let api = api().await;
     model(&api).await;
     let (url, seen) = receiver(false).await;
-    let id = webhook_run(&api, "create-repo", &url, json!({})).await;
+    let id = webhook_run(&api, "create-repo", &url, &json!({})).await;
     let run = until(&api, &id, "running").await;
     assert!(run["deadlineAt"].is_string(), "{run}");
     let (headers, body) = seen.lock().unwrap().bodies[0].clone();
@@ -607,7 +607,7 @@ async fn a_receiver_that_never_answers_or_never_reports_fails_the_run_after_its_
     model(&api).await;
     let (url, seen) = receiver(true).await;
     let started = std::time::Instant::now();
-    let id = webhook_run(&api, "hangs", &url, json!({"timeoutSeconds": 1})).await;
+    let id = webhook_run(&api, "hangs", &url, &json!({"timeoutSeconds": 1})).await;
     let failed = until(&api, &id, "failed").await;
     assert!(
         started.elapsed() < Duration::from_secs(8),
@@ -621,7 +621,7 @@ async fn a_receiver_that_never_answers_or_never_reports_fails_the_run_after_its_
 
     // Answers, then never reports.
     let (url, _) = receiver(false).await;
-    let id = webhook_run(&api, "silent", &url, json!({"reportTimeoutSeconds": 1})).await;
+    let id = webhook_run(&api, "silent", &url, &json!({"reportTimeoutSeconds": 1})).await;
     let failed = until(&api, &id, "failed").await;
     let error = failed["error"].as_str().unwrap();
     assert!(
@@ -630,7 +630,7 @@ async fn a_receiver_that_never_answers_or_never_reports_fails_the_run_after_its_
     );
 
     // A receiver that is not there.
-    let id = webhook_run(&api, "nobody", "http://127.0.0.1:9/hook", json!({})).await;
+    let id = webhook_run(&api, "nobody", "http://127.0.0.1:9/hook", &json!({})).await;
     let failed = until(&api, &id, "failed").await;
     assert!(
         failed["error"]
