@@ -374,8 +374,9 @@ pub struct Webhook {
     /// How long the receiver has to answer the request (10 when left out).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_seconds: Option<u32>,
-    /// How long the receiver has, after answering, to report the run's result through
-    /// the report URL it was given (600 when left out).
+    /// How long the receiver has, after its answer timeout, to report the run's end through
+    /// the report URL it was given (600 when left out): the run fails unless its end is
+    /// reported within `timeoutSeconds + reportTimeoutSeconds` of the request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub report_timeout_seconds: Option<u32>,
 }

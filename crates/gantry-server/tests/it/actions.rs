@@ -101,7 +101,7 @@ async fn model(api: &Api) {
 async fn until(api: &Api, id: &str, status: &str) -> Value {
     let key = api.key.clone();
     let mut last = Value::Null;
-    for _ in 0..500 {
+    for _ in 0..1500 {
         let (s, run) = call(
             api,
             &key,
@@ -621,7 +621,13 @@ async fn a_receiver_that_never_answers_or_never_reports_fails_the_run_after_its_
 
     // Answers, then never reports.
     let (url, _) = receiver(false).await;
-    let id = webhook_run(&api, "silent", &url, &json!({"reportTimeoutSeconds": 1})).await;
+    let id = webhook_run(
+        &api,
+        "silent",
+        &url,
+        &json!({"timeoutSeconds": 1, "reportTimeoutSeconds": 1}),
+    )
+    .await;
     let failed = until(&api, &id, "failed").await;
     let error = failed["error"].as_str().unwrap();
     assert!(
