@@ -1,7 +1,7 @@
 //! The agent's loop: claim, run, report. One task per job; the claim loop asks for as many jobs
 //! as there are free slots.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -311,50 +311,76 @@ impl Shared {
     }
 
     /// Numbers the step's lines per stream and sends them in batches until every one is
-    /// acknowledged. A batch is resent until the server answers; the answer says what it has.
+    /// acknowledged. A batch is resent until the server answers; the answer says what it has
+    /// stored. While the server cannot be reached (it may be restarting) the step's lines keep
+    /// being read and held here, so the step never waits on its own output.
     async fn ship_logs(self: Arc<Self>, id: String, mut rx: mpsc::Receiver<LogLine>) {
         let path = format!("agent/jobs/{id}/logs");
         let mut next = [0u64; 2];
-        let mut pending: Vec<LogLineWire> = Vec::new();
+        let mut pending: VecDeque<LogLineWire> = VecDeque::new();
         let mut open = true;
-        while open || !pending.is_empty() {
-            if open {
-                // Wait for a line, then take what else is there, up to a batch.
+        let mut backoff = Backoff::default();
+        loop {
+            if open && pending.is_empty() {
+                // Wait for a line, then take what else is there.
                 match rx.recv().await {
-                    Some(line) => pending.push(number(line, &mut next)),
+                    Some(line) => pending.push_back(number(line, &mut next)),
                     None => open = false,
                 }
-                while pending.len() < 500 {
-                    match rx.try_recv() {
-                        Ok(line) => pending.push(number(line, &mut next)),
-                        Err(mpsc::error::TryRecvError::Empty) => break,
-                        Err(mpsc::error::TryRecvError::Disconnected) => {
-                            open = false;
-                            break;
-                        }
-                    }
+            }
+            while open {
+                match rx.try_recv() {
+                    Ok(line) => pending.push_back(number(line, &mut next)),
+                    Err(mpsc::error::TryRecvError::Empty) => break,
+                    Err(mpsc::error::TryRecvError::Disconnected) => open = false,
                 }
             }
             if pending.is_empty() {
-                continue;
+                if open {
+                    continue;
+                }
+                return;
             }
             let batch = LogsRequest {
                 agent: self.agent.me.clone(),
-                lines: pending.clone(),
+                lines: pending.iter().take(LOG_BATCH).cloned().collect(),
             };
-            match self.call_until::<_, LogsAnswer>(&path, &batch).await {
-                Ok(acked) => pending.retain(|l| match l.stream {
-                    Stream::Stdout => l.seq >= acked.stdout,
-                    Stream::Stderr => l.seq >= acked.stderr,
-                }),
-                Err(s) => {
+            match self
+                .call::<_, LogsAnswer>(&path, &batch, Duration::from_secs(30))
+                .await
+            {
+                Ok(acked) => {
+                    backoff.reset();
+                    pending.retain(|l| match l.stream {
+                        Stream::Stdout => l.seq >= acked.stdout,
+                        Stream::Stderr => l.seq >= acked.stderr,
+                    });
+                }
+                Err(CallError::Status(s)) => {
                     tracing::warn!(job = %id, status = %s, "the server refused the job's logs");
                     return;
+                }
+                Err(CallError::Retry(why)) => {
+                    let pause = backoff.next();
+                    tracing::warn!(error = %why, path, held = pending.len(), retry_in_ms = pause.as_millis() as u64, "retrying");
+                    let until = tokio::time::Instant::now() + pause;
+                    loop {
+                        tokio::select! {
+                            () = tokio::time::sleep_until(until) => break,
+                            line = rx.recv(), if open => match line {
+                                Some(line) => pending.push_back(number(line, &mut next)),
+                                None => open = false,
+                            },
+                        }
+                    }
                 }
             }
         }
     }
 }
+
+/// The most lines one `logs` request carries.
+const LOG_BATCH: usize = 500;
 
 fn number(line: LogLine, next: &mut [u64; 2]) -> LogLineWire {
     let (stream, i) = match line.stream {

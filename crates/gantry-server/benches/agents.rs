@@ -187,6 +187,8 @@ async fn bench(name: &str, store: Arc<dyn Store>, dir: &std::path::Path, jobs: u
             writes,
             vault,
             runtime: Arc::new(NoOp { started: None }),
+            // No step here prints, so no line needs masking.
+            masks: Arc::new(gantry_server::runs::Registry::default()),
             pool: "server-bench".into(),
             worker: gantry_server::queue::worker_name("server-bench"),
             max_parallel_steps: 64,

@@ -1,11 +1,12 @@
 //! `gantry agent` against a real server over real sockets: steps that name a pool run on an
 //! agent of that pool (their lines, outputs and exit come back), steps that name none run on
-//! the server, and an agent killed mid-step hands its job to another once its lease lapses.
+//! the server, an agent killed mid-step hands its job to another once its lease lapses, and a
+//! server killed mid-step takes the agent's job back when it starts again.
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::server::{gantry, request, start_server};
+use crate::server::{gantry, request, start_server, start_server_on};
 
 /// `gantry agent` for `pool` with `token`, on the process runtime.
 fn start_agent(addr: &str, token: &str, id: &str) -> Child {
@@ -168,6 +169,72 @@ fn a_job_whose_agent_dies_runs_again_on_another() {
     assert_eq!(attempts.lines().count(), 2, "{attempts}");
     second.kill().unwrap();
     let _ = second.wait();
+    server.child.kill().unwrap();
+    let _ = server.child.wait();
+}
+
+/// The server is killed with SIGKILL (not SIGTERM) while an agent runs a step: nothing gets
+/// written at exit, so the run's record is what was committed before the kill, and the agent's
+/// lines acknowledged before it must already be stored. Ten seconds later a server starts on
+/// the same data directory and address; the agent, which kept the step running and its
+/// unacknowledged lines in hand, carries on with it, and the run succeeds with every line once.
+#[test]
+fn a_server_killed_mid_step_takes_the_agents_job_back_when_it_starts_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut server = start_server(&data, "process", true);
+    let (addr, admin) = (server.addr.clone(), server.key.clone().expect("admin key"));
+    let token = agent_token(&addr, &admin, "edge");
+    let mut agent = start_agent(&addr, &token, "edge-1");
+
+    let file = dir.path().join("count.yaml");
+    let marker = dir.path().join("attempts");
+    std::fs::write(
+        &file,
+        format!(
+            "steps:\n- name: count\n  image: alpine\n  agent: edge\n  input:\n\
+             \x20 - 'echo attempt >> {marker}'\n\
+             \x20 - 'i=1; while [ $i -le 300 ]; do echo line $i; i=$((i+1)); sleep 0.05; done'\n\
+             \x20 - 'printf counted > \"$GANTRY_STEP_DIR/outputs/result\"'\n",
+            marker = marker.display()
+        ),
+    )
+    .unwrap();
+    let id = start_run(&addr, &admin, &file, "count");
+    // Some lines are in before the kill.
+    let started = Instant::now();
+    loop {
+        let (_, logs, _) = gantry(&["run", "logs", &id], &addr, &admin);
+        if logs.contains("count │ line 40\n") {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the step did not get going: {logs}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    server.child.kill().unwrap(); // SIGKILL
+    server.child.wait().unwrap();
+    std::thread::sleep(Duration::from_secs(10));
+    let mut server = start_server_on(&data, "process", false, &addr);
+    assert_eq!(server.addr, addr);
+
+    let run = wait_run(&addr, &admin, &id, Duration::from_secs(90));
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert!(run["outputs"].to_string().contains("counted"), "{run}");
+    let (_, logs, _) = gantry(&["run", "logs", &id], &addr, &admin);
+    let lines: Vec<&str> = logs
+        .lines()
+        .filter_map(|l| l.strip_prefix("count │ line "))
+        .collect();
+    let expected: Vec<String> = (1..=300).map(|i| i.to_string()).collect();
+    assert_eq!(lines, expected, "{logs}");
+    // The step ran once: its job was never handed out again.
+    let attempts = std::fs::read_to_string(&marker).unwrap();
+    assert_eq!(attempts.lines().count(), 1, "{attempts}");
+    agent.kill().unwrap();
+    let _ = agent.wait();
     server.child.kill().unwrap();
     let _ = server.child.wait();
 }
