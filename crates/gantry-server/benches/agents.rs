@@ -145,6 +145,7 @@ fn start_agents(
                 work_dir: dir.join(format!("agent-{i}")),
                 max_jobs: 64,
                 wait,
+                metadata_bridge: None,
             };
             let stop = stop.clone();
             tokio::spawn(async move {

@@ -121,6 +121,9 @@ struct Remote {
     driver: Option<Driven>,
     /// An end that came before the driver re-attached.
     ended: Option<StepOutcome>,
+    /// The step's metadata API token in this process: the agent's metadata requests are
+    /// answered as the step it names.
+    token: Option<String>,
 }
 
 /// The waiting driver's ends of a step.
@@ -388,6 +391,7 @@ impl Queue {
                                 cancel: cancel.clone(),
                                 outcome,
                             });
+                            r.token = step.metadata.as_ref().map(|m| m.token.clone());
                             Some(id)
                         }
                     },
@@ -607,6 +611,7 @@ impl QueuedRuntime {
                                 next: Arc::default(),
                                 driver: Some(Driven { cancel, outcome }),
                                 ended: None,
+                                token: step.metadata.as_ref().map(|m| m.token.clone()),
                             }),
                         );
                         true
@@ -754,6 +759,20 @@ impl QueuedRuntime {
         Ok(want)
     }
 
+    /// The metadata API token of the step `worker` runs as job `id`: the server answers the
+    /// agent's metadata requests for that step with it. The token never leaves the server.
+    pub fn agent_step_token(&self, id: &str, worker: &str) -> Result<String, AgentRefusal> {
+        match self.queue.waiters().get(id) {
+            Some(Waiter::Remote(r)) if r.worker == worker && r.ended.is_none() => {
+                r.token.clone().ok_or_else(|| {
+                    AgentRefusal::Failed("the step has no metadata API token".to_owned())
+                })
+            }
+            Some(Waiter::Remote(_)) => Err(AgentRefusal::NotYours),
+            _ => Err(AgentRefusal::Unknown),
+        }
+    }
+
     /// Ends an agent's job: writes its outputs into the step's folder, answers the driver, and
     /// records the end.
     pub async fn agent_complete(
@@ -870,6 +889,8 @@ impl QueuedRuntime {
                 next: Arc::new(tokio::sync::Mutex::new(next)),
                 driver: None,
                 ended: None,
+                // The token of the process that stopped; the driver brings this one's.
+                token: None,
             }),
         );
         true

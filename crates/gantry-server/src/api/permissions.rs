@@ -50,9 +50,11 @@ pub fn declared(operation_id: &str) -> Option<Permission> {
         "listConnections" => (Read, Organisation),
         "putConnection" | "deleteConnection" => (Administer, Organisation),
         "getMe" | "listUsers" | "listTeams" | "listAgents" => (Read, Organisation),
-        "claimAgentJobs" | "heartbeatAgentJob" | "appendAgentJobLogs" | "completeAgentJob" => {
-            (Work, Organisation)
-        }
+        "claimAgentJobs"
+        | "heartbeatAgentJob"
+        | "appendAgentJobLogs"
+        | "completeAgentJob"
+        | "forwardAgentMetadata" => (Work, Organisation),
         "createUser"
         | "createTeam"
         | "putTeamMember"
