@@ -197,7 +197,7 @@ async fn bench(name: &str, store: Arc<dyn Store>, dir: &std::path::Path, jobs: u
         &tokio::runtime::Handle::current(),
     );
     let mut state = support::state(store.clone(), dir).await;
-    state.agents = Some(Arc::new(AgentHub::new(queue.clone())));
+    state.agents = Some(AgentHub::start(queue.clone()));
     let counter = Counter::default();
     let counted = counter.clone();
     let app = router(state).layer(axum::middleware::from_fn(

@@ -828,6 +828,11 @@ impl QueuedRuntime {
 }
 
 impl QueuedRuntime {
+    /// The store the queue is kept in.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.queue.setup.store
+    }
+
     /// Whether `pool` is an agents' pool rather than this server's own.
     pub fn is_agent_pool(&self, pool: &str) -> bool {
         pool != self.queue.setup.pool

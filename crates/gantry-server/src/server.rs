@@ -282,7 +282,7 @@ impl Server {
             },
             workers.handle(),
         );
-        let agents = Arc::new(crate::agents::AgentHub::new(queue.clone()));
+        let agents = crate::agents::AgentHub::start(queue.clone());
         let runtime: Arc<dyn StepRuntime> = Arc::new(queue.clone());
         let runs = Arc::new(crate::runs::RunService::new(
             store.clone(),

@@ -1,5 +1,5 @@
 //! `/api/v1/agent/...`: what agents call (with an agent token, which opens nothing else), and
-//! `GET /api/v1/agents`: the agents this server has seen. The messages are
+//! `GET /api/v1/agents`: the agents any server sharing the database has seen. The messages are
 //! [`gantry_agent::protocol`]'s.
 
 use std::collections::BTreeMap;
@@ -177,6 +177,7 @@ pub(crate) async fn logs(
 ) -> Result<Json<LogsAnswer>, ApiError> {
     let req: LogsRequest = body(&bytes)?;
     let (hub, pool) = open(&state, &principal, &req.agent)?;
+    hub.saw(&pool, &req.agent, None);
     let lines = req
         .lines
         .into_iter()
@@ -222,6 +223,7 @@ pub(crate) async fn complete(
 ) -> Result<StatusCode, ApiError> {
     let req: CompleteRequest = body(&bytes)?;
     let (hub, pool) = open(&state, &principal, &req.agent)?;
+    hub.saw(&pool, &req.agent, None);
     let outcome = match req.outcome {
         Outcome::Exited(code) => StepOutcome::Exited(code),
         Outcome::FailedToStart(m) => StepOutcome::FailedToStart(m),
@@ -262,6 +264,7 @@ pub(crate) async fn metadata(
 
     let req: MetadataRequest = body(&bytes)?;
     let (hub, pool) = open(&state, &principal, &req.agent)?;
+    hub.saw(&pool, &req.agent, None);
     let method = match req.method.as_str() {
         "GET" => Method::GET,
         "PUT" => Method::PUT,
@@ -309,21 +312,21 @@ pub(crate) async fn metadata(
     }))
 }
 
-/// The agents this server has seen: pool, version, host, last contact and current jobs.
+/// The agents any server sharing this database has seen: pool, version, host, last contact
+/// (within a second) and current jobs.
 #[utoipa::path(
     get,
     path = "/agents",
     tag = "agents",
     operation_id = "listAgents",
     responses(
-        (status = 200, description = "Every agent seen since this server started", body = doc::Object),
+        (status = 200, description = "Every agent any server sharing this database has seen", body = doc::Object),
     ),
 )]
 pub(crate) async fn list(State(state): State<ApiState>) -> Result<Json<Value>, ApiError> {
-    let items = state
-        .agents
-        .as_deref()
-        .map(AgentHub::list)
-        .unwrap_or_default();
+    let items = match state.agents.as_deref() {
+        Some(hub) => hub.list().await?,
+        None => Vec::new(),
+    };
     Ok(Json(json!({ "items": items })))
 }
