@@ -9,8 +9,12 @@
 //! again, and the log lines it had not acknowledged are sent again from where it stopped.
 //! A shutdown stops claiming and lets the running steps finish.
 //!
+//! Steps reach Relay's metadata API at the agent (`METADATA_API_URL`), which passes their
+//! requests on to the server: the server answers as the step, from its run.
+//!
 //! Does not reach the database; knows the server only through [`protocol`].
 
+mod metadata;
 pub mod protocol;
 mod runner;
 

@@ -7,11 +7,18 @@
 //! | `POST /api/v1/agent/jobs/{id}/heartbeat` | [`AgentRef`] | [`HeartbeatAnswer`]; 409 when the lease is lost |
 //! | `POST /api/v1/agent/jobs/{id}/logs` | [`LogsRequest`] | [`LogsAnswer`]: the next sequence number expected per stream |
 //! | `POST /api/v1/agent/jobs/{id}/complete` | [`CompleteRequest`] | 204; 409 when the lease is lost |
+//! | `POST /api/v1/agent/jobs/{id}/metadata` | [`MetadataRequest`] | [`MetadataAnswer`]: the metadata API's answer to the step; 409 when the lease is lost |
 //!
 //! Log lines carry a sequence number per stream, starting at 0. The server forwards a line only
 //! when its number is the one it expects next, skips a number it has seen, and answers with
 //! what it expects, so an agent that resends after a lost answer doubles nothing and an agent
 //! that lost a request resends from there: no line is lost or doubled across reconnects.
+//! The server answers only once the lines it acknowledges are stored, so a server that
+//! restarts expects the same numbers the agent still holds lines from.
+//!
+//! A step on an agent reaches Relay's metadata API at the agent (`METADATA_API_URL`, with a
+//! token of the agent's own for that step); the agent passes each request on as a
+//! [`MetadataRequest`] and the server answers it as that step, from the step's run.
 
 use std::collections::BTreeMap;
 
@@ -133,4 +140,31 @@ pub struct CompleteRequest {
     /// The files the step left in its `outputs/` folder: name → content.
     #[serde(default)]
     pub outputs: BTreeMap<String, String>,
+}
+
+/// A step's request to the metadata API, passed on by the agent that runs it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MetadataRequest {
+    pub agent: AgentRef,
+    /// `GET`, `PUT` or `POST`.
+    pub method: String,
+    /// The path below `METADATA_API_URL`, with its query: `/spec?path=a.b`.
+    pub path: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_type: Option<String>,
+    /// The request's body (the metadata API speaks JSON and text).
+    #[serde(default)]
+    pub body: String,
+}
+
+/// The metadata API's answer, for the agent to hand to the step unchanged.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MetadataAnswer {
+    pub status: u16,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_type: Option<String>,
+    #[serde(default)]
+    pub body: String,
 }

@@ -1,18 +1,21 @@
 //! The agent's loop: claim, run, report. One task per job; the claim loop asks for as many jobs
 //! as there are free slots.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use gantry_engine::runtime::{LogLine, LogStream, Program, StepJob, StepOutcome, StepRuntime};
+use gantry_engine::runtime::{
+    LogLine, LogStream, MetadataEndpoint, Program, StepJob, StepOutcome, StepRuntime,
+};
 use reqwest::StatusCode;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio::sync::{mpsc, Semaphore};
 use tokio_util::sync::CancellationToken;
 
+use crate::metadata::StepTokens;
 use crate::protocol::*;
 
 /// An agent's settings.
@@ -30,6 +33,9 @@ pub struct Agent {
     pub max_jobs: usize,
     /// How long one claim is held open by the server when there is no work.
     pub wait: Duration,
+    /// Where containers reach this host (the Docker bridge's gateway), when steps run in
+    /// containers: the steps' metadata API listens there as well as on loopback.
+    pub metadata_bridge: Option<std::net::IpAddr>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -40,22 +46,27 @@ pub enum AgentError {
     WorkDir(PathBuf, std::io::Error),
     #[error("the HTTP client could not be built: {0}")]
     Client(reqwest::Error),
+    #[error("the steps' metadata API cannot listen: {0}")]
+    Metadata(std::io::Error),
 }
 
 /// A failed call: worth retrying, or final.
-enum CallError {
+pub(crate) enum CallError {
     /// The network, or the server answered 5xx / 429.
     Retry(String),
     /// The server answered with this status: do not retry.
     Status(StatusCode),
 }
 
-struct Shared {
+pub(crate) struct Shared {
     agent: Agent,
     client: reqwest::Client,
     running: Mutex<HashSet<String>>,
     /// Step folders free for the next job, and how many were made.
     folders: Mutex<(Vec<PathBuf>, usize)>,
+    /// The steps' metadata API: its port, and each running step's token.
+    metadata_port: u16,
+    pub(crate) tokens: StepTokens,
 }
 
 /// Claims and runs jobs until `shutdown` fires, then waits for the running steps to end.
@@ -68,12 +79,18 @@ pub async fn run(agent: Agent, shutdown: CancellationToken) -> Result<(), AgentE
         .build()
         .map_err(AgentError::Client)?;
     let max_jobs = agent.max_jobs.max(1);
+    let listeners = crate::metadata::bind(agent.metadata_bridge)
+        .await
+        .map_err(AgentError::Metadata)?;
     let shared = Arc::new(Shared {
         agent,
         client,
         running: Mutex::new(HashSet::new()),
         folders: Mutex::new((Vec::new(), 0)),
+        metadata_port: listeners.port,
+        tokens: StepTokens::default(),
     });
+    let serving = crate::metadata::serve(listeners, Arc::clone(&shared));
     let slots = Arc::new(Semaphore::new(max_jobs));
     let mut backoff = Backoff::default();
     let mut refused = None;
@@ -142,6 +159,9 @@ pub async fn run(agent: Agent, shutdown: CancellationToken) -> Result<(), AgentE
     }
     // Graceful: every slot back means every step has ended and been reported.
     let _ = slots.acquire_many(max_jobs as u32).await;
+    for task in serving {
+        task.abort();
+    }
     match refused {
         Some(s) => Err(AgentError::Refused(s)),
         None => Ok(()),
@@ -149,6 +169,10 @@ pub async fn run(agent: Agent, shutdown: CancellationToken) -> Result<(), AgentE
 }
 
 impl Shared {
+    pub(crate) fn me(&self) -> &AgentRef {
+        &self.agent.me
+    }
+
     fn running(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
         self.running.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -181,7 +205,7 @@ impl Shared {
         format!("{}/api/v1/{path}", self.agent.server.trim_end_matches('/'))
     }
 
-    async fn call<B: Serialize, A: DeserializeOwned>(
+    pub(crate) async fn call<B: Serialize, A: DeserializeOwned>(
         &self,
         path: &str,
         body: &B,
@@ -250,13 +274,20 @@ impl Shared {
         ));
         let (tx, rx) = mpsc::channel::<LogLine>(1024);
         let shipping = tokio::spawn(Arc::clone(self).ship_logs(job.id.clone(), rx));
+        // The step's own token for the metadata API here, valid while the job runs.
+        let token = self.tokens.issue(&job.id);
+        let metadata = (!token.is_empty()).then(|| MetadataEndpoint {
+            port: self.metadata_port,
+            token: token.clone(),
+        });
         let outcome = match outcome {
             Some(o) => o,
             None => {
-                let step = step_job(&job, &dir);
+                let step = step_job(&job, &dir, metadata);
                 self.agent.runtime.run(step, tx, cancel.clone()).await
             }
         };
+        self.tokens.revoke(&token);
         // Every line acknowledged before the end is reported.
         let _ = shipping.await;
         if !lost.is_cancelled() {
@@ -311,50 +342,76 @@ impl Shared {
     }
 
     /// Numbers the step's lines per stream and sends them in batches until every one is
-    /// acknowledged. A batch is resent until the server answers; the answer says what it has.
+    /// acknowledged. A batch is resent until the server answers; the answer says what it has
+    /// stored. While the server cannot be reached (it may be restarting) the step's lines keep
+    /// being read and held here, so the step never waits on its own output.
     async fn ship_logs(self: Arc<Self>, id: String, mut rx: mpsc::Receiver<LogLine>) {
         let path = format!("agent/jobs/{id}/logs");
         let mut next = [0u64; 2];
-        let mut pending: Vec<LogLineWire> = Vec::new();
+        let mut pending: VecDeque<LogLineWire> = VecDeque::new();
         let mut open = true;
-        while open || !pending.is_empty() {
-            if open {
-                // Wait for a line, then take what else is there, up to a batch.
+        let mut backoff = Backoff::default();
+        loop {
+            if open && pending.is_empty() {
+                // Wait for a line, then take what else is there.
                 match rx.recv().await {
-                    Some(line) => pending.push(number(line, &mut next)),
+                    Some(line) => pending.push_back(number(line, &mut next)),
                     None => open = false,
                 }
-                while pending.len() < 500 {
-                    match rx.try_recv() {
-                        Ok(line) => pending.push(number(line, &mut next)),
-                        Err(mpsc::error::TryRecvError::Empty) => break,
-                        Err(mpsc::error::TryRecvError::Disconnected) => {
-                            open = false;
-                            break;
-                        }
-                    }
+            }
+            while open {
+                match rx.try_recv() {
+                    Ok(line) => pending.push_back(number(line, &mut next)),
+                    Err(mpsc::error::TryRecvError::Empty) => break,
+                    Err(mpsc::error::TryRecvError::Disconnected) => open = false,
                 }
             }
             if pending.is_empty() {
-                continue;
+                if open {
+                    continue;
+                }
+                return;
             }
             let batch = LogsRequest {
                 agent: self.agent.me.clone(),
-                lines: pending.clone(),
+                lines: pending.iter().take(LOG_BATCH).cloned().collect(),
             };
-            match self.call_until::<_, LogsAnswer>(&path, &batch).await {
-                Ok(acked) => pending.retain(|l| match l.stream {
-                    Stream::Stdout => l.seq >= acked.stdout,
-                    Stream::Stderr => l.seq >= acked.stderr,
-                }),
-                Err(s) => {
+            match self
+                .call::<_, LogsAnswer>(&path, &batch, Duration::from_secs(30))
+                .await
+            {
+                Ok(acked) => {
+                    backoff.reset();
+                    pending.retain(|l| match l.stream {
+                        Stream::Stdout => l.seq >= acked.stdout,
+                        Stream::Stderr => l.seq >= acked.stderr,
+                    });
+                }
+                Err(CallError::Status(s)) => {
                     tracing::warn!(job = %id, status = %s, "the server refused the job's logs");
                     return;
+                }
+                Err(CallError::Retry(why)) => {
+                    let pause = backoff.next();
+                    tracing::warn!(error = %why, path, held = pending.len(), retry_in_ms = pause.as_millis() as u64, "retrying");
+                    let until = tokio::time::Instant::now() + pause;
+                    loop {
+                        tokio::select! {
+                            () = tokio::time::sleep_until(until) => break,
+                            line = rx.recv(), if open => match line {
+                                Some(line) => pending.push_back(number(line, &mut next)),
+                                None => open = false,
+                            },
+                        }
+                    }
                 }
             }
         }
     }
 }
+
+/// The most lines one `logs` request carries.
+const LOG_BATCH: usize = 500;
 
 fn number(line: LogLine, next: &mut [u64; 2]) -> LogLineWire {
     let (stream, i) = match line.stream {
@@ -406,7 +463,7 @@ async fn remove(path: &Path, kind: std::fs::FileType) -> std::io::Result<()> {
     }
 }
 
-fn step_job(job: &AgentJob, dir: &Path) -> StepJob {
+fn step_job(job: &AgentJob, dir: &Path, metadata: Option<MetadataEndpoint>) -> StepJob {
     StepJob {
         run_id: job.run_id.clone(),
         step: job.step.clone(),
@@ -424,7 +481,7 @@ fn step_job(job: &AgentJob, dir: &Path) -> StepJob {
         },
         env: job.env.clone(),
         step_dir: dir.to_path_buf(),
-        metadata: None,
+        metadata,
         // Runs here, on this agent's runtime.
         pool: None,
     }

@@ -110,6 +110,13 @@ impl Shared {
     }
 }
 
+/// Whether a step is started, or waited for again after its run was resumed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Launch {
+    Start,
+    Reattach,
+}
+
 /// What step tasks tell the driver task.
 enum Message {
     Log(LogLine),
@@ -226,17 +233,10 @@ impl RunDriver {
     fn act(&mut self, action: Action) {
         match action {
             Action::StartStep { step, spec, env } => {
-                let job = self.prepare(&step, &spec, &env);
-                match job {
-                    Ok((job, token)) => self.spawn(job, token),
-                    Err(message) => {
-                        let now = self.shared.clock.now();
-                        // The step is running in the run's eyes, so this cannot be refused.
-                        let _ = self.shared.with_run(|run| {
-                            run.step_exited(&step, StepOutcome::FailedToStart(message), now)
-                        });
-                    }
-                }
+                self.launch(Launch::Start, &step, &spec, &env);
+            }
+            Action::ReattachStep { step, spec, env } => {
+                self.launch(Launch::Reattach, &step, &spec, &env);
             }
             Action::StopStep { step, .. } => {
                 if let Some(cancel) = self.in_flight.get(&step) {
@@ -246,9 +246,24 @@ impl RunDriver {
         }
     }
 
+    fn launch(&mut self, how: Launch, step: &str, spec: &Value, env: &Map<String, Value>) {
+        let job = self.prepare(how, step, spec, env);
+        match job {
+            Ok((job, token)) => self.spawn(how, job, token),
+            Err(message) => {
+                let now = self.shared.clock.now();
+                // The step is running in the run's eyes, so this cannot be refused.
+                let _ = self.shared.with_run(|run| {
+                    run.step_exited(step, StepOutcome::FailedToStart(message), now)
+                });
+            }
+        }
+    }
+
     /// Writes the step's folder and builds its job. The error names what failed, never a value.
     fn prepare(
         &self,
+        how: Launch,
         step: &str,
         spec: &Value,
         env: &Map<String, Value>,
@@ -262,7 +277,12 @@ impl RunDriver {
             .and_then(|(i, s)| s.container().map(|c| (i, s, c)))
             .ok_or_else(|| format!("`{step}` is not a container step"))?;
         let step_dir = self.work_dir.join(step_folder(step, index));
-        write_step_folder(&step_dir, spec)?;
+        match how {
+            Launch::Start => write_step_folder(&step_dir, spec)?,
+            // What the step left (its outputs, which may already have come back) stays.
+            Launch::Reattach => std::fs::create_dir_all(step_dir.join("outputs"))
+                .map_err(|e| format!("could not create {}: {e}", step_dir.display()))?,
+        }
         let run_id = self.shared.run_id.clone();
         let mut vars: BTreeMap<String, String> = env
             .iter()
@@ -298,7 +318,7 @@ impl RunDriver {
         Ok((job, token))
     }
 
-    fn spawn(&mut self, job: StepJob, token: Option<String>) {
+    fn spawn(&mut self, how: Launch, job: StepJob, token: Option<String>) {
         let step = job.step.clone();
         if let Some(token) = token {
             self.shared.lock_tokens().insert(token, step.clone());
@@ -307,7 +327,7 @@ impl RunDriver {
         self.in_flight.insert(step, cancel.clone());
         let runtime = Arc::clone(&self.runtime);
         let inbox = self.inbox_tx.clone();
-        tokio::spawn(run_step(runtime, job, cancel, inbox));
+        tokio::spawn(run_step(how, runtime, job, cancel, inbox));
     }
 
     fn receive(&mut self, message: Message) {
@@ -347,6 +367,7 @@ async fn sleep_for(wait: Option<Duration>) {
 
 /// One step from start to end: runs it, forwards its log lines, then reads its output files.
 async fn run_step(
+    how: Launch,
     runtime: Arc<dyn StepRuntime>,
     job: StepJob,
     cancel: CancellationToken,
@@ -355,7 +376,10 @@ async fn run_step(
     let step = job.step.clone();
     let outputs_dir = job.step_dir.join("outputs");
     let (log_tx, mut log_rx) = mpsc::channel(256);
-    let mut running = runtime.run(job, log_tx, cancel);
+    let mut running = match how {
+        Launch::Start => runtime.run(job, log_tx, cancel),
+        Launch::Reattach => runtime.reattach(job, log_tx, cancel),
+    };
     let outcome = loop {
         tokio::select! {
             outcome = &mut running => break outcome,
@@ -535,6 +559,12 @@ impl RunHandle {
         let now = self.shared.clock.now();
         self.shared
             .with_run_and_wake(|run| run.answer(step, approved, by, now))
+    }
+
+    /// What the run's log lines are masked of now (see [`Run::masks`]), for lines that reach
+    /// the run's record some other way (an agent's, on the server).
+    pub fn masks(&self) -> Vec<String> {
+        self.shared.lock_run().masks().to_vec()
     }
 
     /// A snapshot of the run, with sensitive outputs masked.

@@ -127,7 +127,43 @@ pub enum Action {
     },
     /// Stop this running step; report its end with [`Run::step_exited`] as usual.
     StopStep { step: String, reason: StopReason },
+    /// Wait again for this step, which was started before the run was resumed and still runs
+    /// elsewhere (see [`Run::resume`]); report its end with [`Run::step_exited`] as usual.
+    /// `spec` and `env` are evaluated again, as for [`Action::StartStep`].
+    ReattachStep {
+        step: String,
+        spec: Value,
+        env: Map<String, Value>,
+    },
 }
+
+/// A step as the run's record showed it when the process driving the run stopped.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepSnapshot {
+    pub step: String,
+    pub state: StepState,
+    pub reason: Option<String>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub ended_at: Option<DateTime<Utc>>,
+    pub exit_code: Option<i32>,
+}
+
+/// What a run that a restart cut off is resumed from (see [`Run::resume`]).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Resumed {
+    /// When the run started, so its deadlines keep counting from then.
+    pub started_at: Option<DateTime<Utc>>,
+    /// The steps recorded; a step not named is pending.
+    pub steps: Vec<StepSnapshot>,
+    /// The outputs recorded, as `(step, name, value, sensitive)`.
+    pub outputs: Vec<(String, String, Value, bool)>,
+    /// Running steps that still run elsewhere (an agent's job): the run waits for them again.
+    /// Every other running step was cut off by the stop and fails.
+    pub still_running: BTreeSet<String>,
+}
+
+/// Why a step that was running when its run was cut off fails on resumption.
+pub const CUT_OFF: &str = "the server stopped while this step was running";
 
 /// An approval's answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -474,6 +510,112 @@ impl Run {
             reason: Some("started".into()),
             at: now,
         });
+        self.advance(now);
+    }
+
+    /// Resumes a run that a restart cut off, instead of [`Run::start`]: finished steps keep how
+    /// they ended and their outputs, waiting approvals keep waiting (their deadlines count
+    /// from when they began), steps in `still_running` are running again and queue an
+    /// [`Action::ReattachStep`] each, every other running step fails ([`CUT_OFF`]), and
+    /// then whatever can be decided is (so pending steps may start). No event repeats what
+    /// was recorded; only what changes now is reported. A second call, or a call after
+    /// `start`, does nothing.
+    pub fn resume(&mut self, from: Resumed, now: DateTime<Utc>) {
+        if self.started_at.is_some() {
+            return;
+        }
+        let started = from.started_at.unwrap_or(now);
+        self.started_at = Some(started);
+        let limit = self
+            .workflow
+            .timeout
+            .as_ref()
+            .map(|t| t.value)
+            .or(self.options.run_timeout);
+        self.run_limit = limit;
+        self.run_deadline = limit.map(|l| add(started, l));
+        for (step, name, value, sensitive) in from.outputs {
+            let Some(&i) = self.index.get(&step) else {
+                continue;
+            };
+            self.steps[i].outputs.push((
+                name.clone(),
+                Output {
+                    value: value.clone(),
+                    sensitive,
+                },
+            ));
+            self.data
+                .outputs
+                .entry(step)
+                .or_default()
+                .insert(name, value);
+        }
+        let info = Arc::clone(&self.info);
+        let mut reattach = Vec::new();
+        let mut cut_off = Vec::new();
+        for snap in from.steps {
+            let Some(&i) = self.index.get(&snap.step) else {
+                continue;
+            };
+            let s = &mut self.steps[i];
+            s.reason = snap.reason;
+            s.started_at = snap.started_at;
+            s.ended_at = snap.ended_at;
+            s.exit_code = snap.exit_code;
+            match snap.state {
+                state if state.is_final() => {
+                    s.state = state;
+                    let status = match state {
+                        StepState::Succeeded => Some(StepStatus::Succeeded),
+                        StepState::Failed => Some(StepStatus::Failed),
+                        StepState::Skipped => Some(StepStatus::Skipped),
+                        _ => None,
+                    };
+                    if let Some(status) = status {
+                        self.data.steps.insert(snap.step, status);
+                    }
+                    if state == StepState::Failed {
+                        self.failed = true;
+                    }
+                }
+                StepState::Running if from.still_running.contains(&snap.step) => {
+                    reattach.push(i);
+                }
+                StepState::Running => cut_off.push(i),
+                StepState::Waiting => {
+                    let limit = info[i].timeout.unwrap_or(self.options.approval_timeout);
+                    s.state = StepState::Waiting;
+                    s.limit = Some(limit);
+                    s.deadline = Some(add(s.started_at.unwrap_or(now), limit));
+                }
+                _ => {}
+            }
+        }
+        self.refresh_masks();
+        for i in reattach {
+            // Evaluated again so the run learns the secrets the step's lines must be masked of.
+            let spec = self.evaluate(&info[i].spec, now);
+            let env = self.evaluate(&info[i].env, now);
+            let limit = info[i].timeout.or(self.options.step_timeout);
+            let s = &mut self.steps[i];
+            s.state = StepState::Running;
+            s.ended_at = None;
+            let since = *s.started_at.get_or_insert(now);
+            s.limit = limit;
+            s.deadline = limit.map(|l| add(since, l));
+            self.actions.push(Action::ReattachStep {
+                step: info[i].name.clone(),
+                spec: spec.value,
+                env: match env.value {
+                    Value::Object(m) => m,
+                    _ => Map::new(),
+                },
+            });
+        }
+        for i in cut_off {
+            self.finish_step(i, StepState::Failed, Some(CUT_OFF.into()), now);
+        }
         self.advance(now);
     }
 

@@ -106,6 +106,25 @@ pub trait StepRuntime: Send + Sync {
         cancel: CancellationToken,
     ) -> BoxFuture<'_, StepOutcome>;
 
+    /// Waits again for a step that was already handed to this runtime before a restart of the
+    /// process driving its run (`job` is the step as it was prepared then), streaming its
+    /// remaining lines and returning how it ends. A runtime that cannot find a step it started
+    /// in an earlier process says so with `FailedToStart`: the default.
+    fn reattach(
+        &self,
+        job: StepJob,
+        logs: mpsc::Sender<LogLine>,
+        cancel: CancellationToken,
+    ) -> BoxFuture<'_, StepOutcome> {
+        let _ = (job, logs, cancel);
+        Box::pin(async {
+            StepOutcome::FailedToStart(format!(
+                "the {} runtime cannot re-attach to a step started before a restart",
+                self.name()
+            ))
+        })
+    }
+
     /// Removes whatever the given run (or every run, with `None`) left behind, such as containers
     /// found by label after a crash. Returns how many things were removed.
     fn clean_up<'a>(&'a self, run_id: Option<&'a str>) -> BoxFuture<'a, Result<usize, String>>;

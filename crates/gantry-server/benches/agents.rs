@@ -145,6 +145,7 @@ fn start_agents(
                 work_dir: dir.join(format!("agent-{i}")),
                 max_jobs: 64,
                 wait,
+                metadata_bridge: None,
             };
             let stop = stop.clone();
             tokio::spawn(async move {
@@ -187,6 +188,8 @@ async fn bench(name: &str, store: Arc<dyn Store>, dir: &std::path::Path, jobs: u
             writes,
             vault,
             runtime: Arc::new(NoOp { started: None }),
+            // No step here prints, so no line needs masking.
+            masks: Arc::new(gantry_server::runs::Registry::default()),
             pool: "server-bench".into(),
             worker: gantry_server::queue::worker_name("server-bench"),
             max_parallel_steps: 64,
@@ -194,7 +197,7 @@ async fn bench(name: &str, store: Arc<dyn Store>, dir: &std::path::Path, jobs: u
         &tokio::runtime::Handle::current(),
     );
     let mut state = support::state(store.clone(), dir).await;
-    state.agents = Some(Arc::new(AgentHub::new(queue.clone())));
+    state.agents = Some(AgentHub::start(queue.clone()));
     let counter = Counter::default();
     let counted = counter.clone();
     let app = router(state).layer(axum::middleware::from_fn(

@@ -1065,42 +1065,66 @@ impl ActionService {
                 _ => tokio::time::sleep(Duration::from_millis(20)).await,
             }
         }
+        let outputs: Vec<(&str, &str, &Value)> = record
+            .steps
+            .iter()
+            .flat_map(|s| {
+                s.outputs
+                    .iter()
+                    .map(move |o| (s.name.as_str(), o.name.as_str(), &o.value))
+            })
+            .collect();
+        let status = match record.state {
+            RunState::Succeeded => SUCCEEDED,
+            RunState::Cancelled => CANCELLED,
+            _ => FAILED,
+        };
+        self.outputs_ended(id, &outputs, status, record.reason.clone())
+            .await;
+    }
+
+    /// Ends a workflow-invoked run with its workflow run: `outputs` (step, name, value) report
+    /// links, a summary and entities; `status` is the workflow run's end.
+    async fn outputs_ended(
+        &self,
+        id: &str,
+        outputs: &[(&str, &str, &Value)],
+        status: &str,
+        reason: Option<String>,
+    ) {
         let mut report = Report::default();
         let mut problems = Vec::new();
-        for step in &record.steps {
-            for o in &step.outputs {
-                let value = match &o.value {
-                    Value::String(s) => serde_json::from_str(s).unwrap_or(o.value.clone()),
-                    v => v.clone(),
-                };
-                match o.name.as_str() {
-                    "summary" => {
-                        report.summary = Some(match &o.value {
-                            Value::String(s) => s.clone(),
-                            v => v.to_string(),
-                        })
-                    }
-                    "link" | "links" => {
-                        let list = match value {
-                            Value::Array(a) => a,
-                            v => vec![v],
-                        };
-                        for l in list {
-                            match serde_json::from_value::<Link>(l) {
-                                Ok(l) => report.links.push(l),
-                                Err(e) => problems.push(format!(
-                                    "step `{}` output `{}` is not a link {{title, url}}: {e}",
-                                    step.name, o.name
-                                )),
-                            }
+        for (step, name, raw) in outputs {
+            let value = match raw {
+                Value::String(s) => serde_json::from_str(s).unwrap_or((*raw).clone()),
+                v => (*v).clone(),
+            };
+            match *name {
+                "summary" => {
+                    report.summary = Some(match raw {
+                        Value::String(s) => s.clone(),
+                        v => v.to_string(),
+                    })
+                }
+                "link" | "links" => {
+                    let list = match value {
+                        Value::Array(a) => a,
+                        v => vec![v],
+                    };
+                    for l in list {
+                        match serde_json::from_value::<Link>(l) {
+                            Ok(l) => report.links.push(l),
+                            Err(e) => problems.push(format!(
+                                "step `{step}` output `{name}` is not a link {{title, url}}: {e}"
+                            )),
                         }
                     }
-                    "entity" | "entities" => match value {
-                        Value::Array(a) => report.entities.extend(a),
-                        v => report.entities.push(v),
-                    },
-                    _ => {}
                 }
+                "entity" | "entities" => match value {
+                    Value::Array(a) => report.entities.extend(a),
+                    v => report.entities.push(v),
+                },
+                _ => {}
             }
         }
         if !report.entities.is_empty() {
@@ -1108,18 +1132,10 @@ impl ActionService {
                 problems.push(e);
             }
         }
-        let (status, mut error) = match record.state {
-            RunState::Succeeded => (SUCCEEDED, None),
-            RunState::Cancelled => (CANCELLED, record.reason.clone()),
-            _ => (
-                FAILED,
-                Some(
-                    record
-                        .reason
-                        .clone()
-                        .unwrap_or_else(|| "the workflow run failed".to_owned()),
-                ),
-            ),
+        let mut error = match status {
+            SUCCEEDED => None,
+            CANCELLED => reason,
+            _ => Some(reason.unwrap_or_else(|| "the workflow run failed".to_owned())),
         };
         let status = if problems.is_empty() {
             status
@@ -1128,6 +1144,45 @@ impl ActionService {
             FAILED
         };
         self.end(id, status, error, report).await;
+    }
+
+    /// Follows a workflow run this server did not start (it was resumed after a restart)
+    /// through the store, and ends action run `id` with it.
+    async fn follow(self: Arc<Self>, id: String, workflow_run: String) {
+        use gantry_store::RunStatus as S;
+        loop {
+            let run = match self.store.get_run(&workflow_run).await {
+                Ok(r) => r,
+                Err(StoreError::NotFound(_)) => {
+                    let message = format!("workflow run {workflow_run} is gone");
+                    return self
+                        .end(&id, FAILED, Some(message), Report::default())
+                        .await;
+                }
+                Err(e) => {
+                    tracing::warn!(run = %id, error = %e, "could not read a workflow run");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
+            let status = match run.summary.status {
+                S::Queued | S::Running => {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+                S::Succeeded => SUCCEEDED,
+                S::Cancelled => CANCELLED,
+                S::Failed | S::TimedOut => FAILED,
+            };
+            let outputs: Vec<(&str, &str, &Value)> = run
+                .outputs
+                .iter()
+                .map(|o| (o.step.as_str(), o.name.as_str(), &o.value))
+                .collect();
+            return self
+                .outputs_ended(&id, &outputs, status, run.summary.reason.clone())
+                .await;
+        }
     }
 
     /// Writes entities a run reported to the catalog and links them to the run.
@@ -1480,7 +1535,8 @@ impl ActionService {
     }
 
     /// After a restart: queued runs are started, running webhook runs watched again, and
-    /// running workflow runs whose workflow run the restart ended are ended with it.
+    /// running workflow-invoked runs follow their workflow run through the store (ended by
+    /// the stop, or resumed because a step of it is on an agent).
     pub async fn recover(&self) -> Result<usize, StoreError> {
         let rows = self.store.action_runs_in_status(&[QUEUED, RUNNING]).await?;
         let n = rows.len();
@@ -1492,23 +1548,8 @@ impl ActionService {
             }
             match (&row.workflow_run, row.deadline_at) {
                 (Some(run), _) => {
-                    let run = self.store.get_run(run).await?;
-                    use gantry_store::RunStatus as S;
-                    let (status, error) = match run.summary.status {
-                        S::Succeeded => (SUCCEEDED, None),
-                        S::Cancelled => (CANCELLED, None),
-                        S::Failed | S::TimedOut => (
-                            FAILED,
-                            Some(
-                                run.summary
-                                    .reason
-                                    .clone()
-                                    .unwrap_or_else(|| "the workflow run failed".into()),
-                            ),
-                        ),
-                        S::Queued | S::Running => continue,
-                    };
-                    self.end(&row.id, status, error, Report::default()).await;
+                    let (id, run) = (row.id.clone(), run.clone());
+                    self.spawn(|me| me.follow(id, run));
                 }
                 (None, Some(deadline)) => {
                     let action = action_of(&doc_of(&row).map(|d| d.definition).unwrap_or_default());

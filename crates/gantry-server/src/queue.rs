@@ -22,7 +22,13 @@
 //! Pools: this server's jobs are in the pool `server-<owner>`, named after the data directory,
 //! stable across restarts and distinct between servers sharing a PostgreSQL database. A job
 //! claimed here with no driver waiting for it (its run was cancelled, or cut off by a crash) is
-//! completed as abandoned; [`crate::runs::RunService::recover`] abandons a cut-off run's jobs.
+//! completed as abandoned; [`crate::runs::RunService::recover`] abandons a cut-off run's jobs,
+//! except the jobs agents kept running, which [`QueuedRuntime::adopt`] takes over for the run
+//! it resumes.
+//!
+//! An agent's lines do not go through the driver: [`QueuedRuntime::agent_logs`] masks them with
+//! the run's masks and commits them to the run's log itself, under numbers of their own
+//! ([`agent_line_seq`]), before it acknowledges them, so what an agent was told is stored is.
 //!
 //! Invariants: a step waiting in the queue holds no slot and can be cancelled; at most
 //! `max_parallel_steps` steps execute at once; no secret is stored in plain in a job.
@@ -39,7 +45,7 @@ use chrono::Utc;
 use gantry_engine::runtime::{
     BoxFuture, LogLine, MetadataEndpoint, Program, StepJob, StepOutcome, StepRuntime,
 };
-use gantry_store::{BatchWriter, Claim, Job, JobCompletion, Lease, NewJob, Store};
+use gantry_store::{BatchWriter, Claim, Job, JobCompletion, Lease, LogChunk, NewJob, Store, Write};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, oneshot, Notify, OwnedSemaphorePermit, Semaphore};
@@ -65,6 +71,8 @@ pub struct QueueSetup {
     pub runtime: Arc<dyn StepRuntime>,
     /// The pool this server's steps go to and its workers claim from.
     pub pool: String,
+    /// What agents' lines are masked of.
+    pub masks: Arc<dyn RunMasks>,
     /// This process's name on its leases.
     pub worker: String,
     pub max_parallel_steps: usize,
@@ -98,14 +106,48 @@ enum Waiter {
 
 /// A step an agent runs: who holds it, and the driver waiting for it.
 struct Remote {
+    /// The agent holding the lease; empty while a job adopted at a restart waits for a claim.
     worker: String,
-    logs: mpsc::Sender<LogLine>,
-    cancel: CancellationToken,
-    outcome: oneshot::Sender<StepOutcome>,
-    /// The next line number expected on stdout and on stderr.
-    next: [u64; 2],
+    run_id: String,
     step: String,
     step_dir: PathBuf,
+    /// The claim's attempt: its lines are stored under numbers of their own ([`agent_line_seq`]).
+    attempt: i64,
+    /// The next line number expected on stdout and on stderr; locked while a batch is stored,
+    /// so an answer never runs ahead of what is committed.
+    next: Arc<tokio::sync::Mutex<[u64; 2]>>,
+    /// The driver waiting; `None` for a job adopted at a restart until its run's driver
+    /// re-attaches ([`StepRuntime::reattach`]).
+    driver: Option<Driven>,
+    /// An end that came before the driver re-attached.
+    ended: Option<StepOutcome>,
+    /// The step's metadata API token in this process: the agent's metadata requests are
+    /// answered as the step it names.
+    token: Option<String>,
+}
+
+/// The waiting driver's ends of a step.
+struct Driven {
+    cancel: CancellationToken,
+    outcome: oneshot::Sender<StepOutcome>,
+}
+
+/// Masks an agent's lines as their run masks its own (the server's `Registry` of live runs).
+pub trait RunMasks: Send + Sync {
+    /// What run `run_id`'s lines are masked of now; `None` when the run is not live here.
+    fn masks(&self, run_id: &str) -> Option<Vec<String>>;
+}
+
+/// How many line numbers each attempt of an agent's job has: attempt `n`'s line `k` is stored
+/// as `n · 2³² + k`, above the numbers the run's recorder gives its own lines (from 1), so a
+/// resent line is a duplicate key the store skips and a restarted server finds where an
+/// attempt's lines stopped ([`Store::last_log_seqs`]).
+const ATTEMPT_LINES: i64 = 1 << 32;
+
+/// The stored `seq` of line `n` of attempt `attempt` of an agent's job.
+pub fn agent_line_seq(attempt: i64, n: u64) -> Option<i64> {
+    let n = i64::try_from(n).ok().filter(|n| *n < ATTEMPT_LINES)?;
+    attempt.checked_mul(ATTEMPT_LINES)?.checked_add(n)
 }
 
 struct Queue {
@@ -186,6 +228,16 @@ impl StepRuntime for QueuedRuntime {
         cancel: CancellationToken,
     ) -> BoxFuture<'_, StepOutcome> {
         Box::pin(self.queue.clone().submit(job, logs, cancel))
+    }
+
+    fn reattach(
+        &self,
+        job: StepJob,
+        _logs: mpsc::Sender<LogLine>,
+        cancel: CancellationToken,
+    ) -> BoxFuture<'_, StepOutcome> {
+        // An agent's lines reach the run's record through `agent_logs`, not the driver.
+        Box::pin(self.queue.clone().reattach(job, cancel))
     }
 
     fn clean_up<'a>(&'a self, run_id: Option<&'a str>) -> BoxFuture<'a, Result<usize, String>> {
@@ -302,15 +354,7 @@ impl Queue {
                 if queued {
                     StepOutcome::Cancelled
                 } else if remote {
-                    // The agent hears of it at its next heartbeat; one that vanished never
-                    // answers, so the wait ends when its lease would have.
-                    match tokio::time::timeout(2 * AGENT_LEASE, answer).await {
-                        Ok(outcome) => outcome.unwrap_or_else(|_| stopped()),
-                        Err(_) => {
-                            self.waiters().remove(&id);
-                            StepOutcome::Cancelled
-                        }
-                    }
+                    self.cancelled_remote(&id, answer).await
                 } else {
                     answer.await.unwrap_or_else(|_| stopped())
                 }
@@ -321,6 +365,68 @@ impl Queue {
             tracing::warn!(run = %run_id, error = %e, "a step's job could not be recorded");
         }
         outcome
+    }
+
+    /// Waits again for a step an agent ran for a run cut off by a restart (adopted by
+    /// [`QueuedRuntime::adopt`]).
+    async fn reattach(self: Arc<Self>, step: StepJob, cancel: CancellationToken) -> StepOutcome {
+        let (outcome, answer) = oneshot::channel();
+        let found = {
+            let mut waiters = self.waiters();
+            let id = waiters.iter().find_map(|(id, w)| match w {
+                Waiter::Remote(r) if r.run_id == step.run_id && r.step == step.step => {
+                    Some(id.clone())
+                }
+                _ => None,
+            });
+            match id {
+                Some(id) => match waiters.get_mut(&id) {
+                    Some(Waiter::Remote(r)) => match r.ended.take() {
+                        Some(ended) => {
+                            waiters.remove(&id);
+                            return ended;
+                        }
+                        None => {
+                            r.driver = Some(Driven {
+                                cancel: cancel.clone(),
+                                outcome,
+                            });
+                            r.token = step.metadata.as_ref().map(|m| m.token.clone());
+                            Some(id)
+                        }
+                    },
+                    _ => None,
+                },
+                None => None,
+            }
+        };
+        let Some(id) = found else {
+            return StepOutcome::FailedToStart(
+                "the step's job could not be found again after the restart".to_owned(),
+            );
+        };
+        let mut answer = answer;
+        tokio::select! {
+            outcome = &mut answer => outcome.unwrap_or_else(|_| stopped()),
+            () = cancel.cancelled() => self.cancelled_remote(&id, answer).await,
+        }
+    }
+
+    /// The end of an agent's step whose run asked to cancel it: the agent hears of it at its
+    /// next heartbeat; one that vanished never answers, so the wait ends when its lease would
+    /// have.
+    async fn cancelled_remote(
+        &self,
+        id: &str,
+        answer: oneshot::Receiver<StepOutcome>,
+    ) -> StepOutcome {
+        match tokio::time::timeout(2 * AGENT_LEASE, answer).await {
+            Ok(outcome) => outcome.unwrap_or_else(|_| stopped()),
+            Err(_) => {
+                self.waiters().remove(id);
+                StepOutcome::Cancelled
+            }
+        }
     }
 
     /// A ticket and a slot, if both are free now.
@@ -488,8 +594,9 @@ impl QueuedRuntime {
             let bound = {
                 let mut waiters = queue.waiters();
                 match waiters.remove(&job.id) {
+                    // The agent's lines go to the run's record through `agent_logs`.
                     Some(Waiter::Queued {
-                        logs,
+                        logs: _,
                         cancel,
                         outcome,
                     }) => {
@@ -497,20 +604,25 @@ impl QueuedRuntime {
                             job.id.clone(),
                             Waiter::Remote(Remote {
                                 worker: worker.to_owned(),
-                                logs,
-                                cancel,
-                                outcome,
-                                next: [0, 0],
+                                run_id: step.run_id.clone(),
                                 step: step.step.clone(),
                                 step_dir: step.step_dir.clone(),
+                                attempt: job.attempts,
+                                next: Arc::default(),
+                                driver: Some(Driven { cancel, outcome }),
+                                ended: None,
+                                token: step.metadata.as_ref().map(|m| m.token.clone()),
                             }),
                         );
                         true
                     }
-                    Some(Waiter::Remote(mut r)) => {
-                        tracing::warn!(job = %job.id, from = %r.worker, to = %worker, attempt = job.attempts, "an agent's lease lapsed: its step runs again on another");
+                    Some(Waiter::Remote(mut r)) if r.ended.is_none() => {
+                        if !r.worker.is_empty() {
+                            tracing::warn!(job = %job.id, from = %r.worker, to = %worker, attempt = job.attempts, "an agent's lease lapsed: its step runs again on another");
+                        }
                         r.worker = worker.to_owned();
-                        r.next = [0, 0];
+                        r.attempt = job.attempts;
+                        r.next = Arc::default();
                         waiters.insert(job.id.clone(), Waiter::Remote(r));
                         true
                     }
@@ -547,7 +659,11 @@ impl QueuedRuntime {
     fn fail_waiter(&self, id: &str, outcome: StepOutcome) {
         let waiter = self.queue.waiters().remove(id);
         if let Some(
-            Waiter::Queued { outcome: tx, .. } | Waiter::Remote(Remote { outcome: tx, .. }),
+            Waiter::Queued { outcome: tx, .. }
+            | Waiter::Remote(Remote {
+                driver: Some(Driven { outcome: tx, .. }),
+                ..
+            }),
         ) = waiter
         {
             let _ = tx.send(outcome);
@@ -557,7 +673,9 @@ impl QueuedRuntime {
     /// Renews `worker`'s lease on job `id`; says whether the run wants the step cancelled.
     pub async fn agent_heartbeat(&self, id: &str, worker: &str) -> Result<bool, AgentRefusal> {
         let cancelled = match self.queue.waiters().get(id) {
-            Some(Waiter::Remote(r)) if r.worker == worker => r.cancel.is_cancelled(),
+            Some(Waiter::Remote(r)) if r.worker == worker && r.ended.is_none() => {
+                r.driver.as_ref().is_some_and(|d| d.cancel.is_cancelled())
+            }
             Some(Waiter::Remote(_)) => return Err(AgentRefusal::NotYours),
             _ => return Err(AgentRefusal::Unknown),
         };
@@ -574,46 +692,85 @@ impl QueuedRuntime {
         }
     }
 
-    /// Passes an agent's lines to the waiting driver: each line once, in order. Returns the
-    /// next number expected on each stream.
+    /// Keeps an agent's lines in its run's record: each line once and in order, masked as the
+    /// run masks its own, committed before the answer. Returns the next number expected on
+    /// each stream, so everything below it is stored: an agent may forget it, and a server
+    /// that restarts finds the same numbers in the store ([`QueuedRuntime::adopt`]).
     pub async fn agent_logs(
         &self,
         id: &str,
         worker: &str,
         lines: Vec<AgentLine>,
     ) -> Result<[u64; 2], AgentRefusal> {
-        let (lines, to, step, next) = {
-            let mut waiters = self.queue.waiters();
-            let r = match waiters.get_mut(id) {
-                Some(Waiter::Remote(r)) if r.worker == worker => r,
+        let (next, run_id, step, attempt) = {
+            match self.queue.waiters().get(id) {
+                Some(Waiter::Remote(r)) if r.worker == worker && r.ended.is_none() => (
+                    Arc::clone(&r.next),
+                    r.run_id.clone(),
+                    r.step.clone(),
+                    r.attempt,
+                ),
                 Some(Waiter::Remote(_)) => return Err(AgentRefusal::NotYours),
                 _ => return Err(AgentRefusal::Unknown),
-            };
-            let mut send = Vec::new();
-            for l in lines {
-                let i = l.stream.min(1);
-                if l.seq == r.next[i] {
-                    r.next[i] += 1;
-                    send.push(LogLine {
-                        step: r.step.clone(),
-                        stream: if i == 0 {
-                            gantry_engine::runtime::LogStream::Stdout
-                        } else {
-                            gantry_engine::runtime::LogStream::Stderr
-                        },
-                        line: l.line,
-                    });
-                }
             }
-            (send, r.logs.clone(), r.step.clone(), r.next)
         };
-        for line in lines {
-            if to.send(line).await.is_err() {
-                tracing::debug!(job = %id, step = %step, "the driver stopped reading this step's lines");
-                break;
+        // One batch of a job at a time: a resent batch waits for the first one's commit.
+        let mut next = next.lock().await;
+        let mut want = *next;
+        let mut chunks = Vec::new();
+        let masks = if lines.iter().any(|l| l.seq == want[l.stream.min(1)]) {
+            self.queue
+                .setup
+                .masks
+                .masks(&run_id)
+                .ok_or(AgentRefusal::Unknown)?
+        } else {
+            Vec::new()
+        };
+        let at = Utc::now();
+        for l in lines {
+            let i = l.stream.min(1);
+            if l.seq != want[i] {
+                continue;
             }
+            let Some(seq) = agent_line_seq(attempt, l.seq) else {
+                break;
+            };
+            want[i] += 1;
+            let line = gantry_engine::run::mask_line(&l.line, &masks);
+            chunks.push(Write::Log(LogChunk {
+                run_id: run_id.clone(),
+                step: step.clone(),
+                stream: if i == 0 { "stdout" } else { "stderr" }.to_owned(),
+                seq,
+                bytes: format!("{line}\n").into_bytes(),
+                at,
+            }));
         }
-        Ok(next)
+        if !chunks.is_empty() {
+            self.queue
+                .setup
+                .writes
+                .write_in_order(chunks)
+                .await
+                .map_err(|e| AgentRefusal::Failed(e.to_string()))?;
+        }
+        *next = want;
+        Ok(want)
+    }
+
+    /// The metadata API token of the step `worker` runs as job `id`: the server answers the
+    /// agent's metadata requests for that step with it. The token never leaves the server.
+    pub fn agent_step_token(&self, id: &str, worker: &str) -> Result<String, AgentRefusal> {
+        match self.queue.waiters().get(id) {
+            Some(Waiter::Remote(r)) if r.worker == worker && r.ended.is_none() => {
+                r.token.clone().ok_or_else(|| {
+                    AgentRefusal::Failed("the step has no metadata API token".to_owned())
+                })
+            }
+            Some(Waiter::Remote(_)) => Err(AgentRefusal::NotYours),
+            _ => Err(AgentRefusal::Unknown),
+        }
     }
 
     /// Ends an agent's job: writes its outputs into the step's folder, answers the driver, and
@@ -625,13 +782,15 @@ impl QueuedRuntime {
         outcome: StepOutcome,
         outputs: BTreeMap<String, String>,
     ) -> Result<(), AgentRefusal> {
-        let remote = {
+        let mut remote = {
             let mut waiters = self.queue.waiters();
             match waiters.get(id) {
-                Some(Waiter::Remote(r)) if r.worker == worker => match waiters.remove(id) {
-                    Some(Waiter::Remote(r)) => r,
-                    _ => return Err(AgentRefusal::Unknown),
-                },
+                Some(Waiter::Remote(r)) if r.worker == worker && r.ended.is_none() => {
+                    match waiters.remove(id) {
+                        Some(Waiter::Remote(r)) => r,
+                        _ => return Err(AgentRefusal::Unknown),
+                    }
+                }
                 Some(Waiter::Remote(_)) => return Err(AgentRefusal::NotYours),
                 _ => return Err(AgentRefusal::Unknown),
             }
@@ -648,11 +807,98 @@ impl QueuedRuntime {
             }
         }
         let recorded = outcome_json(&outcome);
-        let _ = remote.outcome.send(outcome);
+        match remote.driver.take() {
+            Some(driver) => {
+                let _ = driver.outcome.send(outcome);
+            }
+            // Adopted at a restart, and its run's driver has not re-attached yet: it finds the
+            // end waiting.
+            None => {
+                remote.ended = Some(outcome);
+                self.queue
+                    .waiters()
+                    .insert(id.to_owned(), Waiter::Remote(remote));
+            }
+        }
         self.queue
             .complete_as(id, worker, recorded)
             .await
             .map_err(|e| AgentRefusal::Failed(e.to_string()))
+    }
+}
+
+impl QueuedRuntime {
+    /// The store the queue is kept in.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.queue.setup.store
+    }
+
+    /// Whether `pool` is an agents' pool rather than this server's own.
+    pub fn is_agent_pool(&self, pool: &str) -> bool {
+        pool != self.queue.setup.pool
+    }
+
+    /// Takes over, after a restart, an open job of an agents' pool whose run is being resumed:
+    /// it waits for its agent (or for a claim) again, and its run's driver re-attaches to it
+    /// ([`StepRuntime::reattach`]). A claimed job gets its lease back for [`AGENT_LEASE`] from
+    /// now, so the time the server was down does not count against the agent, and the numbers
+    /// its lines continue from are read from the store. `false` (and the job is left alone)
+    /// when it cannot be taken over: its payload does not open with this server's keys, or it
+    /// ended or went to another worker meanwhile.
+    pub async fn adopt(&self, job: &Job) -> bool {
+        let queue = &self.queue;
+        let step = match open_payload(&queue.setup.vault, job) {
+            Ok(step) => step,
+            Err(message) => {
+                tracing::warn!(job = %job.id, %message, "a job of a resumed run cannot be re-attached");
+                return false;
+            }
+        };
+        let mut next = [0u64; 2];
+        if let Some(worker) = &job.worker {
+            let lease = Lease {
+                worker: worker.clone(),
+                duration: AGENT_LEASE,
+                now: Utc::now(),
+            };
+            if let Err(e) = queue.setup.store.restore_lease(&job.id, &lease).await {
+                tracing::warn!(job = %job.id, error = %e, "a job of a resumed run cannot be re-attached");
+                return false;
+            }
+            let (Some(from), Some(to)) = (
+                agent_line_seq(job.attempts, 0),
+                agent_line_seq(job.attempts + 1, 0),
+            ) else {
+                return false;
+            };
+            let marks = match queue.setup.store.last_log_seqs(&job.run_id, from, to).await {
+                Ok(marks) => marks,
+                Err(e) => {
+                    tracing::warn!(job = %job.id, error = %e, "a job of a resumed run cannot be re-attached");
+                    return false;
+                }
+            };
+            for m in marks.iter().filter(|m| m.step == job.step) {
+                let i = usize::from(m.stream == "stderr");
+                next[i] = u64::try_from(m.seq - from + 1).unwrap_or(0);
+            }
+        }
+        queue.waiters().insert(
+            job.id.clone(),
+            Waiter::Remote(Remote {
+                worker: job.worker.clone().unwrap_or_default(),
+                run_id: job.run_id.clone(),
+                step: job.step.clone(),
+                step_dir: step.step_dir,
+                attempt: job.attempts,
+                next: Arc::new(tokio::sync::Mutex::new(next)),
+                driver: None,
+                ended: None,
+                // The token of the process that stopped; the driver brings this one's.
+                token: None,
+            }),
+        );
+        true
     }
 }
 
@@ -931,9 +1177,18 @@ mod tests {
     }
 
     struct Fixture {
-        _dir: tempfile::TempDir,
+        dir: tempfile::TempDir,
         store: Arc<dyn Store>,
         queue: QueuedRuntime,
+    }
+
+    /// Masks one value, as a run that resolved that secret would.
+    struct Masks;
+
+    impl RunMasks for Masks {
+        fn masks(&self, _: &str) -> Option<Vec<String>> {
+            Some(vec!["s3cret-value".to_owned()])
+        }
     }
 
     async fn fixture(inner: Arc<dyn StepRuntime>, slots: usize, runs: usize) -> Fixture {
@@ -957,25 +1212,47 @@ mod tests {
                 .await
                 .expect("run");
         }
-        let vault = Arc::new(Vault::load(dir.path(), None).expect("vault"));
+        let queue = queue_on(dir.path(), store.clone(), inner, slots);
+        Fixture { dir, store, queue }
+    }
+
+    /// A queue (as a server starting on `dir` makes it) over `store`.
+    fn queue_on(
+        dir: &std::path::Path,
+        store: Arc<dyn Store>,
+        inner: Arc<dyn StepRuntime>,
+        slots: usize,
+    ) -> QueuedRuntime {
+        let vault = Arc::new(Vault::load(dir, None).expect("vault"));
         let writes = BatchWriter::start(store.clone(), Default::default());
-        let queue = QueuedRuntime::start(
+        QueuedRuntime::start(
             QueueSetup {
-                store: store.clone(),
+                store,
                 writes,
                 vault,
                 runtime: inner,
+                masks: Arc::new(Masks),
                 pool: "server-test".into(),
                 worker: worker_name("server-test"),
                 max_parallel_steps: slots,
             },
             &tokio::runtime::Handle::current(),
-        );
-        Fixture {
-            _dir: dir,
-            store,
-            queue,
-        }
+        )
+    }
+
+    /// The lines stored for step `s` of run `r{run}`.
+    async fn stored_lines(store: &dyn Store, run: usize) -> Vec<String> {
+        store
+            .read_step_logs(&format!("r{run}"), "s", None, 1000)
+            .await
+            .expect("logs")
+            .into_iter()
+            .map(|c| {
+                String::from_utf8_lossy(&c.chunk.bytes)
+                    .trim_end()
+                    .to_owned()
+            })
+            .collect()
     }
 
     fn step(run: usize, program: Program, env: &[(&str, &str)]) -> StepJob {
@@ -1063,7 +1340,11 @@ mod tests {
 
         let next = f
             .queue
-            .agent_logs(&id, "agent:edge/a", vec![line(0, 0, "a"), line(0, 1, "b")])
+            .agent_logs(
+                &id,
+                "agent:edge/a",
+                vec![line(0, 0, "a s3cret-value"), line(0, 1, "b")],
+            )
             .await
             .expect("lines");
         assert_eq!(next, [2, 0]);
@@ -1094,11 +1375,10 @@ mod tests {
             .await
             .expect("complete");
         assert_eq!(task.await.expect("driver"), StepOutcome::Exited(0));
-        let mut got = Vec::new();
-        while let Ok(l) = rx.try_recv() {
-            got.push(l.line);
-        }
-        assert_eq!(got, ["a", "b", "c"]);
+        // Stored before they were acknowledged, masked as the run masks its lines; none came
+        // through the driver.
+        assert_eq!(stored_lines(f.store.as_ref(), 0).await, ["a ***", "b", "c"]);
+        assert!(rx.try_recv().is_err());
         // Ended: a second end is refused.
         assert_eq!(
             f.queue
@@ -1109,6 +1389,104 @@ mod tests {
         let jobs = completed_jobs(f.store.as_ref(), 0, 1).await;
         assert_eq!(jobs[0].result, Some(json!({"exited": 0})));
         assert_eq!(jobs[0].worker.as_deref(), Some("agent:edge/a"));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn after_a_restart_an_agent_job_is_adopted_and_its_lines_go_on_once() {
+        let f = fixture(Arc::new(gantry_runtime::ProcessRuntime::new()), 1, 1).await;
+        let (task, _rx) = submit_remote(&f, 0);
+        let claimed = claim_some(&f, "agent:edge/a", 1).await;
+        let id = claimed[0].job.id.clone();
+        let next = f
+            .queue
+            .agent_logs(
+                &id,
+                "agent:edge/a",
+                vec![line(0, 0, "one"), line(0, 1, "two"), line(1, 0, "err")],
+            )
+            .await
+            .expect("lines");
+        assert_eq!(next, [2, 1]);
+        // The server stops: nothing of it waits for the job any more.
+        task.abort();
+
+        // The next start, on the same data directory and database.
+        let queue = queue_on(
+            f.dir.path(),
+            f.store.clone(),
+            Arc::new(gantry_runtime::ProcessRuntime::new()),
+            1,
+        );
+        let job = f.store.get_job(&id).await.expect("job");
+        assert!(queue.adopt(&job).await);
+        // The agent heard nothing for its last batch: it sends "two" again, then "three".
+        let next = queue
+            .agent_logs(
+                &id,
+                "agent:edge/a",
+                vec![line(0, 1, "two"), line(0, 2, "three")],
+            )
+            .await
+            .expect("lines");
+        assert_eq!(next, [3, 1]);
+        assert_eq!(queue.agent_heartbeat(&id, "agent:edge/a").await, Ok(false));
+        assert_eq!(
+            queue.agent_heartbeat(&id, "agent:edge/b").await,
+            Err(AgentRefusal::NotYours)
+        );
+        // The run's driver waits for the step again; the agent ends it (in either order).
+        let mut again = step(0, Program::Script("true".into()), &[]);
+        again.pool = Some("edge".into());
+        let waiting = tokio::spawn({
+            let queue = queue.clone();
+            async move {
+                let (tx, _rx) = mpsc::channel(1);
+                queue.reattach(again, tx, CancellationToken::new()).await
+            }
+        });
+        queue
+            .agent_complete(&id, "agent:edge/a", StepOutcome::Exited(0), BTreeMap::new())
+            .await
+            .expect("complete");
+        assert_eq!(waiting.await.expect("driver"), StepOutcome::Exited(0));
+        assert_eq!(
+            stored_lines(f.store.as_ref(), 0).await,
+            ["one", "two", "err", "three"]
+        );
+        let jobs = completed_jobs(f.store.as_ref(), 0, 1).await;
+        assert_eq!(jobs[0].result, Some(json!({"exited": 0})));
+        assert_eq!(jobs[0].attempts, 1, "never claimed again");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_job_another_worker_took_while_the_server_was_down_is_not_adopted() {
+        let f = fixture(Arc::new(gantry_runtime::ProcessRuntime::new()), 1, 1).await;
+        let (task, _rx) = submit_remote(&f, 0);
+        let claimed = claim_some(&f, "agent:edge/a", 1).await;
+        let id = claimed[0].job.id.clone();
+        task.abort();
+        // Its lease lapsed and another server's claim took it for agent b meanwhile.
+        let later = Lease {
+            worker: "agent:edge/b".into(),
+            duration: AGENT_LEASE,
+            now: Utc::now() + chrono::Duration::seconds(60),
+        };
+        let taken = f.store.claim("edge", &later, 1).await.expect("claim");
+        assert_eq!(taken.len(), 1);
+        let queue = queue_on(
+            f.dir.path(),
+            f.store.clone(),
+            Arc::new(gantry_runtime::ProcessRuntime::new()),
+            1,
+        );
+        let mut job = f.store.get_job(&id).await.expect("job");
+        // As the restart read it, before that claim.
+        job.worker = Some("agent:edge/a".into());
+        assert!(!queue.adopt(&job).await);
+        assert_eq!(
+            queue.agent_heartbeat(&id, "agent:edge/a").await,
+            Err(AgentRefusal::Unknown)
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -19,8 +19,8 @@ use gantry_engine::driver::{DriverConfig, RunDriver, RunHandle};
 use gantry_engine::metadata::{
     Caller, CallerKind, MetadataBackend, MetadataError, Output, StartedRun,
 };
-use gantry_engine::run::{Run, RunConfig, RunOptions, RunRecord};
-use gantry_engine::runtime::{BoxFuture, StepRuntime};
+use gantry_engine::run::{Resumed, Run, RunConfig, RunOptions, RunRecord, StepSnapshot};
+use gantry_engine::runtime::{BoxFuture, LogStream, StepRuntime};
 use gantry_engine::secrets::SecretResolver;
 use gantry_engine::sink::{RunEvent, RunSink, RunState, StepState};
 use gantry_store::{
@@ -432,6 +432,20 @@ impl MetadataBackend for Registry {
     }
 }
 
+/// What `RunService::recover` did with the runs a stop cut off.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Recovered {
+    /// Driven again: they wait for their agents' steps.
+    pub resumed: usize,
+    pub failed: usize,
+}
+
+impl crate::queue::RunMasks for Registry {
+    fn masks(&self, run_id: &str) -> Option<Vec<String>> {
+        self.get(run_id).map(|h| h.masks())
+    }
+}
+
 /// What the recorder of a run receives.
 enum Note {
     Event(RunEvent),
@@ -456,6 +470,18 @@ pub fn run_status(state: RunState) -> RunStatus {
         RunState::Failed => RunStatus::Failed,
         RunState::Cancelled => RunStatus::Cancelled,
         RunState::TimedOut => RunStatus::TimedOut,
+    }
+}
+
+fn step_state(status: StepStatus) -> StepState {
+    match status {
+        StepStatus::Pending => StepState::Pending,
+        StepStatus::Waiting => StepState::Waiting,
+        StepStatus::Running => StepState::Running,
+        StepStatus::Succeeded => StepState::Succeeded,
+        StepStatus::Failed => StepState::Failed,
+        StepStatus::Skipped => StepState::Skipped,
+        StepStatus::Cancelled => StepState::Cancelled,
     }
 }
 
@@ -677,10 +703,25 @@ impl RunService {
                 gantry_store::StoreError::Conflict(m) => StartError::AlreadyStarted(m),
                 e => StartError::Store(e.to_string()),
             })?;
+        self.drive(run, HashMap::new(), then)
+            .map_err(|e| StartError::Store(format!("cannot create the run's folder: {e}")))?;
+        Ok(run_id)
+    }
+
+    /// Drives `run` to its end on the workers, recording it as it goes: registered for the
+    /// metadata API before this returns. `seq` is where the recorder's line numbers per step
+    /// and stream start (empty for a new run). `then` is called with its record once its end
+    /// is stored.
+    fn drive(
+        &self,
+        run: Run,
+        seq: HashMap<(String, &'static str), i64>,
+        then: Option<RunEnd>,
+    ) -> std::io::Result<()> {
+        let run_id = run.id().to_owned();
         let work_dir = self.work_root.join(&run_id);
         let scratch = work_dir.clone();
-        create_private_dir(&work_dir)
-            .map_err(|e| StartError::Store(format!("cannot create the run's folder: {e}")))?;
+        create_private_dir(&work_dir)?;
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         let (driver, handle) = RunDriver::new(DriverConfig {
             run,
@@ -697,7 +738,7 @@ impl RunService {
         let registry = self.registry.clone();
         let id = run_id.clone();
         self.workers.spawn(async move {
-            tokio::spawn(record(writes.clone(), id.clone(), events_rx));
+            tokio::spawn(record(writes.clone(), id.clone(), events_rx, seq));
             let record_of_run = driver.run().await;
             // Everything the run reported is stored before its end is.
             let (flushed_tx, flushed) = tokio::sync::oneshot::channel();
@@ -713,72 +754,222 @@ impl RunService {
             // Outputs are stored; the scratch folder (spec files with secret values) goes.
             remove_scratch(scratch).await;
         });
-        Ok(run_id)
+        Ok(())
     }
 }
 
 impl RunService {
     /// After a restart: every run the store still shows queued or running was cut off by the
-    /// stop (runs live in this process). Gantry's rule: such a run fails, its unfinished steps
-    /// fail with the reason, its jobs still in the queue are abandoned, and whatever its steps
-    /// left behind (containers, by label) is removed. Returns how many runs were resolved.
-    pub async fn recover(&self) -> Result<usize, gantry_store::StoreError> {
+    /// stop (runs live in this process). A run with a step still open on an agent (its job of
+    /// an agents' pool neither ended nor taken by another worker) is resumed: its driver
+    /// starts again from what was recorded, waits for that job again (the agent kept running
+    /// it), and goes on (see `resume`). Any other such run fails with Gantry's rule: its
+    /// unfinished steps fail with the reason, its jobs still in the queue are abandoned, and
+    /// whatever its steps left behind (containers, by label) is removed. Returns how many runs
+    /// were resumed and how many failed.
+    pub async fn recover(
+        &self,
+        queue: &crate::queue::QueuedRuntime,
+    ) -> Result<Recovered, gantry_store::StoreError> {
         let mut cut_off = self.store.runs_in_status(RunStatus::Running).await?;
         cut_off.extend(self.store.runs_in_status(RunStatus::Queued).await?);
-        let reason = "the server stopped while this run was in progress";
-        let now = Utc::now();
+        let mut recovered = Recovered::default();
         for summary in &cut_off {
             let run = self.store.get_run(&summary.id).await?;
-            for step in run.steps.iter().filter(|s| {
-                matches!(
-                    s.state,
-                    StepStatus::Running | StepStatus::Pending | StepStatus::Waiting
-                )
-            }) {
-                self.store
-                    .record_step(
-                        &summary.id,
-                        &StepChange {
-                            step: step.step.clone(),
-                            state: StepStatus::Failed,
-                            reason: Some(reason.into()),
-                            started_at: None,
-                            ended_at: Some(now),
-                            exit_code: None,
-                            at: now,
-                        },
-                    )
-                    .await?;
+            let jobs = self.store.run_jobs(&summary.id).await?;
+            let remote: Vec<&gantry_store::Job> = jobs
+                .iter()
+                .filter(|j| j.completed_at.is_none() && queue.is_agent_pool(&j.pool))
+                .collect();
+            if !remote.is_empty() {
+                match self.resume(&run, &remote, queue).await {
+                    Ok(true) => {
+                        recovered.resumed += 1;
+                        tracing::info!(run = %summary.id, "run resumed after a restart: it waits for its agents' steps again");
+                        continue;
+                    }
+                    Ok(false) => {}
+                    Err(reason) => {
+                        tracing::warn!(run = %summary.id, %reason, "a run cut off by a stop cannot be resumed");
+                    }
+                }
             }
+            self.fail_cut_off(&run).await?;
+            recovered.failed += 1;
+        }
+        Ok(recovered)
+    }
+
+    /// Resumes a run cut off by a stop whose `jobs` (open, of agents' pools) may still be
+    /// running on agents. `Ok(false)` when none of them can be taken over (the run then
+    /// fails); an error names why the run cannot be rebuilt.
+    async fn resume(
+        &self,
+        stored: &gantry_store::Run,
+        jobs: &[&gantry_store::Job],
+        queue: &crate::queue::QueuedRuntime,
+    ) -> Result<bool, String> {
+        let summary = &stored.summary;
+        let version = self
+            .store
+            .get_workflow_version(&summary.workflow, summary.workflow_version)
+            .await
+            .map_err(|e| e.to_string())?;
+        let parsed = gantry_workflow::parse(&version.yaml);
+        let plan = parsed
+            .plan
+            .ok_or_else(|| format!("version {} no longer validates", summary.workflow_version))?;
+        let workflow = parsed.workflow;
+        let secrets = sealed_secrets(
+            self.store.as_ref(),
+            &self.vault,
+            &summary.workflow,
+            step_values(&workflow),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        let mut run = Run::new(RunConfig {
+            run_id: summary.id.clone(),
+            workflow_name: summary.workflow.clone(),
+            workflow: Arc::new(workflow),
+            plan,
+            parameters: summary.parameters.as_object().cloned().unwrap_or_default(),
+            secrets: Arc::new(secrets),
+            options: RunOptions::default(),
+        })
+        .map_err(|e| e.to_string())?;
+        // The recorder's own numbers go on from the last stored; agents' lines have theirs.
+        let local = self
+            .store
+            .last_log_seqs(
+                &summary.id,
+                0,
+                crate::queue::agent_line_seq(1, 0).unwrap_or(i64::MAX),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut still_running = BTreeSet::new();
+        let mut since = HashMap::new();
+        for job in jobs {
+            if queue.adopt(job).await {
+                since.insert(job.step.clone(), job.available_at);
+                still_running.insert(job.step.clone());
+            }
+        }
+        if still_running.is_empty() {
+            return Ok(false);
+        }
+        let mut steps: Vec<StepSnapshot> = stored
+            .steps
+            .iter()
+            .map(|s| StepSnapshot {
+                step: s.step.clone(),
+                state: step_state(s.state),
+                reason: s.reason.clone(),
+                started_at: s.started_at,
+                ended_at: s.ended_at,
+                exit_code: s.exit_code,
+            })
+            .collect();
+        // A job is enqueued behind the step's `running` record: it may have committed alone.
+        for (step, at) in since {
+            match steps.iter_mut().find(|s| s.step == step) {
+                Some(s) => {
+                    s.state = StepState::Running;
+                    s.started_at.get_or_insert(at);
+                }
+                None => steps.push(StepSnapshot {
+                    step,
+                    state: StepState::Running,
+                    reason: None,
+                    started_at: Some(at),
+                    ended_at: None,
+                    exit_code: None,
+                }),
+            }
+        }
+        run.resume(
+            Resumed {
+                started_at: summary.started_at,
+                steps,
+                outputs: stored
+                    .outputs
+                    .iter()
+                    .map(|o| (o.step.clone(), o.name.clone(), o.value.clone(), o.sensitive))
+                    .collect(),
+                still_running,
+            },
+            Utc::now(),
+        );
+        let seq = local
+            .into_iter()
+            .filter_map(|m| {
+                let stream = match m.stream.as_str() {
+                    "stdout" => LogStream::Stdout.as_str(),
+                    "stderr" => LogStream::Stderr.as_str(),
+                    _ => return None,
+                };
+                Some(((m.step, stream), m.seq))
+            })
+            .collect();
+        self.drive(run, seq, None).map_err(|e| e.to_string())?;
+        Ok(true)
+    }
+
+    /// Fails a run a stop cut off (see `recover`).
+    async fn fail_cut_off(&self, run: &gantry_store::Run) -> Result<(), gantry_store::StoreError> {
+        let summary = &run.summary;
+        let reason = "the server stopped while this run was in progress";
+        let now = Utc::now();
+        for step in run.steps.iter().filter(|s| {
+            matches!(
+                s.state,
+                StepStatus::Running | StepStatus::Pending | StepStatus::Waiting
+            )
+        }) {
             self.store
-                .update_run(
+                .record_step(
                     &summary.id,
-                    &RunUpdate {
-                        status: RunStatus::Failed,
+                    &StepChange {
+                        step: step.step.clone(),
+                        state: StepStatus::Failed,
                         reason: Some(reason.into()),
                         started_at: None,
                         ended_at: Some(now),
+                        exit_code: None,
+                        at: now,
                     },
                 )
                 .await?;
-            // Its steps still in the job queue are no one's any more.
-            let abandoned = serde_json::json!({ "abandoned": reason });
-            self.store
-                .abandon_jobs(&summary.id, &abandoned, now)
-                .await?;
-            remove_scratch(self.work_root.join(&summary.id)).await;
-            match self.runtime.clean_up(Some(&summary.id)).await {
-                Ok(0) => {}
-                Ok(n) => {
-                    tracing::info!(run = %summary.id, removed = n, "removed what a cut-off run left")
-                }
-                Err(e) => {
-                    tracing::warn!(run = %summary.id, error = %e, "could not clean up a cut-off run")
-                }
-            }
-            tracing::warn!(run = %summary.id, "run cut off by a stop marked failed");
         }
-        Ok(cut_off.len())
+        self.store
+            .update_run(
+                &summary.id,
+                &RunUpdate {
+                    status: RunStatus::Failed,
+                    reason: Some(reason.into()),
+                    started_at: None,
+                    ended_at: Some(now),
+                },
+            )
+            .await?;
+        // Its steps still in the job queue are no one's any more.
+        let abandoned = serde_json::json!({ "abandoned": reason });
+        self.store
+            .abandon_jobs(&summary.id, &abandoned, now)
+            .await?;
+        remove_scratch(self.work_root.join(&summary.id)).await;
+        match self.runtime.clean_up(Some(&summary.id)).await {
+            Ok(0) => {}
+            Ok(n) => {
+                tracing::info!(run = %summary.id, removed = n, "removed what a cut-off run left")
+            }
+            Err(e) => {
+                tracing::warn!(run = %summary.id, error = %e, "could not clean up a cut-off run")
+            }
+        }
+        tracing::warn!(run = %summary.id, "run cut off by a stop marked failed");
+        Ok(())
     }
 
     /// Fetches (still sealed) the secrets and connections the workflow's steps name.
@@ -862,8 +1053,12 @@ async fn remove_scratch(dir: PathBuf) {
 /// Writes a run's events to the store in order: everything that arrived together is queued on
 /// the group-commit writer in one go (it keeps the order), and a flush is answered once
 /// everything before it is committed.
-async fn record(writes: BatchWriter, run_id: String, mut events: mpsc::UnboundedReceiver<Note>) {
-    let mut seq: HashMap<(String, &'static str), i64> = HashMap::new();
+async fn record(
+    writes: BatchWriter,
+    run_id: String,
+    mut events: mpsc::UnboundedReceiver<Note>,
+    mut seq: HashMap<(String, &'static str), i64>,
+) {
     while let Some(first) = events.recv().await {
         let mut batch = vec![first];
         while let Ok(more) = events.try_recv() {

@@ -275,14 +275,15 @@ impl Server {
                 writes: writes.clone(),
                 vault: vault.clone(),
                 runtime,
+                masks: registry.clone(),
                 worker: crate::queue::worker_name(&pool),
                 pool,
                 max_parallel_steps: config.workers.max_parallel_steps,
             },
             workers.handle(),
         );
-        let agents = Arc::new(crate::agents::AgentHub::new(queue.clone()));
-        let runtime: Arc<dyn StepRuntime> = Arc::new(queue);
+        let agents = crate::agents::AgentHub::start(queue.clone());
+        let runtime: Arc<dyn StepRuntime> = Arc::new(queue.clone());
         let runs = Arc::new(crate::runs::RunService::new(
             store.clone(),
             writes.clone(),
@@ -323,7 +324,13 @@ impl Server {
             Err(e) => tracing::warn!(error = %e, "could not remove old trigger containers"),
         }
         triggers.set_containers(containers.clone());
-        runs.recover().await.map_err(store_error)?;
+        let recovered = runs.recover(&queue).await.map_err(store_error)?;
+        if recovered.resumed > 0 {
+            tracing::info!(
+                runs = recovered.resumed,
+                "resumed the runs whose steps agents kept running through the stop"
+            );
+        }
         // Events accepted just before a stop get their runs now.
         let dispatched = triggers.dispatch_pending().await.map_err(store_error)?;
         if dispatched > 0 {

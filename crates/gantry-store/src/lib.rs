@@ -18,6 +18,7 @@
 //! row lock for catalog writes (their seq order is their commit order). Many server processes
 //! may share one PostgreSQL database; a SQLite file belongs to one process.
 
+mod agents;
 mod batch;
 mod catalog;
 mod error;
@@ -29,6 +30,7 @@ mod sqlite;
 use std::future::Future;
 use std::pin::Pin;
 
+pub use agents::{AgentRecord, LogMark};
 pub use batch::{BatchConfig, BatchStats, BatchWriter, Write};
 pub use error::StoreError;
 pub use model::*;
@@ -170,6 +172,27 @@ pub trait Store: Send + Sync {
     fn get_job<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Job>;
     /// A run's jobs, oldest first: which worker executed each step, and how it ended.
     fn run_jobs<'a>(&'a self, run_id: &'a str) -> StoreFuture<'a, Vec<Job>>;
+
+    // ------------------------------------------------------------ agents and re-attachment
+
+    /// Gives `lease.worker` its lease on job `job_id` back until `lease.now + lease.duration`,
+    /// also when it has expired, as long as nobody else claimed the job and it has not ended (a
+    /// restarted server re-attaches the jobs its agents kept running while it was down).
+    /// `Conflict` if the job ended or another worker holds it, `NotFound` if there is none.
+    fn restore_lease<'a>(&'a self, job_id: &'a str, lease: &'a Lease) -> StoreFuture<'a, ()>;
+    /// The highest `seq` stored per step and stream of a run's log chunks, among those with
+    /// `from <= seq < to`, by step then stream.
+    fn last_log_seqs<'a>(
+        &'a self,
+        run_id: &'a str,
+        from: i64,
+        to: i64,
+    ) -> StoreFuture<'a, Vec<LogMark>>;
+    /// Records sightings of agents, in one transaction; a sighting older than the one stored for
+    /// the same pool and id changes nothing.
+    fn record_agents<'a>(&'a self, agents: &'a [AgentRecord]) -> StoreFuture<'a, ()>;
+    /// Every agent recorded, by pool then id.
+    fn list_agents(&self) -> StoreFuture<'_, Vec<AgentRecord>>;
 
     // ------------------------------------------------------------ secrets and connections
 

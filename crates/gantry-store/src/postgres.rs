@@ -104,6 +104,8 @@ crate::sql::sql_store!(
     bulk
 );
 
+crate::agents::agents_sql!(PostgresStore);
+
 /// Bulk writes as one `INSERT … SELECT FROM UNNEST` of a few arrays: one statement however many
 /// rows, about twice as fast as multi-row `VALUES`, whose thousands of parameters PostgreSQL
 /// parses and plans on every execution.

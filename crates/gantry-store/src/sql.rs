@@ -2011,6 +2011,35 @@ macro_rules! sql_store {
                 })
             }
 
+            // The agents section's SQL is `agents.rs`'s.
+            fn restore_lease<'a>(
+                &'a self,
+                job_id: &'a str,
+                lease: &'a Lease,
+            ) -> StoreFuture<'a, ()> {
+                Box::pin(self.restore_lease_sql(job_id, lease))
+            }
+
+            fn last_log_seqs<'a>(
+                &'a self,
+                run_id: &'a str,
+                from: i64,
+                to: i64,
+            ) -> StoreFuture<'a, Vec<$crate::LogMark>> {
+                Box::pin(self.last_log_seqs_sql(run_id, from, to))
+            }
+
+            fn record_agents<'a>(
+                &'a self,
+                agents: &'a [$crate::AgentRecord],
+            ) -> StoreFuture<'a, ()> {
+                Box::pin(self.record_agents_sql(agents))
+            }
+
+            fn list_agents(&self) -> StoreFuture<'_, Vec<$crate::AgentRecord>> {
+                Box::pin(self.list_agents_sql())
+            }
+
             fn put_sealed<'a>(
                 &'a self,
                 value: &'a SealedValue,

@@ -85,6 +85,8 @@ crate::sql::sql_store!(
     bulk
 );
 
+crate::agents::agents_sql!(SqliteStore);
+
 /// Bulk writes as multi-row `VALUES` with `?` placeholders (see `sql::Dialect`).
 mod bulk {
     use crate::catalog::EntityText;

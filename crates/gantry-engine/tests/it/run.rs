@@ -5,7 +5,8 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use gantry_engine::run::{
-    Action, InputError, RunError, RunOptions, SecretAccess, StopReason, MASK,
+    Action, InputError, Resumed, RunError, RunOptions, SecretAccess, StepSnapshot, StopReason,
+    CUT_OFF, MASK,
 };
 use gantry_engine::runtime::StepOutcome;
 use gantry_engine::sink::{RunEvent, RunState, StepState};
@@ -725,4 +726,128 @@ steps:
         m.run.secret_for("b", "fixed", now).unwrap(),
         SecretAccess::NotReferenced
     );
+}
+
+fn snapshot(step: &str, state: StepState) -> StepSnapshot {
+    StepSnapshot {
+        step: step.into(),
+        state,
+        reason: None,
+        started_at: Some(crate::support::t0()),
+        ended_at: state.is_final().then(crate::support::t0),
+        exit_code: (state == StepState::Succeeded).then_some(0),
+    }
+}
+
+#[test]
+fn a_resumed_run_waits_again_for_its_step_on_an_agent_and_goes_on() {
+    let mut m = Machine::build(
+        r#"
+apiVersion: v1
+steps:
+- name: build
+  image: alpine
+- name: deploy
+  image: alpine
+  dependsOn: build
+  spec:
+    version: ${outputs.build.version}
+    token: !Secret token
+- name: notify
+  image: alpine
+  dependsOn: deploy
+  spec:
+    url: ${outputs.deploy.url}
+"#,
+        Value::Null,
+        RunOptions::default(),
+        StaticSecrets::with(&[("token", "s3cret-token")]),
+    )
+    .unwrap();
+    m.wait(30);
+    m.run.resume(
+        Resumed {
+            started_at: Some(crate::support::t0()),
+            steps: vec![
+                snapshot("build", StepState::Succeeded),
+                snapshot("deploy", StepState::Running),
+            ],
+            outputs: vec![("build".into(), "version".into(), json!("1.2.3"), false)],
+            still_running: ["deploy".to_owned()].into(),
+        },
+        m.now,
+    );
+    let actions = m.actions();
+    // Waited for again with its spec as it was evaluated; nothing starts anew.
+    assert_eq!(
+        actions,
+        [Action::ReattachStep {
+            step: "deploy".into(),
+            spec: json!({"version": "1.2.3", "token": "s3cret-token"}),
+            env: serde_json::Map::new(),
+        }]
+    );
+    // Nothing recorded before is reported again; the run learnt what to mask.
+    assert!(m.events.is_empty(), "{:?}", m.events);
+    assert!(m.run.masks().contains(&"s3cret-token".to_owned()));
+    assert_eq!(m.run.state(), RunState::Running);
+    // Its end comes as any step's.
+    m.run
+        .set_output("deploy", "url", json!("https://example.test"))
+        .unwrap();
+    m.run
+        .step_exited("deploy", StepOutcome::Exited(0), m.now)
+        .unwrap();
+    let actions = m.actions();
+    assert_eq!(
+        spec_of(&actions, "notify"),
+        json!({"url": "https://example.test"})
+    );
+    m.run
+        .step_exited("notify", StepOutcome::Exited(0), m.now)
+        .unwrap();
+    assert_eq!(m.run.state(), RunState::Succeeded);
+    let record = m.run.record();
+    assert_eq!(record.started_at, Some(crate::support::t0()));
+    assert_eq!(record.steps[0].outputs[0].value, json!("1.2.3"));
+}
+
+#[test]
+fn a_step_the_stop_cut_off_fails_on_resumption_and_the_agents_step_still_ends() {
+    let mut m = Machine::new(
+        r#"
+apiVersion: v1
+steps:
+- {name: here, image: alpine}
+- {name: there, image: alpine}
+- {name: after, image: alpine, dependsOn: here}
+"#,
+    );
+    m.run.resume(
+        Resumed {
+            started_at: Some(crate::support::t0()),
+            steps: vec![
+                snapshot("here", StepState::Running),
+                snapshot("there", StepState::Running),
+            ],
+            outputs: Vec::new(),
+            still_running: ["there".to_owned()].into(),
+        },
+        m.now,
+    );
+    let actions = m.actions();
+    assert!(matches!(&actions[..], [Action::ReattachStep { step, .. }] if step == "there"));
+    assert_eq!(m.state("here"), StepState::Failed);
+    assert_eq!(m.run.record().steps[0].reason.as_deref(), Some(CUT_OFF));
+    assert_eq!(m.state("after"), StepState::Skipped);
+    // Running steps finish (Relay's rule), then the run fails.
+    assert_eq!(m.run.state(), RunState::Running);
+    m.run
+        .step_exited("there", StepOutcome::Exited(0), m.now)
+        .unwrap();
+    assert_eq!(m.run.state(), RunState::Failed);
+    // A second resumption, or a start, changes nothing.
+    m.run.resume(Resumed::default(), m.now);
+    m.run.start(m.now);
+    assert!(m.actions().is_empty());
 }

@@ -119,7 +119,7 @@ impl Machine {
             .into_iter()
             .filter_map(|a| match a {
                 Action::StartStep { step, .. } => Some(step),
-                Action::StopStep { .. } => None,
+                Action::StopStep { .. } | Action::ReattachStep { .. } => None,
             })
             .collect()
     }

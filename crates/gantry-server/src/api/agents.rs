@@ -1,5 +1,5 @@
 //! `/api/v1/agent/...`: what agents call (with an agent token, which opens nothing else), and
-//! `GET /api/v1/agents`: the agents this server has seen. The messages are
+//! `GET /api/v1/agents`: the agents any server sharing the database has seen. The messages are
 //! [`gantry_agent::protocol`]'s.
 
 use std::collections::BTreeMap;
@@ -12,7 +12,7 @@ use axum::http::StatusCode;
 use axum::{Extension, Json};
 use gantry_agent::protocol::{
     AgentRef, ClaimAnswer, ClaimRequest, CompleteRequest, HeartbeatAnswer, LogsAnswer, LogsRequest,
-    Outcome, Stream,
+    MetadataAnswer, MetadataRequest, Outcome, Stream,
 };
 use gantry_engine::runtime::StepOutcome;
 use serde::de::DeserializeOwned;
@@ -177,6 +177,7 @@ pub(crate) async fn logs(
 ) -> Result<Json<LogsAnswer>, ApiError> {
     let req: LogsRequest = body(&bytes)?;
     let (hub, pool) = open(&state, &principal, &req.agent)?;
+    hub.saw(&pool, &req.agent, None);
     let lines = req
         .lines
         .into_iter()
@@ -222,6 +223,7 @@ pub(crate) async fn complete(
 ) -> Result<StatusCode, ApiError> {
     let req: CompleteRequest = body(&bytes)?;
     let (hub, pool) = open(&state, &principal, &req.agent)?;
+    hub.saw(&pool, &req.agent, None);
     let outcome = match req.outcome {
         Outcome::Exited(code) => StepOutcome::Exited(code),
         Outcome::FailedToStart(m) => StepOutcome::FailedToStart(m),
@@ -235,21 +237,96 @@ pub(crate) async fn complete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// The agents this server has seen: pool, version, host, last contact and current jobs.
+/// A step's request to the metadata API, passed on by the agent running it: answered by the
+/// metadata API as that step (with the step's token, which stays here), from its run.
+#[utoipa::path(
+    post,
+    path = "/agent/jobs/{id}/metadata",
+    tag = "agents",
+    operation_id = "forwardAgentMetadata",
+    params(("id" = String, Path, description = "The job's id")),
+    request_body(content = doc::Object),
+    responses(
+        (status = 200, description = "The metadata API's answer (status, content type, body), for the step", body = doc::Object),
+        (status = 404, description = "No such job waits for an agent", body = doc::Error),
+        (status = 409, description = "The lease was lost", body = doc::Error),
+        (status = 422, description = "A bad request", body = doc::Error),
+    ),
+)]
+pub(crate) async fn metadata(
+    State(state): State<ApiState>,
+    Extension(principal): Extension<Arc<Principal>>,
+    Path(id): Path<String>,
+    bytes: Bytes,
+) -> Result<Json<MetadataAnswer>, ApiError> {
+    use axum::http::{header, Method, Request};
+    use tower::ServiceExt as _;
+
+    let req: MetadataRequest = body(&bytes)?;
+    let (hub, pool) = open(&state, &principal, &req.agent)?;
+    hub.saw(&pool, &req.agent, None);
+    let method = match req.method.as_str() {
+        "GET" => Method::GET,
+        "PUT" => Method::PUT,
+        "POST" => Method::POST,
+        _ => return Err(ApiError::invalid("method", "GET, PUT or POST")),
+    };
+    if !req.path.starts_with('/') || req.path.starts_with("//") {
+        return Err(ApiError::invalid(
+            "path",
+            "a path below the metadata API, from `/`",
+        ));
+    }
+    let token = hub
+        .queue()
+        .agent_step_token(&id, &AgentHub::worker(&pool, &req.agent))
+        .map_err(refusal)?;
+    let mut request = Request::builder()
+        .method(method)
+        .uri(&req.path)
+        .header(header::AUTHORIZATION, format!("Bearer {token}"));
+    if let Some(ct) = &req.content_type {
+        request = request.header(header::CONTENT_TYPE, ct);
+    }
+    let request = request
+        .body(axum::body::Body::from(req.body))
+        .map_err(|_| ApiError::invalid("path", "not a valid path"))?;
+    let backend: Arc<dyn gantry_engine::metadata::MetadataBackend> = state.runs.registry().clone();
+    let Ok(response) = crate::metadata::router(backend).oneshot(request).await;
+    let status = response.status().as_u16();
+    let content_type = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let body = axum::body::to_bytes(response.into_body(), crate::metadata::BODY_LIMIT)
+        .await
+        .map_err(|e| {
+            tracing::error!(job = %id, error = %e, "a metadata answer for an agent's step could not be read");
+            ApiError::internal()
+        })?;
+    Ok(Json(MetadataAnswer {
+        status,
+        content_type,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    }))
+}
+
+/// The agents any server sharing this database has seen: pool, version, host, last contact
+/// (within a second) and current jobs.
 #[utoipa::path(
     get,
     path = "/agents",
     tag = "agents",
     operation_id = "listAgents",
     responses(
-        (status = 200, description = "Every agent seen since this server started", body = doc::Object),
+        (status = 200, description = "Every agent any server sharing this database has seen", body = doc::Object),
     ),
 )]
 pub(crate) async fn list(State(state): State<ApiState>) -> Result<Json<Value>, ApiError> {
-    let items = state
-        .agents
-        .as_deref()
-        .map(AgentHub::list)
-        .unwrap_or_default();
+    let items = match state.agents.as_deref() {
+        Some(hub) => hub.list().await?,
+        None => Vec::new(),
+    };
     Ok(Json(json!({ "items": items })))
 }

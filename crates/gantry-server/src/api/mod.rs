@@ -170,6 +170,7 @@ fn routes() -> openapi::RouteTable {
         .add(routes!(agents::heartbeat))
         .add(routes!(agents::logs))
         .add(routes!(agents::complete))
+        .add(routes!(agents::metadata))
         .add(routes!(agents::list))
         .add(routes!(identities::put_owner))
         .add(routes!(audit::list))

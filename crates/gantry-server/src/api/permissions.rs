@@ -56,9 +56,11 @@ pub fn declared(operation_id: &str) -> Option<Permission> {
         | "getActionRunLogs" | "approveActionRun" | "denyActionRun" | "cancelActionRun"
         | "rerunActionRun" => (Read, Organisation),
         "putAction" | "deleteAction" | "putActionSecret" => (Administer, Organisation),
-        "claimAgentJobs" | "heartbeatAgentJob" | "appendAgentJobLogs" | "completeAgentJob" => {
-            (Work, Organisation)
-        }
+        "claimAgentJobs"
+        | "heartbeatAgentJob"
+        | "appendAgentJobLogs"
+        | "completeAgentJob"
+        | "forwardAgentMetadata" => (Work, Organisation),
         "createUser"
         | "createTeam"
         | "putTeamMember"

@@ -722,6 +722,7 @@ async fn every_mutating_route_writes_exactly_one_audit_event() {
         ("heartbeatAgentJob", "/api/v1/agent/jobs/j/heartbeat"),
         ("appendAgentJobLogs", "/api/v1/agent/jobs/j/logs"),
         ("completeAgentJob", "/api/v1/agent/jobs/j/complete"),
+        ("forwardAgentMetadata", "/api/v1/agent/jobs/j/metadata"),
     ] {
         let (status, _) = api.as_admin("POST", path, "{}").await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{op}");

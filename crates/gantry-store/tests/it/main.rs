@@ -6,6 +6,7 @@
 mod harness;
 
 mod actions;
+mod agents;
 mod api_keys;
 mod audit;
 mod batch;
@@ -80,6 +81,9 @@ conformance! {
     queue::renewing_extends_every_live_lease_of_a_worker,
     queue::abandoning_a_runs_jobs_ends_them_for_every_claimer,
     queue::an_enqueue_can_be_its_own_claim,
+    agents::a_lapsed_lease_is_given_back_to_its_holder_only,
+    agents::last_log_seqs_per_step_and_stream_in_a_range,
+    agents::agents_seen_by_any_server_are_listed_newest_sighting_kept,
     secrets::put_get_list_delete,
     api_keys::create_find_touch_list_revoke,
     identities::users_teams_members_and_service_accounts,

@@ -555,7 +555,7 @@ pub(crate) enum AgentCommand {
     /// Agent tokens: what an agent presents when it polls the server for work.
     #[command(subcommand)]
     Token(AgentTokenCommand),
-    /// The agents the server has seen since it started: pool, id, version, host, last
+    /// The agents any server sharing the database has seen: pool, id, version, host, last
     /// contact and the jobs they run.
     List {
         #[arg(long, value_enum, default_value_t = Format::Human)]

@@ -85,17 +85,20 @@ pub(crate) fn agent(args: AgentArgs) -> anyhow::Result<ExitCode> {
         .build()
         .context("cannot start the async runtime")?
         .block_on(async move {
-            let runtime: Arc<dyn StepRuntime> = match a.runtime {
-                RuntimeKind::Process => Arc::new(gantry_runtime::ProcessRuntime::new()),
-                RuntimeKind::Docker => Arc::new(
-                    gantry_runtime::DockerRuntime::connect()
+            // Containers reach the steps' metadata API on the Docker bridge's gateway.
+            let (runtime, bridge): (Arc<dyn StepRuntime>, _) = match a.runtime {
+                RuntimeKind::Process => (Arc::new(gantry_runtime::ProcessRuntime::new()), None),
+                RuntimeKind::Docker => {
+                    let docker = gantry_runtime::DockerRuntime::connect()
                         .await
                         .map_err(|e| {
                             anyhow::anyhow!(
                                 "{e}\nstart the Docker engine, or use --runtime process"
                             )
-                        })?,
-                ),
+                        })?;
+                    let bridge = docker.bridge_gateway().await;
+                    (Arc::new(docker), bridge)
+                }
             };
             let temp;
             let work_dir = match a.work_dir {
@@ -130,6 +133,7 @@ pub(crate) fn agent(args: AgentArgs) -> anyhow::Result<ExitCode> {
                     work_dir,
                     max_jobs: a.max_jobs,
                     wait: Duration::from_secs(a.wait.min(60)),
+                    metadata_bridge: bridge,
                 },
                 shutdown,
             )

@@ -219,11 +219,21 @@ pub(crate) struct Running {
 /// Starts `gantry server` on `data` and reads its address (and, on a first start, the admin key
 /// it prints then).
 pub(crate) fn start_server(data: &std::path::Path, runtime: &str, first_start: bool) -> Running {
+    start_server_on(data, runtime, first_start, "127.0.0.1:0")
+}
+
+/// [`start_server`] listening on `listen` (a restart on the address of an earlier start).
+pub(crate) fn start_server_on(
+    data: &std::path::Path,
+    runtime: &str,
+    first_start: bool,
+    listen: &str,
+) -> Running {
     let mut child = Command::new(env!("CARGO_BIN_EXE_gantry"))
         .args([
             "server",
             "--listen",
-            "127.0.0.1:0",
+            listen,
             "--runtime",
             runtime,
             "--data-dir",
