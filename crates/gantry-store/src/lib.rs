@@ -412,11 +412,6 @@ pub trait Store: Send + Sync {
         event: Option<&'a NewAuditEvent>,
     ) -> StoreFuture<'a, ()>;
     fn get_action_run<'a>(&'a self, id: &'a str) -> StoreFuture<'a, ActionRunRow>;
-    /// The run that started workflow run `workflow_run`.
-    fn action_run_of_workflow_run<'a>(
-        &'a self,
-        workflow_run: &'a str,
-    ) -> StoreFuture<'a, ActionRunRow>;
     /// Runs matching `filter`, newest first.
     fn list_action_runs<'a>(
         &'a self,

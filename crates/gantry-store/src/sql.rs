@@ -3340,23 +3340,6 @@ macro_rules! sql_store {
                 })
             }
 
-            fn action_run_of_workflow_run<'a>(
-                &'a self,
-                workflow_run: &'a str,
-            ) -> StoreFuture<'a, ActionRunRow> {
-                Box::pin(async move {
-                    let sql = format!(
-                        "SELECT {ACTION_RUN_COLS} FROM action_runs WHERE workflow_run = $1"
-                    );
-                    let row = sqlx::query(&sql)
-                        .bind(workflow_run)
-                        .fetch_optional(&self.reader)
-                        .await?
-                        .ok_or_else(|| not_found("action run of workflow run", workflow_run))?;
-                    action_run_from(&row)
-                })
-            }
-
             fn list_action_runs<'a>(
                 &'a self,
                 filter: &'a ActionRunFilter,
