@@ -43,7 +43,6 @@ use gantry_store::{
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
-use sha2::{Digest, Sha256};
 
 use crate::api::error::ApiError;
 use crate::catalog::{CatalogService, Plan, WriteError};
@@ -258,13 +257,6 @@ pub struct ActionService {
     watched: Mutex<HashMap<String, ()>>,
 }
 
-fn sha256_hex(text: &str) -> String {
-    Sha256::digest(text.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
 fn doc_of(row: &ActionRunRow) -> Result<RunDoc, ApiError> {
     serde_json::from_value(row.doc.clone()).map_err(|e| {
         tracing::error!(run = %row.id, error = %e, "an action run's document does not read");
@@ -287,25 +279,7 @@ fn conflict(message: impl Into<String>) -> ApiError {
 
 /// A 422 listing every problem with its path.
 pub fn problems_error(what: &str, problems: &[gantry_catalog::schema::Problem]) -> ApiError {
-    let first = problems.first();
-    ApiError {
-        path: first.map(|p| p.path.clone().into()),
-        details: Some(Box::new(json!({ "problems": problems }))),
-        ..ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_action",
-            match problems.len() {
-                1 => format!(
-                    "the {what} has a problem: {}",
-                    first.map_or(String::new(), |p| p.to_string())
-                ),
-                n => format!(
-                    "the {what} has {n} problems; the first: {}",
-                    first.map_or(String::new(), |p| p.to_string())
-                ),
-            },
-        )
-    }
+    crate::api::error::problems("invalid_action", what, problems)
 }
 
 fn is_final(status: &str) -> bool {
@@ -818,6 +792,8 @@ impl ActionService {
     /// Cancels a run that has not ended: one waiting or queued ends at once; a running
     /// workflow run is cancelled and the action run ends with it.
     pub async fn cancel(&self, id: &str, audit: &Audit) -> Result<ActionRunRow, ApiError> {
+        // A running workflow run is cancelled and its end ends this run: nothing to write.
+        let mut running: Option<(ActionRunRow, String)> = None;
         let changed = self
             .change(id, |row, doc| {
                 if is_final(&row.status) {
@@ -826,11 +802,11 @@ impl ActionService {
                         row.status
                     )));
                 }
-                let before = json!({"status": row.status});
-                if row.status == RUNNING && row.workflow_run.is_some() {
-                    // The workflow run's end ends this one.
-                    return Ok(Some((row.workflow_run.clone(), None)));
+                if let (RUNNING, Some(run)) = (row.status.as_str(), &row.workflow_run) {
+                    running = Some((row.clone(), run.clone()));
+                    return Ok(None);
                 }
+                let before = json!({"status": row.status});
                 row.status = CANCELLED.into();
                 row.deadline_at = None;
                 doc.error = Some(format!("cancelled by {}", audit.actor.name));
@@ -842,26 +818,27 @@ impl ActionService {
                     before: Some(before),
                     after: Some(json!({"status": CANCELLED})),
                 };
-                Ok(Some((None, Some(event))))
+                Ok(Some(((), Some(event))))
             })
             .await?;
-        let Some((workflow_run, row)) = changed else {
+        if let Some(((), row)) = changed {
+            return Ok(row);
+        }
+        let Some((row, run)) = running else {
             return Err(ApiError::internal());
         };
-        if let Some(run) = workflow_run {
-            if let Some(handle) = self.runs.registry().get(&run) {
-                handle.cancel();
-            }
-            self.store
-                .append_audit(&NewAuditEvent {
-                    audit: audit.clone(),
-                    action: "action_run.cancel".into(),
-                    resource: format!("action/{}/run/{id}", row.action),
-                    before: Some(json!({"status": RUNNING})),
-                    after: Some(json!({"status": "cancelling", "workflowRun": run})),
-                })
-                .await?;
+        if let Some(handle) = self.runs.registry().get(&run) {
+            handle.cancel();
         }
+        self.store
+            .append_audit(&NewAuditEvent {
+                audit: audit.clone(),
+                action: "action_run.cancel".into(),
+                resource: format!("action/{}/run/{id}", row.action),
+                before: Some(json!({"status": RUNNING})),
+                after: Some(json!({"status": "cancelling", "workflowRun": run})),
+            })
+            .await?;
         Ok(row)
     }
 
@@ -1349,7 +1326,7 @@ impl ActionService {
             + chrono::Duration::from_std(webhook.timeout() + webhook.report_timeout())
                 .unwrap_or(chrono::Duration::hours(1));
         let shown = shown_url(&webhook.url);
-        let hash = sha256_hex(&token);
+        let hash = crate::apikey::digest(&token);
         let claimed = self
             .change(id, |row, doc| {
                 if row.status != QUEUED {
@@ -1458,10 +1435,12 @@ impl ActionService {
             e => e.into(),
         })?;
         let doc = doc_of(&row)?;
-        let good = doc
-            .report_token
-            .as_deref()
-            .is_some_and(|h| constant_eq(h.as_bytes(), sha256_hex(token).as_bytes()));
+        let good = doc.report_token.as_deref().is_some_and(|h| {
+            crate::apikey::equal_in_constant_time(
+                h.as_bytes(),
+                crate::apikey::digest(token).as_bytes(),
+            )
+        });
         if !good {
             return Err(ApiError::unauthorized("no such run, or a wrong token"));
         }
@@ -1572,8 +1551,4 @@ impl ActionService {
         }
         Ok(n)
     }
-}
-
-fn constant_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

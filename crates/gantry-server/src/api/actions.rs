@@ -13,9 +13,8 @@ use axum::extract::{Path, Query, State};
 use axum::http::header::AUTHORIZATION;
 use axum::http::{HeaderMap, StatusCode};
 use axum::{Extension, Json};
-use chrono::Utc;
 use gantry_catalog::action::{Action, Role};
-use gantry_store::{ActionRunFilter, PageRequest, SealedKind, SealedValue, StoreError};
+use gantry_store::{ActionRunFilter, PageRequest, SealedKind, StoreError};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
@@ -27,17 +26,6 @@ use crate::actions::{
     action_secret_binding, action_secret_scope, run_json, Report, Requester, RunRequest, STATUSES,
 };
 use crate::authz::Principal;
-
-fn json_body<T: serde::de::DeserializeOwned>(bytes: &Bytes) -> Result<T, ApiError> {
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let path = e.path().to_string();
-        ApiError::invalid(
-            if path == "." { "body" } else { &path },
-            e.inner().to_string(),
-        )
-    })
-}
 
 /// The caller as an action sees them: their teams are read from the store.
 pub(crate) async fn requester(
@@ -126,8 +114,9 @@ pub(crate) async fn list_actions(
         .await?
         .iter()
         .filter(|a| {
-            q.blueprint.is_none()
-                || a.definition.get("blueprint") == q.blueprint.as_ref().map(|b| json!(b)).as_ref()
+            q.blueprint
+                .as_deref()
+                .is_none_or(|b| a.definition["blueprint"].as_str() == Some(b))
         })
         .map(action_json)
         .collect();
@@ -173,7 +162,7 @@ pub(crate) async fn put_action(
     Path(identifier): Path<String>,
     bytes: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let mut body: Value = json_body(&bytes)?;
+    let mut body: Value = super::json_body(&bytes)?;
     if let Some(o) = body.as_object_mut() {
         o.remove("kind");
         match o.get("identifier") {
@@ -242,17 +231,7 @@ pub(crate) async fn put_action_secret(
     Path((identifier, name)): Path<(String, String)>,
     body: Bytes,
 ) -> Result<StatusCode, ApiError> {
-    let ok_name = !name.is_empty()
-        && name.len() <= 200
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-    if !ok_name {
-        return Err(ApiError::invalid(
-            "name",
-            "a secret name is 1 to 200 letters, digits, `-`, `_` or `.`",
-        ));
-    }
+    super::secrets::check_name("secret name", &name)?;
     state.store.get_action(&identifier).await?;
     if std::str::from_utf8(&body).is_err() {
         return Err(ApiError::invalid(
@@ -260,28 +239,15 @@ pub(crate) async fn put_action_secret(
             "a secret is text; base64-encode binary values",
         ));
     }
-    let sealed = state
-        .vault
-        .seal(&action_secret_binding(&identifier, &name), &body)
-        .map_err(|e| {
-            tracing::error!(error = %e, "could not seal a value");
-            ApiError::internal()
-        })?;
-    state
-        .store
-        .put_sealed(
-            &SealedValue {
-                kind: SealedKind::Secret,
-                scope: action_secret_scope(&identifier),
-                name,
-                key_id: sealed.key_id,
-                nonce: sealed.nonce,
-                ciphertext: sealed.ciphertext,
-                updated_at: Utc::now(),
-            },
-            caller.audit(),
-        )
-        .await?;
+    let sealed = super::secrets::seal(
+        &state,
+        SealedKind::Secret,
+        &action_secret_scope(&identifier),
+        &name,
+        &action_secret_binding(&identifier, &name),
+        &body,
+    )?;
+    state.store.put_sealed(&sealed, caller.audit()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -343,7 +309,7 @@ pub(crate) async fn run_action(
     let body: RunBody = if bytes.is_empty() {
         RunBody::default()
     } else {
-        json_body(&bytes)?
+        super::json_body(&bytes)?
     };
     let entity = body.entity.as_ref().map(entity_ref).transpose()?;
     let who = requester(&state, &principal, &caller).await?;
@@ -509,7 +475,7 @@ async fn decide(
     let body: DecisionBody = if bytes.is_empty() {
         DecisionBody::default()
     } else {
-        json_body(&bytes)?
+        super::json_body(&bytes)?
     };
     let reason = body
         .reason
@@ -658,7 +624,7 @@ pub(crate) async fn report(
         .ok_or_else(|| {
             ApiError::unauthorized("the report token is required: Authorization: Bearer <token>")
         })?;
-    let report: Report = json_body(&bytes)?;
+    let report: Report = super::json_body(&bytes)?;
     let row = state.actions.report(&id, token, report).await?;
     Ok(Json(run_json(&row)))
 }

@@ -15,7 +15,6 @@ use gantry_agent::protocol::{
     MetadataAnswer, MetadataRequest, Outcome, Stream,
 };
 use gantry_engine::runtime::StepOutcome;
-use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 
 use super::error::ApiError;
@@ -66,17 +65,6 @@ fn pool_of(principal: &Principal, agent: &AgentRef) -> Result<String, ApiError> 
     Ok(pool.to_owned())
 }
 
-fn body<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, ApiError> {
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let path = e.path().to_string();
-        ApiError::invalid(
-            if path == "." { "body" } else { &path },
-            e.inner().to_string(),
-        )
-    })
-}
-
 fn refusal(r: AgentRefusal) -> ApiError {
     match r {
         AgentRefusal::Unknown => ApiError::not_found("no such job waits for an agent"),
@@ -111,7 +99,7 @@ pub(crate) async fn claim(
     Extension(principal): Extension<Arc<Principal>>,
     bytes: Bytes,
 ) -> Result<Json<ClaimAnswer>, ApiError> {
-    let req: ClaimRequest = body(&bytes)?;
+    let req: ClaimRequest = super::json_body(&bytes)?;
     let (hub, pool) = open(&state, &principal, &req.agent)?;
     hub.saw(&pool, &req.agent, Some(req.running.clone()));
     let wait = Duration::from_secs(req.wait_seconds.min(60));
@@ -144,7 +132,7 @@ pub(crate) async fn heartbeat(
     Path(id): Path<String>,
     bytes: Bytes,
 ) -> Result<Json<HeartbeatAnswer>, ApiError> {
-    let agent: AgentRef = body(&bytes)?;
+    let agent: AgentRef = super::json_body(&bytes)?;
     let (hub, pool) = open(&state, &principal, &agent)?;
     hub.saw(&pool, &agent, None);
     let cancel = hub
@@ -175,7 +163,7 @@ pub(crate) async fn logs(
     Path(id): Path<String>,
     bytes: Bytes,
 ) -> Result<Json<LogsAnswer>, ApiError> {
-    let req: LogsRequest = body(&bytes)?;
+    let req: LogsRequest = super::json_body(&bytes)?;
     let (hub, pool) = open(&state, &principal, &req.agent)?;
     hub.saw(&pool, &req.agent, None);
     let lines = req
@@ -221,7 +209,7 @@ pub(crate) async fn complete(
     Path(id): Path<String>,
     bytes: Bytes,
 ) -> Result<StatusCode, ApiError> {
-    let req: CompleteRequest = body(&bytes)?;
+    let req: CompleteRequest = super::json_body(&bytes)?;
     let (hub, pool) = open(&state, &principal, &req.agent)?;
     hub.saw(&pool, &req.agent, None);
     let outcome = match req.outcome {
@@ -262,7 +250,7 @@ pub(crate) async fn metadata(
     use axum::http::{header, Method, Request};
     use tower::ServiceExt as _;
 
-    let req: MetadataRequest = body(&bytes)?;
+    let req: MetadataRequest = super::json_body(&bytes)?;
     let (hub, pool) = open(&state, &principal, &req.agent)?;
     hub.saw(&pool, &req.agent, None);
     let method = match req.method.as_str() {

@@ -65,25 +65,7 @@ impl<S: Send + Sync> FromRequestParts<S> for WriteSource {
 }
 
 fn problems_error(what: &str, problems: &[Problem]) -> ApiError {
-    let first = problems.first();
-    ApiError {
-        path: first.map(|p| p.path.clone().into()),
-        details: Some(Box::new(json!({ "problems": problems }))),
-        ..ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_catalog",
-            match problems.len() {
-                1 => format!(
-                    "the {what} has a problem: {}",
-                    first.map_or(String::new(), |p| p.to_string())
-                ),
-                n => format!(
-                    "the {what} has {n} problems; the first: {}",
-                    first.map_or(String::new(), |p| p.to_string())
-                ),
-            },
-        )
-    }
+    super::error::problems("invalid_catalog", what, problems)
 }
 
 fn conflict(problem: &Problem) -> ApiError {

@@ -53,6 +53,29 @@ impl ApiError {
     }
 }
 
+/// A 422 coded `code` listing every problem of the `what` with its path in
+/// `details.problems`; the message quotes the first.
+pub fn problems(
+    code: &'static str,
+    what: &str,
+    problems: &[gantry_catalog::schema::Problem],
+) -> ApiError {
+    let first = problems.first();
+    let quoted = first.map_or(String::new(), |p| p.to_string());
+    ApiError {
+        path: first.map(|p| p.path.clone().into()),
+        details: Some(Box::new(json!({ "problems": problems }))),
+        ..ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            code,
+            match problems.len() {
+                1 => format!("the {what} has a problem: {quoted}"),
+                n => format!("the {what} has {n} problems; the first: {quoted}"),
+            },
+        )
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {

@@ -54,6 +54,21 @@ pub fn parse_age(text: &str) -> Option<chrono::Duration> {
     }
 }
 
+/// A JSON body read into `T`; the error names the field that does not fit (`body` for the
+/// whole).
+pub(crate) fn json_body<T: serde::de::DeserializeOwned>(
+    bytes: &axum::body::Bytes,
+) -> Result<T, error::ApiError> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        error::ApiError::invalid(
+            if path == "." { "body" } else { &path },
+            e.inner().to_string(),
+        )
+    })
+}
+
 /// The largest request body accepted, in bytes.
 pub const BODY_LIMIT: usize = 4 * 1024 * 1024;
 

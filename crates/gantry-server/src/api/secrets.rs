@@ -33,7 +33,7 @@ pub const CONNECTION_TYPES: &[&str] = &[
     "generic",
 ];
 
-fn check_name(what: &str, name: &str) -> Result<(), ApiError> {
+pub(crate) fn check_name(what: &str, name: &str) -> Result<(), ApiError> {
     let ok = !name.is_empty()
         && name.len() <= 200
         && name
@@ -49,7 +49,7 @@ fn check_name(what: &str, name: &str) -> Result<(), ApiError> {
     }
 }
 
-fn seal(
+pub(crate) fn seal(
     state: &ApiState,
     kind: SealedKind,
     scope: &str,
