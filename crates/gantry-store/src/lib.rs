@@ -24,6 +24,7 @@ mod catalog;
 mod error;
 mod model;
 mod postgres;
+mod scorecards;
 mod sql;
 mod sqlite;
 
@@ -35,6 +36,10 @@ pub use batch::{BatchConfig, BatchStats, BatchWriter, Write};
 pub use error::StoreError;
 pub use model::*;
 pub use postgres::{PostgresOptions, PostgresStore};
+pub use scorecards::{
+    DefinitionKind, FiringFilter, FiringRow, HistoryFilter, LevelChangeRow, ScorecardEntityRow,
+    ScorecardStateWrite,
+};
 pub use sqlite::SqliteStore;
 
 /// The future every `Store` method returns: boxed so the trait stays object-safe.
@@ -437,6 +442,62 @@ pub trait Store: Send + Sync {
         after: i64,
         limit: u32,
     ) -> StoreFuture<'a, Vec<ActionRunLog>>;
+
+    // ------------------------------------------------------------ definitions
+
+    /// Creates or replaces a definition of `kind` (an action's methods above are this with
+    /// `DefinitionKind::Action`). `expected`: the stored version it replaces (`None`: there
+    /// must be none); otherwise `Conflict`. Audited as `<kind>.create` or `<kind>.update` on
+    /// `<kind>/<identifier>`.
+    fn put_definition<'a>(
+        &'a self,
+        kind: DefinitionKind,
+        def: &'a StoredAction,
+        expected: Option<i64>,
+        audit: &'a Audit,
+    ) -> StoreFuture<'a, ()>;
+    fn get_definition<'a>(
+        &'a self,
+        kind: DefinitionKind,
+        identifier: &'a str,
+    ) -> StoreFuture<'a, StoredAction>;
+    /// Every definition of `kind`, by identifier.
+    fn list_definitions(&self, kind: DefinitionKind) -> StoreFuture<'_, Vec<StoredAction>>;
+    /// Deletes a definition; audited as `<kind>.delete`.
+    fn delete_definition<'a>(
+        &'a self,
+        kind: DefinitionKind,
+        identifier: &'a str,
+        audit: &'a Audit,
+    ) -> StoreFuture<'a, ()>;
+
+    // ------------------------------------------------------------ scorecards and automations
+
+    /// Replaces and removes scorecard rows and appends history, in one transaction.
+    fn write_scorecard_state<'a>(&'a self, write: &'a ScorecardStateWrite) -> StoreFuture<'a, ()>;
+    /// Every stored row of one scorecard.
+    fn load_scorecard_state<'a>(
+        &'a self,
+        scorecard: &'a str,
+    ) -> StoreFuture<'a, Vec<ScorecardEntityRow>>;
+    /// Level changes matching `filter`, newest first.
+    fn scorecard_history<'a>(
+        &'a self,
+        filter: &'a HistoryFilter,
+        limit: u32,
+    ) -> StoreFuture<'a, Vec<LevelChangeRow>>;
+    /// Stores firings and their audit events in one transaction.
+    fn record_firings<'a>(
+        &'a self,
+        firings: &'a [FiringRow],
+        audit: &'a [NewAuditEvent],
+    ) -> StoreFuture<'a, ()>;
+    /// Firings matching `filter`, newest first.
+    fn list_firings<'a>(
+        &'a self,
+        filter: &'a FiringFilter,
+        limit: u32,
+    ) -> StoreFuture<'a, Vec<FiringRow>>;
 
     // ------------------------------------------------------------ health
 

@@ -3145,74 +3145,15 @@ macro_rules! sql_store {
                 expected: Option<i64>,
                 audit: &'a Audit,
             ) -> StoreFuture<'a, ()> {
-                Box::pin(async move {
-                    let mut tx = self.writer.begin().await?;
-                    let sql = format!("SELECT {ACTION_COLS} FROM actions WHERE identifier = $1");
-                    let before = sqlx::query(&sql)
-                        .bind(&action.identifier)
-                        .fetch_optional(&mut *tx)
-                        .await?
-                        .map(|r| stored_action_from(&r))
-                        .transpose()?;
-                    let found = before.as_ref().map(|b| b.version);
-                    if found != expected {
-                        return Err(StoreError::Conflict(format!(
-                            "action `{}` is at version {}, not {}",
-                            action.identifier,
-                            found.map_or("none".to_owned(), |v| v.to_string()),
-                            expected.map_or("none".to_owned(), |v| v.to_string()),
-                        )));
-                    }
-                    let definition = json_text(&action.definition)?;
-                    sqlx::query(
-                        "INSERT INTO actions (identifier, definition, version, created_at, \
-                         updated_at, created_by, updated_by, managed_by) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
-                         ON CONFLICT (identifier) DO UPDATE SET definition = $2, version = $3, \
-                         updated_at = $5, updated_by = $7, managed_by = $8",
-                    )
-                    .bind(&action.identifier)
-                    .bind(&definition)
-                    .bind(action.version)
-                    .bind(us(action.created_at))
-                    .bind(us(action.updated_at))
-                    .bind(&action.created_by)
-                    .bind(&action.updated_by)
-                    .bind(&action.managed_by)
-                    .execute(&mut *tx)
-                    .await?;
-                    audit_tx(
-                        &mut tx,
-                        audit,
-                        if before.is_some() { "action.update" } else { "action.create" },
-                        format!("action/{}", action.identifier),
-                        before.map(|b| b.definition),
-                        Some(action.definition.clone()),
-                    )
-                    .await?;
-                    tx.commit().await?;
-                    Ok(())
-                })
+                self.put_definition($crate::DefinitionKind::Action, action, expected, audit)
             }
 
             fn get_action<'a>(&'a self, identifier: &'a str) -> StoreFuture<'a, StoredAction> {
-                Box::pin(async move {
-                    let sql = format!("SELECT {ACTION_COLS} FROM actions WHERE identifier = $1");
-                    let row = sqlx::query(&sql)
-                        .bind(identifier)
-                        .fetch_optional(&self.reader)
-                        .await?
-                        .ok_or_else(|| not_found("action", identifier))?;
-                    stored_action_from(&row)
-                })
+                self.get_definition($crate::DefinitionKind::Action, identifier)
             }
 
             fn list_actions(&self) -> StoreFuture<'_, Vec<StoredAction>> {
-                Box::pin(async move {
-                    let sql = format!("SELECT {ACTION_COLS} FROM actions ORDER BY identifier");
-                    let rows = sqlx::query(&sql).fetch_all(&self.reader).await?;
-                    rows.iter().map(stored_action_from).collect()
-                })
+                self.list_definitions($crate::DefinitionKind::Action)
             }
 
             fn delete_action<'a>(
@@ -3220,22 +3161,124 @@ macro_rules! sql_store {
                 identifier: &'a str,
                 audit: &'a Audit,
             ) -> StoreFuture<'a, ()> {
+                self.delete_definition($crate::DefinitionKind::Action, identifier, audit)
+            }
+
+            fn put_definition<'a>(
+                &'a self,
+                kind: $crate::DefinitionKind,
+                def: &'a StoredAction,
+                expected: Option<i64>,
+                audit: &'a Audit,
+            ) -> StoreFuture<'a, ()> {
                 Box::pin(async move {
+                    let (name, table) = (kind.as_str(), kind.table());
+                    let mut tx = self.writer.begin().await?;
+                    let sql = format!("SELECT {ACTION_COLS} FROM {table} WHERE identifier = $1");
+                    let before = sqlx::query(&sql)
+                        .bind(&def.identifier)
+                        .fetch_optional(&mut *tx)
+                        .await?
+                        .map(|r| stored_action_from(&r))
+                        .transpose()?;
+                    let found = before.as_ref().map(|b| b.version);
+                    if found != expected {
+                        return Err(StoreError::Conflict(format!(
+                            "{name} `{}` is at version {}, not {}",
+                            def.identifier,
+                            found.map_or("none".to_owned(), |v| v.to_string()),
+                            expected.map_or("none".to_owned(), |v| v.to_string()),
+                        )));
+                    }
+                    let definition = json_text(&def.definition)?;
+                    sqlx::query(&format!(
+                        "INSERT INTO {table} (identifier, definition, version, created_at, \
+                         updated_at, created_by, updated_by, managed_by) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                         ON CONFLICT (identifier) DO UPDATE SET definition = $2, version = $3, \
+                         updated_at = $5, updated_by = $7, managed_by = $8"
+                    ))
+                    .bind(&def.identifier)
+                    .bind(&definition)
+                    .bind(def.version)
+                    .bind(us(def.created_at))
+                    .bind(us(def.updated_at))
+                    .bind(&def.created_by)
+                    .bind(&def.updated_by)
+                    .bind(&def.managed_by)
+                    .execute(&mut *tx)
+                    .await?;
+                    let verb = if before.is_some() { "update" } else { "create" };
+                    audit_tx(
+                        &mut tx,
+                        audit,
+                        &format!("{name}.{verb}"),
+                        format!("{name}/{}", def.identifier),
+                        before.map(|b| b.definition),
+                        Some(def.definition.clone()),
+                    )
+                    .await?;
+                    tx.commit().await?;
+                    Ok(())
+                })
+            }
+
+            fn get_definition<'a>(
+                &'a self,
+                kind: $crate::DefinitionKind,
+                identifier: &'a str,
+            ) -> StoreFuture<'a, StoredAction> {
+                Box::pin(async move {
+                    let sql = format!(
+                        "SELECT {ACTION_COLS} FROM {} WHERE identifier = $1",
+                        kind.table()
+                    );
+                    let row = sqlx::query(&sql)
+                        .bind(identifier)
+                        .fetch_optional(&self.reader)
+                        .await?
+                        .ok_or_else(|| not_found(kind.as_str(), identifier))?;
+                    stored_action_from(&row)
+                })
+            }
+
+            fn list_definitions(
+                &self,
+                kind: $crate::DefinitionKind,
+            ) -> StoreFuture<'_, Vec<StoredAction>> {
+                Box::pin(async move {
+                    let sql = format!(
+                        "SELECT {ACTION_COLS} FROM {} ORDER BY identifier",
+                        kind.table()
+                    );
+                    let rows = sqlx::query(&sql).fetch_all(&self.reader).await?;
+                    rows.iter().map(stored_action_from).collect()
+                })
+            }
+
+            fn delete_definition<'a>(
+                &'a self,
+                kind: $crate::DefinitionKind,
+                identifier: &'a str,
+                audit: &'a Audit,
+            ) -> StoreFuture<'a, ()> {
+                Box::pin(async move {
+                    let (name, table) = (kind.as_str(), kind.table());
                     let mut tx = self.writer.begin().await?;
                     let sql = format!(
-                        "DELETE FROM actions WHERE identifier = $1 RETURNING {ACTION_COLS}"
+                        "DELETE FROM {table} WHERE identifier = $1 RETURNING {ACTION_COLS}"
                     );
                     let before = sqlx::query(&sql)
                         .bind(identifier)
                         .fetch_optional(&mut *tx)
                         .await?
-                        .ok_or_else(|| not_found("action", identifier))?;
+                        .ok_or_else(|| not_found(name, identifier))?;
                     let before = stored_action_from(&before)?;
                     audit_tx(
                         &mut tx,
                         audit,
-                        "action.delete",
-                        format!("action/{identifier}"),
+                        &format!("{name}.delete"),
+                        format!("{name}/{identifier}"),
                         Some(before.definition),
                         None,
                     )
@@ -3243,6 +3286,44 @@ macro_rules! sql_store {
                     tx.commit().await?;
                     Ok(())
                 })
+            }
+
+            fn write_scorecard_state<'a>(
+                &'a self,
+                write: &'a $crate::ScorecardStateWrite,
+            ) -> StoreFuture<'a, ()> {
+                Box::pin(self.write_scorecard_state_sql(write))
+            }
+
+            fn load_scorecard_state<'a>(
+                &'a self,
+                scorecard: &'a str,
+            ) -> StoreFuture<'a, Vec<$crate::ScorecardEntityRow>> {
+                Box::pin(self.load_scorecard_state_sql(scorecard))
+            }
+
+            fn scorecard_history<'a>(
+                &'a self,
+                filter: &'a $crate::HistoryFilter,
+                limit: u32,
+            ) -> StoreFuture<'a, Vec<$crate::LevelChangeRow>> {
+                Box::pin(self.scorecard_history_sql(filter, limit))
+            }
+
+            fn record_firings<'a>(
+                &'a self,
+                firings: &'a [$crate::FiringRow],
+                audit: &'a [NewAuditEvent],
+            ) -> StoreFuture<'a, ()> {
+                Box::pin(self.record_firings_sql(firings, audit))
+            }
+
+            fn list_firings<'a>(
+                &'a self,
+                filter: &'a $crate::FiringFilter,
+                limit: u32,
+            ) -> StoreFuture<'a, Vec<$crate::FiringRow>> {
+                Box::pin(self.list_firings_sql(filter, limit))
             }
 
             fn create_action_run<'a>(

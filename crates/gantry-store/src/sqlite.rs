@@ -86,6 +86,7 @@ crate::sql::sql_store!(
 );
 
 crate::agents::agents_sql!(SqliteStore);
+crate::scorecards::scorecards_sql!(SqliteStore);
 
 /// Bulk writes as multi-row `VALUES` with `?` placeholders (see `sql::Dialect`).
 mod bulk {

@@ -17,6 +17,7 @@ mod logs;
 mod queue;
 mod restart;
 mod runs;
+mod scorecards;
 mod secrets;
 mod triggers;
 mod workflows;
@@ -106,6 +107,9 @@ conformance! {
     catalog::the_clock_only_moves_forward,
     catalog::five_thousand_entities_in_one_write,
     catalog::concurrent_writers_commit_in_seq_order,
+    scorecards::definitions_of_each_kind_are_apart_versioned_and_audited,
+    scorecards::scorecard_rows_and_history,
+    scorecards::firings_are_stored_with_their_audit_events,
 }
 
 #[tokio::test]
