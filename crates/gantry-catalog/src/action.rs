@@ -35,6 +35,7 @@ use crate::model::{Format, Indexed, Lookup, PropertyType};
 use crate::query::Query;
 
 pub use check::check_action;
+pub(crate) use check::check_workflow_name;
 pub use inputs::{validate_inputs, ValidatedInputs};
 pub use permission::{approval_state, ApprovalState, Role, Who};
 pub use signature::{sign, verify};

@@ -5,6 +5,7 @@
 //! them, and everything that decides what a blueprint or entity means lives here.
 
 pub mod action;
+pub mod automation;
 pub mod backstage;
 pub mod computed;
 pub mod diff;

@@ -293,8 +293,8 @@ fn check_rule(rule: &Rule, path: &str, verb: &str, op: Operation, out: &mut Vec<
     }
 }
 
-/// Workflow names as the server takes them.
-fn check_workflow_name(name: &str) -> Result<(), String> {
+/// Workflow names as the server takes them (also the workflows automations start).
+pub(crate) fn check_workflow_name(name: &str) -> Result<(), String> {
     let ok = !name.is_empty()
         && name.len() <= 100
         && name

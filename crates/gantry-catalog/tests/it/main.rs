@@ -1,6 +1,7 @@
 //! The catalog's one integration-test binary.
 
 mod action;
+mod automation;
 mod backstage;
 mod catalog_index;
 mod columns;
