@@ -37,6 +37,16 @@ pub struct Delta {
     pub deleted_entities: Vec<Key>,
 }
 
+/// What applying a delta changed: every entity whose record or computed values may differ
+/// (the entities written or deleted, and those recomputed around them), or everything.
+#[derive(Debug, Clone, Default)]
+pub struct Applied {
+    /// A blueprint changed: every entity may differ.
+    pub all: bool,
+    /// Without `all`: the entities that may differ, each once (deleted ones included).
+    pub keys: Vec<Key>,
+}
+
 /// What a write expects to find.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Expect {
@@ -81,6 +91,7 @@ pub struct PlannedBlueprint {
     pub outcome: Outcome,
 }
 
+#[derive(Clone)]
 struct BlueprintEntry {
     record: BlueprintRecord,
     compiled: CompiledBlueprint,
@@ -124,7 +135,8 @@ impl BlueprintEntry {
 /// A referrer: (its blueprint, its identifier, the relation's name).
 type Ref = (String, String, String);
 
-/// The whole catalog in memory.
+/// The whole catalog in memory. A clone is a full copy (the CI check plans changes on one).
+#[derive(Clone)]
 pub struct Catalog {
     seq: i64,
     blueprints: BTreeMap<String, BlueprintEntry>,
@@ -258,6 +270,11 @@ impl Catalog {
         out
     }
 
+    /// Every entity of a blueprint, in no particular order.
+    pub fn entities_of<'a>(&'a self, blueprint: &str) -> impl Iterator<Item = &'a Indexed> + 'a {
+        self.entities.get(blueprint).into_iter().flat_map(Table::values)
+    }
+
     /// Entities declared by a definition-file source (for `--prune`).
     pub fn managed_by<'a>(&'a self, source: &'a str) -> impl Iterator<Item = &'a Indexed> + 'a {
         self.entities
@@ -278,8 +295,9 @@ impl Catalog {
 
     // ------------------------------------------------------------------ applying changes
 
-    /// Applies what the store committed, in its order, then recomputes what it affects.
-    pub fn apply(&mut self, delta: Delta) {
+    /// Applies what the store committed, in its order, then recomputes what it affects;
+    /// returns what may have changed.
+    pub fn apply(&mut self, delta: Delta) -> Applied {
         let mut all = false;
         let mut touched: Vec<Key> = Vec::new();
         for record in delta.blueprints {
@@ -326,10 +344,17 @@ impl Catalog {
         crate::jq::with_run_stack(|| {
             if all {
                 self.recompute_all();
+                Applied {
+                    all: true,
+                    keys: Vec::new(),
+                }
             } else {
-                self.recompute_around(touched);
+                Applied {
+                    all: false,
+                    keys: self.recompute_around(touched),
+                }
             }
-        });
+        })
     }
 
     fn targets_of(&self, e: &Entity) -> Vec<Key> {
@@ -427,16 +452,8 @@ impl Catalog {
         }
     }
 
-    fn recompute_around(&mut self, touched: Vec<Key>) {
-        let has_computed = self.blueprints.values().any(|b| {
-            let bp = &b.record.blueprint;
-            !bp.mirror_properties.is_empty()
-                || !bp.calculation_properties.is_empty()
-                || !bp.aggregation_properties.is_empty()
-        });
-        if !has_computed {
-            return;
-        }
+    /// Recomputes the touched entities and who reaches them; returns them all, each once.
+    fn recompute_around(&mut self, touched: Vec<Key>) -> Vec<Key> {
         let mut seen: HashSet<Key> = HashSet::new();
         let mut order: Vec<Key> = Vec::new();
         let mut frontier: Vec<Key> = Vec::new();
@@ -445,6 +462,15 @@ impl Catalog {
                 order.push(k.clone());
                 frontier.push(k);
             }
+        }
+        let has_computed = self.blueprints.values().any(|b| {
+            let bp = &b.record.blueprint;
+            !bp.mirror_properties.is_empty()
+                || !bp.calculation_properties.is_empty()
+                || !bp.aggregation_properties.is_empty()
+        });
+        if !has_computed {
+            return order;
         }
         for _ in 0..self.mirror_depth {
             let mut next = Vec::new();
@@ -467,6 +493,7 @@ impl Catalog {
         for key in &order {
             self.recompute(key);
         }
+        order
     }
 
     /// Recomputes one entity's computed values: mirrors and aggregations first, then the

@@ -32,7 +32,7 @@ pub(crate) enum Field<'t> {
 }
 
 /// A blueprint's entities and their columns.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub(crate) struct Table {
     rows: Vec<Option<Indexed>>,
     slots: HashMap<String, Slot>,
@@ -221,7 +221,7 @@ fn fields(bp: Option<&Blueprint>) -> Vec<String> {
 }
 
 /// How many cells of a column hold each kind of value.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 struct Kinds {
     strings: usize,
     numbers: usize,
@@ -275,7 +275,7 @@ pub(crate) enum Cell {
 }
 
 /// One field of every row, strings interned.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub(crate) struct Column {
     cells: Vec<Cell>,
     /// Each cell's string id, or [`NO_STRING`]: a string rule reads these 4 bytes per row

@@ -255,7 +255,12 @@ pub struct ActionService {
     me: Weak<ActionService>,
     /// Webhook runs whose report deadline this server is watching.
     watched: Mutex<HashMap<String, ()>>,
+    /// Told of every run that reaches a final status through this server.
+    finished: std::sync::OnceLock<FinishedHook>,
 }
+
+/// Told of an action run's end (automations' `action_run.finished`).
+pub type FinishedHook = Arc<dyn Fn(&ActionRunRow) + Send + Sync>;
 
 fn doc_of(row: &ActionRunRow) -> Result<RunDoc, ApiError> {
     serde_json::from_value(row.doc.clone()).map_err(|e| {
@@ -338,7 +343,13 @@ impl ActionService {
             public_url,
             me: me.clone(),
             watched: Mutex::new(HashMap::new()),
+            finished: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Tells `hook` of every run that reaches a final status through this server (set once).
+    pub fn on_finish(&self, hook: FinishedHook) {
+        let _ = self.finished.set(hook);
     }
 
     fn spawn<F>(&self, f: impl FnOnce(Arc<ActionService>) -> F)
@@ -655,6 +666,7 @@ impl ActionService {
         for _ in 0..ATTEMPTS {
             let mut row = self.store.get_action_run(id).await?;
             let mut doc = doc_of(&row)?;
+            let was_final = is_final(&row.status);
             let Some((out, event)) = change(&mut row, &mut doc)? else {
                 return Ok(None);
             };
@@ -662,7 +674,14 @@ impl ActionService {
             row.updated_at = Utc::now();
             row.doc = serde_json::to_value(&doc).map_err(|_| ApiError::internal())?;
             match self.store.update_action_run(&row, event.as_ref()).await {
-                Ok(()) => return Ok(Some((out, row))),
+                Ok(()) => {
+                    if !was_final && is_final(&row.status) {
+                        if let Some(hook) = self.finished.get() {
+                            hook(&row);
+                        }
+                    }
+                    return Ok(Some((out, row)));
+                }
                 Err(StoreError::Conflict(_)) => continue,
                 Err(e) => return Err(e.into()),
             }

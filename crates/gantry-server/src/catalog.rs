@@ -14,7 +14,9 @@
 use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
 use std::sync::{Arc, RwLock, RwLockReadGuard};
 
-use gantry_catalog::index::{Catalog, Delta, Outcome, PlannedBlueprint, PlannedEntity};
+use gantry_catalog::index::{
+    Applied, Catalog, Delta, Outcome, PlannedBlueprint, PlannedEntity,
+};
 use gantry_catalog::{BlueprintRecord, EntityRecord};
 use gantry_store::{Audit, CatalogChange, CatalogWrite, Store, StoreError};
 use serde_json::Value;
@@ -105,8 +107,24 @@ pub fn json<T: serde::Serialize>(record: &T) -> Value {
     serde_json::to_value(record).unwrap_or(Value::Null)
 }
 
+/// Something that follows the catalog: scorecards (levels) and automations (entity events).
+pub trait CatalogObserver: Send + Sync {
+    /// Called after every delta is applied to the index, with the index as it is now (read
+    /// locked: keep it short, never block). `written` holds this server's own write (each
+    /// change with its record before and after) and its audit; `None` for what other servers
+    /// wrote, caught up from the store.
+    fn applied(&self, catalog: &Catalog, applied: &Applied, written: Option<&Written<'_>>);
+}
+
+/// A write this server made, as observers see it.
+pub struct Written<'a> {
+    pub changes: &'a [CatalogChange],
+    pub audit: &'a Audit,
+}
+
 pub struct CatalogService {
     store: Arc<dyn Store>,
+    observers: RwLock<Vec<Arc<dyn CatalogObserver>>>,
     index: RwLock<Catalog>,
     /// One write at a time through this server.
     writer: tokio::sync::Mutex<()>,
@@ -123,6 +141,7 @@ impl CatalogService {
     pub fn new(store: Arc<dyn Store>) -> Self {
         CatalogService {
             store,
+            observers: RwLock::new(Vec::new()),
             index: RwLock::new(Catalog::default()),
             writer: tokio::sync::Mutex::new(()),
             syncing: tokio::sync::Mutex::new(()),
@@ -137,11 +156,32 @@ impl CatalogService {
         self.index.read().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn apply(&self, delta: Delta) {
-        self.index
+    /// Adds an observer of every change applied from now on.
+    pub fn observe(&self, observer: Arc<dyn CatalogObserver>) {
+        self.observers
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(observer);
+    }
+
+    fn apply(&self, delta: Delta, written: Option<&Written<'_>>) {
+        let applied = self
+            .index
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .apply(delta);
+        let observers = self
+            .observers
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        if observers.is_empty() {
+            return;
+        }
+        let index = self.read();
+        for o in &observers {
+            o.applied(&index, &applied, written);
+        }
     }
 
     /// Applies what the store committed since the index's sequence number, so the index holds
@@ -176,7 +216,7 @@ impl CatalogService {
             deleted_entities: changes.deleted_entities,
         };
         // A large catch-up (the first load) recomputes much: off the async threads.
-        heavy(delta.entities.len() > 1000, || self.apply(delta));
+        heavy(delta.entities.len() > 1000, || self.apply(delta, None));
         Ok(())
     }
 
@@ -208,12 +248,25 @@ impl CatalogService {
             match self.store.write_catalog(&write).await {
                 Ok(seq) => {
                     let known = self.read().seq();
+                    let written = Written {
+                        changes: &write.changes,
+                        audit,
+                    };
                     if seq == known + 1 {
                         let mut delta = planned.delta;
                         delta.seq = seq;
-                        heavy(delta.entities.len() > 1000, || self.apply(delta));
+                        heavy(delta.entities.len() > 1000, || {
+                            self.apply(delta, Some(&written));
+                        });
                     } else {
+                        // Another server wrote in between: catch up through the store, then
+                        // tell the observers of this write with the index past it.
                         self.sync().await.map_err(WriteError::Store)?;
+                        let delta = Delta {
+                            seq,
+                            ..planned.delta
+                        };
+                        self.apply(delta, Some(&written));
                     }
                     return Ok(planned.result);
                 }
@@ -226,7 +279,7 @@ impl CatalogService {
 
 /// Runs CPU-heavy work: when `big`, outside the async scheduler's view (on a multi-threaded
 /// runtime), so other requests keep being served.
-fn heavy<R>(big: bool, f: impl FnOnce() -> R) -> R {
+pub(crate) fn heavy<R>(big: bool, f: impl FnOnce() -> R) -> R {
     let multi = tokio::runtime::Handle::try_current()
         .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
     if big && multi {

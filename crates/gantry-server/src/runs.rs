@@ -40,6 +40,9 @@ pub const MANUAL_TRIGGER: &str = "manual";
 /// What is called with a run's record once its end is stored.
 pub(crate) type RunEnd = Box<dyn FnOnce(Arc<RunRecord>) + Send>;
 
+/// Told of every run's end once it is stored (automations' `run.finished`).
+pub(crate) type RunEnded = Arc<dyn Fn(&RunRecord) + Send + Sync>;
+
 /// A run that `start_once` started, or found already started for the same delivery.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Started {
@@ -519,6 +522,7 @@ pub struct RunService {
     workers: tokio::runtime::Handle,
     /// Parsed workflows by name.
     parsed: crate::cache::BriefCache<Arc<Loaded>>,
+    ended: Arc<std::sync::OnceLock<RunEnded>>,
 }
 
 impl RunService {
@@ -543,7 +547,13 @@ impl RunService {
             registry,
             workers,
             parsed: crate::cache::BriefCache::new(),
+            ended: Arc::new(std::sync::OnceLock::new()),
         }
+    }
+
+    /// Tells `ended` of every run's end from now on (once stored; set once).
+    pub(crate) fn on_end(&self, ended: RunEnded) {
+        let _ = self.ended.set(ended);
     }
 
     /// Forgets the parsed copy of `workflow` (it was applied or deleted).
@@ -737,6 +747,7 @@ impl RunService {
         let writes = self.writes.clone();
         let registry = self.registry.clone();
         let id = run_id.clone();
+        let ended = self.ended.clone();
         self.workers.spawn(async move {
             tokio::spawn(record(writes.clone(), id.clone(), events_rx, seq));
             let record_of_run = driver.run().await;
@@ -748,6 +759,9 @@ impl RunService {
             finish(store.as_ref(), &writes, &record_of_run).await;
             // Dropping the last handle closes the channel and ends the recorder.
             registry.lock().remove(&id);
+            if let Some(ended) = ended.get() {
+                ended(&record_of_run);
+            }
             if let Some(then) = then {
                 then(Arc::new(record_of_run));
             }

@@ -358,6 +358,14 @@ impl Server {
         );
         // Action runs in flight at the stop: queued ones start, running ones are followed.
         actions.recover().await.map_err(store_error)?;
+        let (scorecards, automations) = crate::automations::start_services(
+            store.clone(),
+            catalog.clone(),
+            runs.clone(),
+            &actions,
+        )
+        .await
+        .map_err(store_error)?;
         let app = router(AppState {
             ready: ready.clone(),
             store: store.clone(),
@@ -375,6 +383,8 @@ impl Server {
             catalog,
             agents: Some(agents),
             actions,
+            scorecards,
+            automations,
         }));
         let timer = config
             .timer

@@ -90,8 +90,45 @@ impl ScorecardStateWrite {
             && self.history.is_empty()
     }
 
-    /// Adds `other` after this write (rows of `other` replace this write's).
+    /// Adds `other` after this write, so that storing the merged write leaves what storing
+    /// both in turn would (the store removes before it puts): what `other` removes drops this
+    /// write's puts of it, and what `other` puts drops this write's removal of it.
     pub fn merge(&mut self, other: ScorecardStateWrite) {
+        if !other.removed_scorecards.is_empty() {
+            self.put
+                .retain(|r| !other.removed_scorecards.contains(&r.scorecard));
+            self.removed
+                .retain(|(sc, _, _)| !other.removed_scorecards.contains(sc));
+        }
+        if !other.removed.is_empty() {
+            let gone: std::collections::HashSet<(&str, &str, &str)> = other
+                .removed
+                .iter()
+                .map(|(a, b, c)| (a.as_str(), b.as_str(), c.as_str()))
+                .collect();
+            self.put.retain(|r| {
+                !gone.contains(&(
+                    r.scorecard.as_str(),
+                    r.blueprint.as_str(),
+                    r.identifier.as_str(),
+                ))
+            });
+        }
+        if !other.put.is_empty() && !self.removed.is_empty() {
+            let back: std::collections::HashSet<(&str, &str, &str)> = other
+                .put
+                .iter()
+                .map(|r| {
+                    (
+                        r.scorecard.as_str(),
+                        r.blueprint.as_str(),
+                        r.identifier.as_str(),
+                    )
+                })
+                .collect();
+            self.removed
+                .retain(|(a, b, c)| !back.contains(&(a.as_str(), b.as_str(), c.as_str())));
+        }
         self.put.extend(other.put);
         self.removed.extend(other.removed);
         self.removed_scorecards.extend(other.removed_scorecards);
@@ -407,6 +444,50 @@ pub(crate) use scorecards_sql;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn put(id: &str) -> ScorecardEntityRow {
+        ScorecardEntityRow {
+            scorecard: "sc".into(),
+            blueprint: "service".into(),
+            identifier: id.into(),
+            level: "Gold".into(),
+            score: 1.0,
+            since: DateTime::<Utc>::UNIX_EPOCH,
+            rules: Value::Null,
+        }
+    }
+
+    fn key(id: &str) -> (String, String, String) {
+        ("sc".into(), "service".into(), id.into())
+    }
+
+    #[test]
+    fn a_merged_write_leaves_what_both_writes_in_turn_would() {
+        // put a, then remove a: a goes.
+        let mut w = ScorecardStateWrite {
+            put: vec![put("a"), put("b")],
+            ..Default::default()
+        };
+        w.merge(ScorecardStateWrite {
+            removed: vec![key("a")],
+            ..Default::default()
+        });
+        assert_eq!(w.put, vec![put("b")]);
+        assert_eq!(w.removed, vec![key("a")]);
+        // remove a, then put a: a stays.
+        w.merge(ScorecardStateWrite {
+            put: vec![put("a")],
+            ..Default::default()
+        });
+        assert!(w.removed.is_empty());
+        assert_eq!(w.put, vec![put("b"), put("a")]);
+        // the whole scorecard goes: earlier puts go with it.
+        w.merge(ScorecardStateWrite {
+            removed_scorecards: vec!["sc".into()],
+            ..Default::default()
+        });
+        assert!(w.put.is_empty());
+    }
 
     #[test]
     fn placeholders_number_row_after_row() {

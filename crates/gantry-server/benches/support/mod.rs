@@ -35,7 +35,17 @@ pub(crate) async fn state(store: Arc<dyn Store>, dir: &std::path::Path) -> ApiSt
         catalog.clone(),
         "http://127.0.0.1".into(),
     );
+    let (scorecards, automations) = gantry_server::automations::start_services(
+        store.clone(),
+        catalog.clone(),
+        runs.clone(),
+        &actions,
+    )
+    .await
+    .expect("scorecards and automations");
     ApiState {
+        scorecards,
+        automations,
         store: store.clone(),
         runs,
         vault,

@@ -19,7 +19,7 @@ use gantry_catalog::index::{Catalog, Expect, Outcome, Search, WriteContext};
 use gantry_catalog::query::{Query as CatalogQuery, Sort};
 use gantry_catalog::schema::Problem;
 use gantry_catalog::{Blueprint, Entity, Indexed, Source};
-use gantry_store::{AuditFilter, PageRequest};
+use gantry_store::{Audit, AuditFilter, PageRequest};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -1253,6 +1253,9 @@ pub(crate) async fn apply(
     let mut blueprints: Vec<(usize, Blueprint)> = Vec::new();
     let mut entities: Vec<(usize, Entity)> = Vec::new();
     let mut actions: Vec<(usize, gantry_catalog::action::Action)> = Vec::new();
+    let mut scorecards: Vec<(usize, gantry_catalog::scorecard::Scorecard)> = Vec::new();
+    let mut initiatives: Vec<(usize, gantry_catalog::scorecard::Initiative)> = Vec::new();
+    let mut automations: Vec<(usize, gantry_catalog::automation::Automation)> = Vec::new();
     for (i, mut doc) in a.documents.into_iter().enumerate() {
         let kind = doc
             .as_object_mut()
@@ -1276,10 +1279,23 @@ pub(crate) async fn apply(
                 Ok(a) => actions.push((i, a)),
                 Err(ps) => push(ps),
             },
+            Some("Scorecard") => match decode("scorecard", doc) {
+                Ok(s) => scorecards.push((i, s)),
+                Err(ps) => push(ps),
+            },
+            Some("Initiative") => match decode("initiative", doc) {
+                Ok(s) => initiatives.push((i, s)),
+                Err(ps) => push(ps),
+            },
+            Some("Automation") => match decode("automation", doc) {
+                Ok(s) => automations.push((i, s)),
+                Err(ps) => push(ps),
+            },
             other => push(vec![Problem {
                 path: "kind".into(),
                 message: format!(
-                    "`{}` is not a kind this server applies: Blueprint, Entity or Action",
+                    "`{}` is not a kind this server applies: Blueprint, Entity, Action, \
+                     Scorecard, Initiative or Automation",
                     other.unwrap_or("")
                 ),
             }]),
@@ -1296,19 +1312,14 @@ pub(crate) async fn apply(
             problems.push(json!({"document": i, "path": "identifier", "message": format!("entity `{}/{}` is declared twice", e.blueprint, e.identifier)}));
         }
     }
-    for (i, a) in &actions {
-        if !seen.insert(format!("action/{}", a.identifier)) {
-            problems.push(json!({"document": i, "path": "identifier", "message": format!("action `{}` is declared twice", a.identifier)}));
-        }
-    }
     let declared: Vec<Blueprint> = blueprints.iter().map(|(_, b)| b.clone()).collect();
-    for (i, a) in &actions {
-        if let Err(ps) = state.actions.check_with(a, &declared).await {
-            for p in ps {
-                problems.push(json!({"document": i, "path": p.path, "message": p.message}));
-            }
-        }
-    }
+    let defs = Definitions {
+        actions,
+        scorecards,
+        initiatives,
+        automations,
+    };
+    problems.extend(defs.check(&state, &declared, &mut seen).await);
     if !problems.is_empty() {
         return Err(apply_error(&problems));
     }
@@ -1438,34 +1449,21 @@ pub(crate) async fn apply(
         }
         Ok(plan)
     };
-    // Refusals of the actions come before any catalog change is stored.
-    apply_actions(
-        &state,
-        &caller,
+    // Refusals of the other definitions come before any catalog change is stored.
+    let apply = Applying {
+        state: &state,
+        caller: &caller,
         is_admin,
-        source_name,
-        actions.clone(),
-        a.prune,
-        true,
-    )
-    .await?;
+        source: source_name,
+        prune: a.prune,
+    };
+    defs.apply(&apply, true).await?;
     let mut changes = state
         .catalog
         .write(caller.audit(), run)
         .await
         .map_err(from_write)?;
-    changes.extend(
-        apply_actions(
-            &state,
-            &caller,
-            is_admin,
-            source_name,
-            actions,
-            a.prune,
-            a.dry_run,
-        )
-        .await?,
-    );
+    changes.extend(defs.apply(&apply, a.dry_run).await?);
     let count = |o: &str| changes.iter().filter(|c| c["outcome"] == o).count();
     Ok(Json(json!({
         "dryRun": a.dry_run,
@@ -1477,58 +1475,232 @@ pub(crate) async fn apply(
     })))
 }
 
-/// Puts the actions of an apply (after its catalog changes, so they may name blueprints it
-/// declared) and, with `prune`, deletes the actions the same source declared before and no
-/// longer does. Changing actions needs the admin role.
-async fn apply_actions(
-    state: &ApiState,
-    caller: &Caller,
-    is_admin: bool,
-    source: &str,
+/// The definitions of an apply beside blueprints and entities, stored after the catalog
+/// changes (so they may name blueprints the same apply declares), in this order: actions,
+/// scorecards, initiatives (which name scorecards), automations.
+struct Definitions {
     actions: Vec<(usize, gantry_catalog::action::Action)>,
+    scorecards: Vec<(usize, gantry_catalog::scorecard::Scorecard)>,
+    initiatives: Vec<(usize, gantry_catalog::scorecard::Initiative)>,
+    automations: Vec<(usize, gantry_catalog::automation::Automation)>,
+}
+
+/// Who applies what, from where.
+struct Applying<'a> {
+    state: &'a ApiState,
+    caller: &'a Caller,
+    is_admin: bool,
+    source: &'a str,
     prune: bool,
+}
+
+impl Definitions {
+    /// Every problem of every definition, with its document; duplicates too.
+    async fn check(
+        &self,
+        state: &ApiState,
+        declared: &[Blueprint],
+        seen: &mut HashSet<String>,
+    ) -> Vec<Value> {
+        let mut out = Vec::new();
+        let mut push = |i: usize, ps: Vec<Problem>| {
+            for p in ps {
+                out.push(json!({"document": i, "path": p.path, "message": p.message}));
+            }
+        };
+        let mut twice = |i: usize, kind: &str, id: &str| {
+            if !seen.insert(format!("{kind}/{id}")) {
+                push(
+                    i,
+                    vec![Problem {
+                        path: "identifier".into(),
+                        message: format!("{kind} `{id}` is declared twice"),
+                    }],
+                );
+            }
+        };
+        for (i, a) in &self.actions {
+            twice(*i, "action", &a.identifier);
+        }
+        for (i, s) in &self.scorecards {
+            twice(*i, "scorecard", &s.identifier);
+        }
+        for (i, s) in &self.initiatives {
+            twice(*i, "initiative", &s.identifier);
+        }
+        for (i, s) in &self.automations {
+            twice(*i, "automation", &s.identifier);
+        }
+        // A blueprint the same apply declares is no problem.
+        let known = |p: &Problem, blueprint: Option<&str>| {
+            !(p.path.ends_with("blueprint")
+                && blueprint.is_some_and(|b| declared.iter().any(|d| d.identifier == b)))
+        };
+        for (i, a) in &self.actions {
+            if let Err(ps) = state.actions.check_with(a, declared).await {
+                push(*i, ps);
+            }
+        }
+        for (i, s) in &self.scorecards {
+            if let Err(ps) = state.scorecards.check(s) {
+                push(
+                    *i,
+                    ps.into_iter()
+                        .filter(|p| known(p, Some(&s.blueprint)))
+                        .collect(),
+                );
+            }
+        }
+        for (i, init) in &self.initiatives {
+            let declared_card = self
+                .scorecards
+                .iter()
+                .find(|(_, s)| s.identifier == init.scorecard)
+                .map(|(_, s)| s);
+            push(*i, state.scorecards.check_initiative(init, declared_card));
+        }
+        for (i, a) in &self.automations {
+            if let Err(ps) = state.automations.check(a) {
+                let bp = a.trigger.blueprint.as_deref();
+                push(*i, ps.into_iter().filter(|p| known(p, bp)).collect());
+            }
+        }
+        out
+    }
+
+    /// Puts (and with `prune`, deletes) the definitions; `dry_run`: only says what would
+    /// change, and refuses what the caller may not do.
+    async fn apply(&self, a: &Applying<'_>, dry_run: bool) -> Result<Vec<Value>, ApiError> {
+        let mut out = apply_kind(a, &self.actions, dry_run).await?;
+        out.extend(apply_kind(a, &self.scorecards, dry_run).await?);
+        out.extend(apply_kind(a, &self.initiatives, dry_run).await?);
+        out.extend(apply_kind(a, &self.automations, dry_run).await?);
+        Ok(out)
+    }
+}
+
+/// A kind of definition an apply stores through its service.
+trait DefinitionKind: serde::Serialize + Clone {
+    const KIND: gantry_store::DefinitionKind;
+    fn identifier(&self) -> &str;
+    async fn put(self, state: &ApiState, managed_by: String, audit: &Audit)
+        -> Result<(), ApiError>;
+    async fn delete(state: &ApiState, id: &str, audit: &Audit) -> Result<(), ApiError>;
+}
+
+impl DefinitionKind for gantry_catalog::action::Action {
+    const KIND: gantry_store::DefinitionKind = gantry_store::DefinitionKind::Action;
+    fn identifier(&self) -> &str {
+        &self.identifier
+    }
+    async fn put(self, state: &ApiState, by: String, audit: &Audit) -> Result<(), ApiError> {
+        state.actions.put(self, Some(by), audit).await.map(|_| ())
+    }
+    async fn delete(state: &ApiState, id: &str, audit: &Audit) -> Result<(), ApiError> {
+        Ok(state.store.delete_action(id, audit).await?)
+    }
+}
+
+impl DefinitionKind for gantry_catalog::scorecard::Scorecard {
+    const KIND: gantry_store::DefinitionKind = gantry_store::DefinitionKind::Scorecard;
+    fn identifier(&self) -> &str {
+        &self.identifier
+    }
+    async fn put(self, state: &ApiState, by: String, audit: &Audit) -> Result<(), ApiError> {
+        state
+            .scorecards
+            .put(self, Some(by), audit)
+            .await
+            .map(|_| ())
+            .map_err(|e| super::scorecards::put_error("scorecard", e))
+    }
+    async fn delete(state: &ApiState, id: &str, audit: &Audit) -> Result<(), ApiError> {
+        Ok(state.scorecards.delete(id, audit).await?)
+    }
+}
+
+impl DefinitionKind for gantry_catalog::scorecard::Initiative {
+    const KIND: gantry_store::DefinitionKind = gantry_store::DefinitionKind::Initiative;
+    fn identifier(&self) -> &str {
+        &self.identifier
+    }
+    async fn put(self, state: &ApiState, by: String, audit: &Audit) -> Result<(), ApiError> {
+        state
+            .scorecards
+            .put_initiative(self, Some(by), audit)
+            .await
+            .map(|_| ())
+            .map_err(|e| super::scorecards::put_error("initiative", e))
+    }
+    async fn delete(state: &ApiState, id: &str, audit: &Audit) -> Result<(), ApiError> {
+        Ok(state.scorecards.delete_initiative(id, audit).await?)
+    }
+}
+
+impl DefinitionKind for gantry_catalog::automation::Automation {
+    const KIND: gantry_store::DefinitionKind = gantry_store::DefinitionKind::Automation;
+    fn identifier(&self) -> &str {
+        &self.identifier
+    }
+    async fn put(self, state: &ApiState, by: String, audit: &Audit) -> Result<(), ApiError> {
+        state
+            .automations
+            .put(self, Some(by), audit)
+            .await
+            .map(|_| ())
+            .map_err(|e| super::scorecards::put_error("automation", e))
+    }
+    async fn delete(state: &ApiState, id: &str, audit: &Audit) -> Result<(), ApiError> {
+        Ok(state.automations.delete(id, audit).await?)
+    }
+}
+
+/// Puts the definitions of one kind and, with `prune`, deletes those the same source declared
+/// before and no longer does. Changing them needs the admin role.
+async fn apply_kind<K: DefinitionKind>(
+    a: &Applying<'_>,
+    defs: &[(usize, K)],
     dry_run: bool,
 ) -> Result<Vec<Value>, ApiError> {
-    let stored = state.store.list_actions().await?;
+    let kind = K::KIND.as_str();
+    let stored = a.state.store.list_definitions(K::KIND).await?;
     let mut out = Vec::new();
     let mut refused = Vec::new();
     let mut puts = Vec::new();
-    for (i, a) in actions {
-        let definition = serde_json::to_value(&a).map_err(|_| ApiError::internal())?;
-        let before = stored.iter().find(|s| s.identifier == a.identifier);
+    for (i, d) in defs {
+        let definition = serde_json::to_value(d).map_err(|_| ApiError::internal())?;
+        let before = stored.iter().find(|s| s.identifier == d.identifier());
         let outcome = match before {
             None => Outcome::Created,
-            Some(b) if b.definition == definition && b.managed_by.as_deref() == Some(source) => {
+            Some(b) if b.definition == definition && b.managed_by.as_deref() == Some(a.source) => {
                 Outcome::Unchanged
             }
             Some(_) => Outcome::Updated,
         };
-        if outcome != Outcome::Unchanged && !is_admin {
-            refused.push(json!({"document": i, "path": "kind", "message": format!("changing action `{}` needs the admin role", a.identifier)}));
+        if outcome != Outcome::Unchanged && !a.is_admin {
+            refused.push(json!({"document": i, "path": "kind", "message": format!("changing {kind} `{}` needs the admin role", d.identifier())}));
         }
         out.push(change_json(
-            "action",
-            &a.identifier,
+            kind,
+            d.identifier(),
             outcome,
             before.map(|b| &b.definition),
             Some(&definition),
         ));
         if outcome != Outcome::Unchanged {
-            puts.push(a);
+            puts.push(d.clone());
         }
     }
     let mut gone = Vec::new();
-    if prune {
+    if a.prune {
         for s in &stored {
-            let declared = out
-                .iter()
-                .any(|c| c["kind"] == "action" && c["key"] == s.identifier.as_str());
-            if s.managed_by.as_deref() == Some(source) && !declared {
-                if !is_admin {
-                    refused.push(json!({"document": Value::Null, "path": "prune", "message": format!("deleting action `{}` needs the admin role", s.identifier)}));
+            let declared = defs.iter().any(|(_, d)| d.identifier() == s.identifier);
+            if s.managed_by.as_deref() == Some(a.source) && !declared {
+                if !a.is_admin {
+                    refused.push(json!({"document": Value::Null, "path": "prune", "message": format!("deleting {kind} `{}` needs the admin role", s.identifier)}));
                 }
                 out.push(change_json(
-                    "action",
+                    kind,
                     &s.identifier,
                     Outcome::Deleted,
                     Some(&s.definition),
@@ -1542,14 +1714,12 @@ async fn apply_actions(
         return Err(apply_error(&refused));
     }
     if !dry_run {
-        for a in puts {
-            state
-                .actions
-                .put(a, Some(source.to_owned()), caller.audit())
-                .await?;
+        let audit = a.caller.audit();
+        for d in puts {
+            d.put(a.state, a.source.to_owned(), audit).await?;
         }
         for id in gone {
-            state.store.delete_action(&id, caller.audit()).await?;
+            K::delete(a.state, &id, audit).await?;
         }
     }
     Ok(out)
@@ -1569,7 +1739,7 @@ fn change_json(
     json!({"kind": kind, "key": key, "outcome": outcome, "diff": diff})
 }
 
-fn apply_error(problems: &[Value]) -> ApiError {
+pub(crate) fn apply_error(problems: &[Value]) -> ApiError {
     let n = problems.len();
     ApiError {
         details: Some(Box::new(json!({ "problems": problems }))),

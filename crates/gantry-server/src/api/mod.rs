@@ -6,6 +6,7 @@
 //! (an `Arc<dyn Store>` and configuration) and run on the server's tokio runtime.
 
 mod actions;
+mod automations;
 mod agents;
 pub mod audit;
 pub mod auth;
@@ -17,6 +18,7 @@ pub mod login;
 pub mod openapi;
 pub mod permissions;
 mod runs;
+pub mod scorecards;
 pub mod secrets;
 mod triggers;
 mod workflows;
@@ -90,6 +92,10 @@ pub struct ApiState {
     pub agents: Option<Arc<crate::agents::AgentHub>>,
     /// Self-service actions and their runs.
     pub actions: Arc<crate::actions::ActionService>,
+    /// Scorecards and initiatives, evaluated as the catalog changes.
+    pub scorecards: Arc<crate::scorecards::ScorecardService>,
+    /// Automations: catalog and run events that start workflows and write entities.
+    pub automations: Arc<crate::automations::AutomationService>,
 }
 
 /// The `/api/v1` routes, every one behind an API key and the permission it declares
@@ -226,4 +232,27 @@ fn routes() -> openapi::RouteTable {
         .add(routes!(actions::deny))
         .add(routes!(actions::cancel))
         .add(routes!(actions::rerun))
+        .add(routes!(scorecards::list_scorecards))
+        .add(routes!(
+            scorecards::get_scorecard,
+            scorecards::put_scorecard,
+            scorecards::delete_scorecard
+        ))
+        .add(routes!(scorecards::list_standings))
+        .add(routes!(scorecards::history))
+        .add(routes!(scorecards::entity_scorecards))
+        .add_with_limit(routes!(scorecards::check), catalog::BULK_LIMIT)
+        .add(routes!(scorecards::list_initiatives))
+        .add(routes!(
+            scorecards::get_initiative,
+            scorecards::put_initiative,
+            scorecards::delete_initiative
+        ))
+        .add(routes!(automations::list_automations))
+        .add(routes!(
+            automations::get_automation,
+            automations::put_automation,
+            automations::delete_automation
+        ))
+        .add(routes!(automations::list_firings))
 }

@@ -56,6 +56,19 @@ pub fn declared(operation_id: &str) -> Option<Permission> {
         | "getActionRunLogs" | "approveActionRun" | "denyActionRun" | "cancelActionRun"
         | "rerunActionRun" => (Read, Organisation),
         "putAction" | "deleteAction" | "putActionSecret" => (Administer, Organisation),
+        "listScorecards"
+        | "getScorecard"
+        | "listScorecardEntities"
+        | "listScorecardHistory"
+        | "getEntityScorecards"
+        | "checkScorecards"
+        | "listInitiatives"
+        | "getInitiative"
+        | "listAutomations"
+        | "getAutomation"
+        | "listAutomationFirings" => (Read, Organisation),
+        "putScorecard" | "deleteScorecard" | "putInitiative" | "deleteInitiative"
+        | "putAutomation" | "deleteAutomation" => (Administer, Organisation),
         "claimAgentJobs"
         | "heartbeatAgentJob"
         | "appendAgentJobLogs"

@@ -61,8 +61,18 @@ pub(crate) async fn api_with(public_url: &str, sso: Option<gantry_server::api::l
         catalog.clone(),
         public_url.into(),
     );
+    let (scorecards, automations) = gantry_server::automations::start_services(
+        store.clone(),
+        catalog.clone(),
+        runs.clone(),
+        &actions,
+    )
+    .await
+    .unwrap();
     Api {
         app: router(ApiState {
+            scorecards,
+            automations,
             store: store.clone(),
             runs,
             vault,

@@ -253,7 +253,7 @@ pub(crate) fn action(c: &Connection, command: ActionCommand) -> anyhow::Result<E
 
 /// The server's answer on standard output (as JSON, or as `human` makes it), or its refusal
 /// on standard error with exit code 1.
-fn shown(answer: &Answer, format: Format, human: impl FnOnce(&Value) -> String) -> ExitCode {
+pub(crate) fn shown(answer: &Answer, format: Format, human: impl FnOnce(&Value) -> String) -> ExitCode {
     if !answer.ok() {
         eprint!("{}", refusal(answer));
         return ExitCode::from(1);
@@ -270,7 +270,7 @@ fn shown(answer: &Answer, format: Format, human: impl FnOnce(&Value) -> String) 
 
 /// A refusal as the CLI prints API errors (`error: message [code]`), then the field it is
 /// about, or each problem with its path (an action's form reports every bad input).
-fn refusal(answer: &Answer) -> String {
+pub(crate) fn refusal(answer: &Answer) -> String {
     let mut out = answer.error_text(None);
     let problems = items(&answer.body["details"], "problems");
     if problems.is_empty() {

@@ -91,7 +91,7 @@ pub(crate) enum ImportCommand {
 }
 
 /// Every file under the paths with one of the extensions, in a stable order.
-fn collect(paths: &[PathBuf], extensions: &[&str]) -> anyhow::Result<Vec<PathBuf>> {
+pub(crate) fn collect(paths: &[PathBuf], extensions: &[&str]) -> anyhow::Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     for p in paths {
         let meta = std::fs::metadata(p).with_context(|| format!("cannot read {}", p.display()))?;
@@ -149,7 +149,7 @@ fn default_source(path: &Path) -> String {
         .map_or_else(|| "files".to_string(), |n| n.to_string_lossy().into_owned())
 }
 
-fn document_json(d: &Document) -> Value {
+pub(crate) fn document_json(d: &Document) -> Value {
     let (kind, mut v) = match &d.definition {
         Definition::Blueprint(b) => ("Blueprint", serde_json::to_value(b)),
         Definition::Entity(e) => ("Entity", serde_json::to_value(e)),

@@ -10,6 +10,7 @@ mod profile;
 mod remote;
 mod render;
 mod run;
+mod scorecard;
 mod server;
 mod sse;
 mod trigger;
@@ -100,6 +101,32 @@ enum Command {
     Action {
         #[command(subcommand)]
         command: action::ActionCommand,
+        #[command(flatten)]
+        connection: client::Connection,
+    },
+    /// Scorecards: where entities stand, what to fix next, level history, and `check`, which
+    /// evaluates definition files before they merge and fails on a level drop.
+    ///
+    /// Scorecards are defined in definition files (`kind: Scorecard`, applied with
+    /// `gantry apply`) or through the API.
+    Scorecard {
+        #[command(subcommand)]
+        command: scorecard::ScorecardCommand,
+        #[command(flatten)]
+        connection: client::Connection,
+    },
+    /// Initiatives: a scorecard's target level by a deadline, and how far each team is.
+    Initiative {
+        #[command(subcommand)]
+        command: scorecard::InitiativeCommand,
+        #[command(flatten)]
+        connection: client::Connection,
+    },
+    /// Automations: catalog and run events that start workflows or write entities, and what
+    /// each one did.
+    Automation {
+        #[command(subcommand)]
+        command: scorecard::AutomationCommand,
         #[command(flatten)]
         connection: client::Connection,
     },
@@ -581,6 +608,18 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             command,
             connection,
         } => catalog::import(&connection, command),
+        Command::Scorecard {
+            command,
+            connection,
+        } => scorecard::scorecard(&connection, command),
+        Command::Initiative {
+            command,
+            connection,
+        } => scorecard::initiative(&connection, command),
+        Command::Automation {
+            command,
+            connection,
+        } => scorecard::automation(&connection, command),
         Command::Action {
             command,
             connection,
