@@ -12,3 +12,4 @@ mod jq;
 mod query;
 mod query_properties;
 mod schema;
+mod scorecard;
