@@ -1,8 +1,9 @@
-//! Definition files: blueprints, entities and actions kept as YAML or JSON in a repository and
+//! Definition files: blueprints, entities, actions, scorecards and initiatives kept as YAML or JSON in a repository and
 //! applied by `gantry apply` (GitOps).
 //!
-//! A definition is a mapping with `kind: Blueprint`, `kind: Entity` or `kind: Action` beside
-//! the fields of the model ([`Blueprint`], [`Entity`], [`Action`]). A file holds any number of
+//! A definition is a mapping with `kind: Blueprint`, `kind: Entity`, `kind: Action`,
+//! `kind: Scorecard` or `kind: Initiative` beside the fields of the model ([`Blueprint`],
+//! [`Entity`], [`Action`], [`Scorecard`], [`Initiative`]). A file holds any number of
 //! them: YAML documents separated by `---`, and a document (a whole JSON file, say) may be a
 //! list of definitions.
 //!
@@ -31,9 +32,10 @@ use serde_json::Value;
 
 use crate::action::Action;
 use crate::model::{Blueprint, Entity, Map};
+use crate::scorecard::{Initiative, Scorecard};
 
 /// The kinds of definition a file may hold, as written after `kind:`.
-pub const KINDS: &[&str] = &["Blueprint", "Entity", "Action"];
+pub const KINDS: &[&str] = &["Blueprint", "Entity", "Action", "Scorecard", "Initiative"];
 
 /// Most fields of one definition taken out to look for further problems.
 const MAX_ERRORS_PER_DEFINITION: usize = 50;
@@ -46,25 +48,33 @@ pub enum Definition {
     Blueprint(Blueprint),
     Entity(Entity),
     Action(Action),
+    Scorecard(Scorecard),
+    Initiative(Initiative),
 }
 
 impl Definition {
-    /// The kind as written in files: `Blueprint`, `Entity` or `Action`.
+    /// The kind as written in files: `Blueprint`, `Entity`, `Action`, `Scorecard` or
+    /// `Initiative`.
     pub fn kind(&self) -> &'static str {
         match self {
             Definition::Blueprint(_) => "Blueprint",
             Definition::Entity(_) => "Entity",
             Definition::Action(_) => "Action",
+            Definition::Scorecard(_) => "Scorecard",
+            Definition::Initiative(_) => "Initiative",
         }
     }
 
     /// What the definition declares, unique in a catalog: `blueprint/service`,
-    /// `entity/service/payments`, `action/restart-service`.
+    /// `entity/service/payments`, `action/restart-service`, `scorecard/production-readiness`,
+    /// `initiative/prod-ready-q4`.
     pub fn key(&self) -> String {
         match self {
             Definition::Blueprint(b) => format!("blueprint/{}", b.identifier),
             Definition::Entity(e) => format!("entity/{}/{}", e.blueprint, e.identifier),
             Definition::Action(a) => format!("action/{}", a.identifier),
+            Definition::Scorecard(s) => format!("scorecard/{}", s.identifier),
+            Definition::Initiative(i) => format!("initiative/{}", i.identifier),
         }
     }
 }
@@ -105,13 +115,14 @@ pub struct Document {
 }
 
 impl Document {
-    /// The kind as written in files: `Blueprint`, `Entity` or `Action`.
+    /// The kind as written in files: `Blueprint`, `Entity`, `Action`, `Scorecard` or
+    /// `Initiative`.
     pub fn kind(&self) -> &'static str {
         self.definition.kind()
     }
 
     /// What the definition declares: `blueprint/service`, `entity/service/payments`,
-    /// `action/restart-service`.
+    /// `action/restart-service`, `scorecard/production-readiness`, `initiative/prod-ready-q4`.
     pub fn key(&self) -> String {
         self.definition.key()
     }
@@ -391,6 +402,12 @@ impl DefinitionReader<'_> {
                 self.deserialize::<Action>(fields, problems)
                     .map(Definition::Action)
             }
+            "Scorecard" => self
+                .deserialize::<Scorecard>(fields, problems)
+                .map(Definition::Scorecard),
+            "Initiative" => self
+                .deserialize::<Initiative>(fields, problems)
+                .map(Definition::Initiative),
             _ => {
                 let message = match KINDS.iter().find(|k| k.eq_ignore_ascii_case(kind)) {
                     Some(known) => {
@@ -610,7 +627,7 @@ fn plain_message(message: &str) -> String {
     message.to_string()
 }
 
-/// "`kind: Blueprint`, `kind: Entity` or `kind: Action`".
+/// "`kind: Blueprint`, `kind: Entity`, ... or `kind: Initiative`".
 fn kinds() -> String {
     let list: Vec<String> = KINDS.iter().map(|k| format!("`kind: {k}`")).collect();
     match list.split_last() {

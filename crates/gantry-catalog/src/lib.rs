@@ -1,5 +1,6 @@
 //! The software catalog of Gantry: blueprints, entities and relations, their validation,
-//! computed properties, the query language, the definition-file formats and the Backstage import.
+//! computed properties, the query language, self-service actions, scorecards and initiatives, the
+//! definition-file formats and the Backstage import.
 //!
 //! No I/O: the store keeps rows, the server keeps an in-memory [`index::Catalog`] in step with
 //! them, and everything that decides what a blueprint or entity means lives here.
@@ -15,6 +16,7 @@ pub mod jq;
 pub mod model;
 pub mod query;
 pub mod schema;
+pub mod scorecard;
 mod table;
 
 pub use model::*;

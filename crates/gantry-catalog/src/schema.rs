@@ -20,6 +20,7 @@ use crate::model::{
     AggregateFunc, Blueprint, Entity, Format, PropertySpec, PropertyType, RelationValue,
     META_FIELDS,
 };
+use crate::query::QueryError;
 
 /// One mistake in a submitted document.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -110,6 +111,20 @@ pub(crate) fn suggestion<'a>(name: &str, known: impl IntoIterator<Item = &'a str
     gantry_workflow::diagnostic::suggest(name, known)
         .map(|s| format!("; {s}"))
         .unwrap_or_default()
+}
+
+/// A query error at `path`: a JSON rule form error at its own path below it, a text form
+/// error with its line and column.
+pub(crate) fn query_problem(path: &str, e: &QueryError) -> Problem {
+    match (e.path(), e.line_column()) {
+        (Some(p), _) if p.starts_with('[') => problem(format!("{path}{p}"), e.message()),
+        (Some(p), _) if !p.is_empty() => problem(format!("{path}.{p}"), e.message()),
+        (_, Some((line, col))) => problem(
+            path,
+            format!("{} (at {line}:{col} of the query)", e.message()),
+        ),
+        _ => problem(path, e.message()),
+    }
 }
 
 fn compile_pattern(pattern: &str) -> Result<regex::Regex, String> {

@@ -7,8 +7,8 @@ use indexmap::IndexMap;
 use super::template::{ParameterTemplates, Reference, TemplateRoot, TemplateStep};
 use super::{Action, InputSpec, Operation, Rule, Target};
 use crate::model::{Blueprint, Format, PropertyType};
-use crate::query::{Query, QueryError};
-use crate::schema::{self, check_identifier, problem, suggestion, Problem};
+use crate::query::Query;
+use crate::schema::{self, check_identifier, problem, query_problem, suggestion, Problem};
 
 const MAX_TITLE_CHARS: usize = 200;
 
@@ -88,20 +88,6 @@ pub fn check_action<'a>(
     check_permissions(action, &mut out);
     check_invocation(action, blueprint, &mut out);
     out
-}
-
-/// A query error at `path`: a JSON rule form error at its own path below it, a text form
-/// error with its line and column.
-fn query_problem(path: &str, e: &QueryError) -> Problem {
-    match (e.path(), e.line_column()) {
-        (Some(p), _) if p.starts_with('[') => problem(format!("{path}{p}"), e.message()),
-        (Some(p), _) if !p.is_empty() => problem(format!("{path}.{p}"), e.message()),
-        (_, Some((line, col))) => problem(
-            path,
-            format!("{} (at {line}:{col} of the query)", e.message()),
-        ),
-        _ => problem(path, e.message()),
-    }
 }
 
 fn check_inputs<'a>(

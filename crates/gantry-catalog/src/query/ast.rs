@@ -21,6 +21,18 @@ pub(crate) enum Node {
     RelatedTo(RelatedTo),
 }
 
+impl Node {
+    /// Calls `f` with this node and every node below it, parents first, in the order written.
+    pub(crate) fn each<'a>(&'a self, f: &mut dyn FnMut(&'a Node)) {
+        f(self);
+        match self {
+            Node::Group(_, rules) => rules.iter().for_each(|r| r.each(f)),
+            Node::Not(inner) => inner.each(f),
+            Node::Test(_) | Node::RelatedTo(_) => {}
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Combinator {
     And,

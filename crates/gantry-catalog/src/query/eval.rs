@@ -254,6 +254,39 @@ impl<'a> Walk<'a> {
     }
 }
 
+/// The values of `path` on `e` as [`visit`] gives them, as JSON: a plain field's value (null
+/// when missing); for a path whose first name is a relation of `e`'s blueprint, the list of
+/// the values read on the entities reached, in relation order (missing values left out, so
+/// the list is empty when nothing is reached).
+pub(crate) fn value_of(e: &Indexed, path: &str, lookup: &dyn Lookup) -> Value {
+    let through_relation = first_hop(path).is_some_and(|(rel, _)| {
+        lookup
+            .blueprint(&e.record.entity.blueprint)
+            .is_some_and(|b| b.relations.contains_key(rel))
+    });
+    if !through_relation {
+        return read(e, path).map_or(Value::Null, V::to_value);
+    }
+    let mut out = Vec::new();
+    visit(e, path, lookup, |v| {
+        out.extend(v.map(V::to_value));
+        false
+    });
+    Value::Array(out)
+}
+
+/// How many relations `path` may follow: one per name before the last, up to a name that
+/// cannot be a relation (`$team`, `properties.x`). A name that turns out not to be a relation
+/// of the entity ends the walk earlier (`k8s.namespace` read as one field).
+pub(crate) fn hops(mut path: &str) -> usize {
+    let mut n = 0;
+    while let Some((_, rest)) = first_hop(path) {
+        n += 1;
+        path = rest;
+    }
+    n
+}
+
 /// `owner.team` → (`owner`, `team`); none for a field that cannot start with a relation.
 pub(crate) fn first_hop(path: &str) -> Option<(&str, &str)> {
     if path.starts_with('$') || path.starts_with("properties.") {

@@ -38,6 +38,10 @@
 //! `property`, when given, is the one relation name followed. The given entity itself is never
 //! related to itself. The sets are computed once per query by [`Query::prepare`].
 //!
+//! [`field_value`] gives what a rule reads on an entity, to show it beside the outcome;
+//! [`Query::fields`], [`Query::relation_depth`] and [`Query::uses_related_to`] say what a query
+//! depends on, so a caller knows which changes can change its matches.
+//!
 //! # The text form
 //!
 //! ```text
@@ -186,6 +190,42 @@ impl Query {
         })
     }
 
+    /// The fields the rules test, each once, in the order written; `relatedTo` rules test none.
+    pub fn fields(&self) -> Vec<&str> {
+        let mut out: Vec<&str> = Vec::new();
+        self.root.each(&mut |n| {
+            if let Node::Test(t) = n {
+                if !out.contains(&t.field.as_str()) {
+                    out.push(&t.field);
+                }
+            }
+        });
+        out
+    }
+
+    /// The longest chain of relations a rule's field path may follow: 0 for plain fields, 1 for
+    /// `owner.team`, 2 for `service.owner.title`. An entity's match can change when an entity
+    /// this many hops away changes. `relatedTo` rules are not counted (see
+    /// [`Query::uses_related_to`]).
+    pub fn relation_depth(&self) -> usize {
+        let mut depth = 0;
+        self.root.each(&mut |n| {
+            if let Node::Test(t) = n {
+                depth = depth.max(eval::hops(&t.field));
+            }
+        });
+        depth
+    }
+
+    /// Whether a rule is `relatedTo`, whose match can change with any relation of the catalog
+    /// within its depth.
+    pub fn uses_related_to(&self) -> bool {
+        let mut found = false;
+        self.root
+            .each(&mut |n| found |= matches!(n, Node::RelatedTo(_)));
+        found
+    }
+
     /// Resolves what needs the whole catalog (the entities of each `relatedTo` rule) once, for
     /// testing many entities against the same catalog.
     pub fn prepare<'q>(&'q self, lookup: &dyn Lookup) -> Prepared<'q> {
@@ -200,6 +240,14 @@ impl fmt::Display for Query {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         text::write_root(&self.root, f)
     }
+}
+
+/// What a rule testing `field` reads on `e`, as JSON, for showing it beside the rule's
+/// outcome: a plain field's value, or null when the entity has none; for a path through
+/// relations (`owner.tier`), the list of the values found on the entities reached, in relation
+/// order (empty when none is reached or none has the field).
+pub fn field_value(e: &Indexed, field: &str, lookup: &dyn Lookup) -> Value {
+    eval::value_of(e, field, lookup)
 }
 
 /// A query with its `relatedTo` sets resolved against one state of the catalog.

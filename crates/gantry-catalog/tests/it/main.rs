@@ -13,3 +13,4 @@ mod jq;
 mod query;
 mod query_properties;
 mod schema;
+mod scorecard;

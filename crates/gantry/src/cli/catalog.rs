@@ -154,6 +154,8 @@ pub(crate) fn document_json(d: &Document) -> Value {
         Definition::Blueprint(b) => ("Blueprint", serde_json::to_value(b)),
         Definition::Entity(e) => ("Entity", serde_json::to_value(e)),
         Definition::Action(a) => ("Action", serde_json::to_value(a)),
+        Definition::Scorecard(s) => ("Scorecard", serde_json::to_value(s)),
+        Definition::Initiative(i) => ("Initiative", serde_json::to_value(i)),
     };
     if let Ok(Value::Object(o)) = &mut v {
         o.insert("kind".into(), json!(kind));
