@@ -2,8 +2,8 @@
 //! applied by `gantry apply` (GitOps).
 //!
 //! A definition is a mapping with `kind: Blueprint`, `kind: Entity`, `kind: Action`,
-//! `kind: Scorecard` or `kind: Initiative` beside the fields of the model ([`Blueprint`],
-//! [`Entity`], [`Action`], [`Scorecard`], [`Initiative`]). A file holds any number of
+//! `kind: Scorecard`, `kind: Initiative` or `kind: Automation` beside the fields of the model
+//! ([`Blueprint`], [`Entity`], [`Action`], [`Scorecard`], [`Initiative`], [`Automation`]). A file holds any number of
 //! them: YAML documents separated by `---`, and a document (a whole JSON file, say) may be a
 //! list of definitions.
 //!
@@ -31,11 +31,19 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::action::Action;
+use crate::automation::Automation;
 use crate::model::{Blueprint, Entity, Map};
 use crate::scorecard::{Initiative, Scorecard};
 
 /// The kinds of definition a file may hold, as written after `kind:`.
-pub const KINDS: &[&str] = &["Blueprint", "Entity", "Action", "Scorecard", "Initiative"];
+pub const KINDS: &[&str] = &[
+    "Blueprint",
+    "Entity",
+    "Action",
+    "Scorecard",
+    "Initiative",
+    "Automation",
+];
 
 /// Most fields of one definition taken out to look for further problems.
 const MAX_ERRORS_PER_DEFINITION: usize = 50;
@@ -50,11 +58,12 @@ pub enum Definition {
     Action(Action),
     Scorecard(Scorecard),
     Initiative(Initiative),
+    Automation(Automation),
 }
 
 impl Definition {
-    /// The kind as written in files: `Blueprint`, `Entity`, `Action`, `Scorecard` or
-    /// `Initiative`.
+    /// The kind as written in files: `Blueprint`, `Entity`, `Action`, `Scorecard`,
+    /// `Initiative` or `Automation`.
     pub fn kind(&self) -> &'static str {
         match self {
             Definition::Blueprint(_) => "Blueprint",
@@ -62,6 +71,7 @@ impl Definition {
             Definition::Action(_) => "Action",
             Definition::Scorecard(_) => "Scorecard",
             Definition::Initiative(_) => "Initiative",
+            Definition::Automation(_) => "Automation",
         }
     }
 
@@ -75,6 +85,7 @@ impl Definition {
             Definition::Action(a) => format!("action/{}", a.identifier),
             Definition::Scorecard(s) => format!("scorecard/{}", s.identifier),
             Definition::Initiative(i) => format!("initiative/{}", i.identifier),
+            Definition::Automation(a) => format!("automation/{}", a.identifier),
         }
     }
 }
@@ -115,8 +126,8 @@ pub struct Document {
 }
 
 impl Document {
-    /// The kind as written in files: `Blueprint`, `Entity`, `Action`, `Scorecard` or
-    /// `Initiative`.
+    /// The kind as written in files: `Blueprint`, `Entity`, `Action`, `Scorecard`,
+    /// `Initiative` or `Automation`.
     pub fn kind(&self) -> &'static str {
         self.definition.kind()
     }
@@ -408,6 +419,9 @@ impl DefinitionReader<'_> {
             "Initiative" => self
                 .deserialize::<Initiative>(fields, problems)
                 .map(Definition::Initiative),
+            "Automation" => self
+                .deserialize::<Automation>(fields, problems)
+                .map(Definition::Automation),
             _ => {
                 let message = match KINDS.iter().find(|k| k.eq_ignore_ascii_case(kind)) {
                     Some(known) => {
@@ -627,7 +641,7 @@ fn plain_message(message: &str) -> String {
     message.to_string()
 }
 
-/// "`kind: Blueprint`, `kind: Entity`, ... or `kind: Initiative`".
+/// "`kind: Blueprint`, `kind: Entity`, ... or `kind: Automation`".
 fn kinds() -> String {
     let list: Vec<String> = KINDS.iter().map(|k| format!("`kind: {k}`")).collect();
     match list.split_last() {

@@ -272,7 +272,10 @@ impl Catalog {
 
     /// Every entity of a blueprint, in no particular order.
     pub fn entities_of<'a>(&'a self, blueprint: &str) -> impl Iterator<Item = &'a Indexed> + 'a {
-        self.entities.get(blueprint).into_iter().flat_map(Table::values)
+        self.entities
+            .get(blueprint)
+            .into_iter()
+            .flat_map(Table::values)
     }
 
     /// Entities declared by a definition-file source (for `--prune`).

@@ -358,7 +358,8 @@ impl AutomationService {
             if listening.is_empty() {
                 continue;
             }
-            let input = automation::input(&event.event, event.before.as_ref(), event.after.as_ref());
+            let input =
+                automation::input(&event.event, event.before.as_ref(), event.after.as_ref());
             for def in listening {
                 self.fire(def, &event, &input).await;
             }
@@ -368,7 +369,8 @@ impl AutomationService {
     /// One automation and one event: condition, chain, effect.
     async fn fire(&self, def: &Def, event: &Event, input: &Value) {
         let id = def.record.identifier.clone();
-        let held = gantry_catalog::jq::with_run_stack(|| def.compiled.condition(input, &self.limits));
+        let held =
+            gantry_catalog::jq::with_run_stack(|| def.compiled.condition(input, &self.limits));
         let firing = |status: &str, detail: Value| Firing {
             automation: id.clone(),
             event: event.clone(),
@@ -382,7 +384,7 @@ impl AutomationService {
                 let message = format!("the condition failed: {message}");
                 tracing::warn!(automation = %id, error = %message, "automation condition failed");
                 self.stats.failed.fetch_add(1, Ordering::Relaxed);
-                self.record(firing("failed", json!({"error": message})));
+                self.record_firing(firing("failed", json!({"error": message})));
                 return;
             }
         }
@@ -391,15 +393,19 @@ impl AutomationService {
             let message = e.to_string();
             tracing::warn!(automation = %id, error = %message, "automation loop stopped");
             self.stats.stopped.fetch_add(1, Ordering::Relaxed);
-            self.record(firing("stopped", json!({"error": message})));
+            self.record_firing(firing("stopped", json!({"error": message})));
             return;
         }
-        let rendered = gantry_catalog::jq::with_run_stack(|| def.compiled.render(input, &self.limits));
+        let rendered =
+            gantry_catalog::jq::with_run_stack(|| def.compiled.render(input, &self.limits));
         let rendered = match rendered {
             Ok(r) => r,
             Err(message) => {
                 self.stats.failed.fetch_add(1, Ordering::Relaxed);
-                self.record(firing("failed", json!({"error": format!("the effect did not render: {message}")})));
+                self.record_firing(firing(
+                    "failed",
+                    json!({"error": format!("the effect did not render: {message}")}),
+                ));
                 return;
             }
         };
@@ -423,7 +429,7 @@ impl AutomationService {
                     ("failed", json!({"error": message}))
                 }
             };
-            me.record(Firing {
+            me.record_firing(Firing {
                 automation: id,
                 event,
                 status: status.to_owned(),
@@ -444,13 +450,7 @@ impl AutomationService {
                 let me = self.me.clone();
                 let started = self
                     .runs
-                    .start_then(
-                        &name,
-                        parameters,
-                        RunOrigin::Manual,
-                        audit,
-                        None,
-                    )
+                    .start_then(&name, parameters, RunOrigin::Manual, audit, None)
                     .await
                     .map_err(|e| format!("workflow `{name}` did not start: {e}"))?;
                 if let Some(me) = me.upgrade() {
@@ -464,7 +464,10 @@ impl AutomationService {
             RenderedEffect::Entity { mode, entity } => {
                 let source = Source::Automation(id.to_owned());
                 let outcome = CHAIN
-                    .scope(Arc::new(chain), self.write_entity(&source, mode, entity, &audit))
+                    .scope(
+                        Arc::new(chain),
+                        self.write_entity(&source, mode, entity, &audit),
+                    )
                     .await?;
                 Ok(("written", outcome))
             }
@@ -534,7 +537,7 @@ impl AutomationService {
         }
     }
 
-    fn record(&self, f: Firing) {
+    fn record_firing(&self, f: Firing) {
         let at = Utc::now();
         let Ok(id) = gantry_store::new_id() else {
             return;
@@ -549,7 +552,9 @@ impl AutomationService {
             action: "automation.fire".into(),
             resource: format!("automation/{}", f.automation),
             before: None,
-            after: Some(json!({"firing": id, "status": f.status, "event": f.event.kind.as_str(), "result": f.detail})),
+            after: Some(
+                json!({"firing": id, "status": f.status, "event": f.event.kind.as_str(), "result": f.detail}),
+            ),
         };
         let row = FiringRow {
             id,
@@ -788,7 +793,13 @@ pub async fn start_services(
     catalog: Arc<CatalogService>,
     runs: Arc<RunService>,
     actions: &crate::actions::ActionService,
-) -> Result<(Arc<crate::scorecards::ScorecardService>, Arc<AutomationService>), StoreError> {
+) -> Result<
+    (
+        Arc<crate::scorecards::ScorecardService>,
+        Arc<AutomationService>,
+    ),
+    StoreError,
+> {
     let scorecards =
         crate::scorecards::ScorecardService::start(store.clone(), catalog.clone()).await?;
     let automations =

@@ -14,9 +14,7 @@
 use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
 use std::sync::{Arc, RwLock, RwLockReadGuard};
 
-use gantry_catalog::index::{
-    Applied, Catalog, Delta, Outcome, PlannedBlueprint, PlannedEntity,
-};
+use gantry_catalog::index::{Applied, Catalog, Delta, Outcome, PlannedBlueprint, PlannedEntity};
 use gantry_catalog::{BlueprintRecord, EntityRecord};
 use gantry_store::{Audit, CatalogChange, CatalogWrite, Store, StoreError};
 use serde_json::Value;

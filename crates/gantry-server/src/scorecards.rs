@@ -25,10 +25,10 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use chrono::{DateTime, Utc};
 use gantry_catalog::index::{Applied, Catalog, Key};
+use gantry_catalog::schema::Problem;
 use gantry_catalog::scorecard::{
     self, check_scorecard, CompiledScorecard, Evaluation, Initiative, Scorecard,
 };
-use gantry_catalog::schema::Problem;
 use gantry_catalog::{Indexed, Lookup};
 use gantry_store::{
     Audit, DefinitionKind, LevelChangeRow, ScorecardEntityRow, ScorecardStateWrite, Store,
@@ -145,7 +145,7 @@ impl ScorecardService {
             let index = catalog.read();
             let card = state.cards.get_mut(&id).expect("just inserted");
             let keys = all_keys(&index, card.compiled.scorecard());
-            let (write, _) = evaluate(&index, card, keys, &id, Utc::now(), false);
+            let (write, _) = evaluate(&index, card, &keys, &id, Utc::now(), false);
             drop(index);
             drop(state);
             service.send(write);
@@ -203,7 +203,11 @@ impl ScorecardService {
         let compiled = self.check(&sc).map_err(PutError::Invalid)?;
         let id = sc.identifier.clone();
         let definition = serde_json::to_value(&sc).unwrap_or(Value::Null);
-        let before = match self.store.get_definition(DefinitionKind::Scorecard, &id).await {
+        let before = match self
+            .store
+            .get_definition(DefinitionKind::Scorecard, &id)
+            .await
+        {
             Ok(b) => Some(b),
             Err(StoreError::NotFound(_)) => None,
             Err(e) => return Err(e.into()),
@@ -245,7 +249,7 @@ impl ScorecardService {
         let (w, changes) = evaluate(
             &index,
             &mut card,
-            keys.into_iter().chain(gone).collect(),
+            &keys.into_iter().chain(gone).collect::<Vec<_>>(),
             &id,
             audit.at,
             true,
@@ -275,7 +279,7 @@ impl ScorecardService {
                     scorecard: id.to_owned(),
                     blueprint: bp,
                     identifier: eid,
-                    from: Some(card.compiled.level_name(s.eval.level).to_owned()),
+                    from: Some(level_of(&card.compiled, s.eval.level)),
                     to: None,
                     score: None,
                     at: audit.at,
@@ -404,7 +408,9 @@ impl ScorecardService {
         let mut keys: Vec<&Key> = card
             .standings
             .iter()
-            .filter(|(_, s)| level.is_none_or(|l| card.compiled.level_name(s.eval.level) == l))
+            .filter(|(_, s)| {
+                level.is_none_or(|l| card.compiled.level_name(s.eval.level) == Some(l))
+            })
             .filter(|(k, _)| {
                 team.is_none_or(|t| {
                     index
@@ -457,7 +463,7 @@ impl ScorecardService {
                     .iter()
                     .map(|(k, s)| (&s.eval, teams.get(k).map_or(&[][..], Vec::as_slice))),
             );
-            Some(serde_json::to_value(&p).unwrap_or(Value::Null))
+            Some(progress_json(&p))
         });
         Some(json!({
             "initiative": record.definition,
@@ -513,7 +519,7 @@ impl ScorecardService {
                 let Some(change) = scorecard::compare_levels(card, b.as_ref(), a.as_ref()) else {
                     continue;
                 };
-                let name = |l: Option<usize>| l.map(|l| card.level_name(l).to_owned());
+                let name = |l: Option<usize>| l.map(|l| level_of(card, l));
                 let rules = |idx: &[usize]| -> Vec<Value> {
                     idx.iter()
                         .map(|&i| {
@@ -574,7 +580,7 @@ impl CatalogObserver for ScorecardService {
                 if keys.is_empty() {
                     continue;
                 }
-                let (w, c) = evaluate(catalog, card, keys, id, at, own);
+                let (w, c) = evaluate(catalog, card, &keys, id, at, own);
                 if own {
                     write.merge(w);
                     changes.extend(c);
@@ -659,7 +665,7 @@ fn targets(catalog: &Catalog, e: &Indexed) -> Vec<Key> {
 fn evaluate(
     catalog: &Catalog,
     card: &mut Card,
-    keys: Vec<Key>,
+    keys: &[Key],
     id: &str,
     at: DateTime<Utc>,
     own: bool,
@@ -668,14 +674,14 @@ fn evaluate(
     let mut changes = Vec::new();
     let prepared = card.compiled.prepare(catalog);
     let mut done: HashSet<&Key> = HashSet::new();
-    for key in &keys {
+    for key in keys {
         if !done.insert(key) {
             continue;
         }
         let entity = catalog.entity_view(&key.0, &key.1);
         let new = entity.and_then(|e| prepared.evaluate(e, catalog));
         let old = card.standings.get(key);
-        let name = |l: usize| card.compiled.level_name(l).to_owned();
+        let name = |l: usize| level_of(&card.compiled, l);
         match (old, new) {
             (None, None) => {}
             (Some(old), None) => {
@@ -769,7 +775,7 @@ fn row(card: &Card, id: &str, key: &Key, s: &Standing) -> ScorecardEntityRow {
         scorecard: id.to_owned(),
         blueprint: key.0.clone(),
         identifier: key.1.clone(),
-        level: card.compiled.level_name(s.eval.level).to_owned(),
+        level: level_of(&card.compiled, s.eval.level),
         score: s.eval.score,
         since: s.since,
         rules: rules_json(card, s),
@@ -857,7 +863,7 @@ fn carry_standings(old: &Card, new: &CompiledScorecard) -> HashMap<Key, Standing
     for (k, s) in &old.standings {
         let Some(level) = new_levels
             .iter()
-            .position(|l| *l == old.compiled.level_name(s.eval.level))
+            .position(|l| Some(*l) == old.compiled.level_name(s.eval.level))
         else {
             continue;
         };
@@ -939,13 +945,13 @@ fn standing_json(card: &Card, key: &Key, s: &Standing, catalog: &Catalog) -> Val
         })
         .collect();
     let next_level = (s.eval.level + 1 < card.compiled.levels().len())
-        .then(|| card.compiled.level_name(s.eval.level + 1));
+        .then(|| level_of(&card.compiled, s.eval.level + 1));
     json!({
         "scorecard": sc.identifier,
         "title": sc.title,
         "entity": format!("{}/{}", key.0, key.1),
         "team": catalog.entity_view(&key.0, &key.1).map(|e| e.record.entity.team.clone()),
-        "level": card.compiled.level_name(s.eval.level),
+        "level": level_of(&card.compiled, s.eval.level),
         "levelIndex": s.eval.level,
         "score": s.eval.score,
         "since": s.since,
@@ -976,6 +982,25 @@ fn summary_json(card: &CompiledScorecard, s: &scorecard::Summary) -> Value {
         "rules": s.rules.iter().map(|r| json!({"identifier": r.identifier, "passed": r.passed, "total": r.total})).collect::<Vec<_>>(),
         "averageScore": s.average_score,
     })
+}
+
+/// A level's name (levels are never empty in a compiled scorecard).
+fn level_of(card: &CompiledScorecard, i: usize) -> String {
+    card.level_name(i).unwrap_or_default().to_owned()
+}
+
+fn progress_json(p: &scorecard::Progress) -> Value {
+    let by_team: serde_json::Map<String, Value> = p
+        .by_team
+        .iter()
+        .map(|(team, t)| {
+            (
+                team.clone(),
+                json!({"total": t.total, "atTarget": t.at_target, "share": t.share}),
+            )
+        })
+        .collect();
+    json!({"total": p.total, "atTarget": p.at_target, "share": p.share, "byTeam": by_team})
 }
 
 /// A definition's stored record after a change by `audit`'s actor.

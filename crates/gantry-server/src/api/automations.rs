@@ -173,7 +173,10 @@ pub(crate) async fn list_firings(
         )
         .await?;
     let next = (rows.len() == limit as usize)
-        .then(|| rows.last().map(|r| format!("{}~{}", r.at.to_rfc3339(), r.id)))
+        .then(|| {
+            rows.last()
+                .map(|r| format!("{}~{}", r.at.to_rfc3339(), r.id))
+        })
         .flatten();
     let items: Vec<Value> = rows.iter().map(firing_json).collect();
     Ok(Json(json!({ "items": items, "next": next })))

@@ -6,10 +6,10 @@
 //! (an `Arc<dyn Store>` and configuration) and run on the server's tokio runtime.
 
 mod actions;
-mod automations;
 mod agents;
 pub mod audit;
 pub mod auth;
+mod automations;
 pub mod catalog;
 pub mod diagnostics;
 pub mod error;

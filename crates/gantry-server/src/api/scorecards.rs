@@ -10,8 +10,8 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
 use gantry_catalog::index::{Catalog, Delta, Expect, Key, WriteContext};
-use gantry_catalog::scorecard::{Initiative, Scorecard};
 use gantry_catalog::schema::Problem;
+use gantry_catalog::scorecard::{Initiative, Scorecard};
 use gantry_catalog::{Blueprint, Entity, Source};
 use gantry_store::{HistoryFilter, StoredAction};
 use serde::de::DeserializeOwned;
@@ -93,7 +93,9 @@ pub(crate) fn put_error(what: &str, e: PutError) -> ApiError {
     operation_id = "listScorecards",
     responses((status = 200, description = "The scorecards", body = doc::Object)),
 )]
-pub(crate) async fn list_scorecards(State(state): State<ApiState>) -> Result<Json<Value>, ApiError> {
+pub(crate) async fn list_scorecards(
+    State(state): State<ApiState>,
+) -> Result<Json<Value>, ApiError> {
     state.catalog.sync().await?;
     let items: Vec<Value> = state
         .scorecards

@@ -253,7 +253,11 @@ pub(crate) fn action(c: &Connection, command: ActionCommand) -> anyhow::Result<E
 
 /// The server's answer on standard output (as JSON, or as `human` makes it), or its refusal
 /// on standard error with exit code 1.
-pub(crate) fn shown(answer: &Answer, format: Format, human: impl FnOnce(&Value) -> String) -> ExitCode {
+pub(crate) fn shown(
+    answer: &Answer,
+    format: Format,
+    human: impl FnOnce(&Value) -> String,
+) -> ExitCode {
     if !answer.ok() {
         eprint!("{}", refusal(answer));
         return ExitCode::from(1);

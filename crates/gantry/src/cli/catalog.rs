@@ -156,6 +156,7 @@ pub(crate) fn document_json(d: &Document) -> Value {
         Definition::Action(a) => ("Action", serde_json::to_value(a)),
         Definition::Scorecard(s) => ("Scorecard", serde_json::to_value(s)),
         Definition::Initiative(i) => ("Initiative", serde_json::to_value(i)),
+        Definition::Automation(a) => ("Automation", serde_json::to_value(a)),
     };
     if let Ok(Value::Object(o)) = &mut v {
         o.insert("kind".into(), json!(kind));

@@ -135,7 +135,7 @@ pub(crate) enum AutomationCommand {
 
 pub(crate) fn scorecard(c: &Connection, command: ScorecardCommand) -> anyhow::Result<ExitCode> {
     if let ScorecardCommand::Check(args) = command {
-        return check(c, args);
+        return check(c, &args);
     }
     let client = Client::new(c)?;
     let (path, format, text): (String, Format, fn(&Value) -> String) = match command {
@@ -152,7 +152,10 @@ pub(crate) fn scorecard(c: &Connection, command: ScorecardCommand) -> anyhow::Re
             limit,
             format,
         } => {
-            let mut path = format!("/scorecards/{}/entities?limit={limit}", segment(&identifier));
+            let mut path = format!(
+                "/scorecards/{}/entities?limit={limit}",
+                segment(&identifier)
+            );
             if let Some(l) = level {
                 path.push_str(&format!("&level={}", segment(&l)));
             }
@@ -242,7 +245,7 @@ pub(crate) fn automation(c: &Connection, command: AutomationCommand) -> anyhow::
     })
 }
 
-fn check(c: &Connection, args: CheckArgs) -> anyhow::Result<ExitCode> {
+fn check(c: &Connection, args: &CheckArgs) -> anyhow::Result<ExitCode> {
     let found = collect(&args.paths, &["yaml", "yml", "json"])?;
     let mut documents = Vec::new();
     let mut errors = Vec::new();
@@ -318,7 +321,11 @@ pub(crate) fn check_text(v: &Value) -> String {
             (Some(f), None) => format!("leaves (was {f})"),
             (None, None) => continue,
         };
-        let mark = if c["direction"] == "drop" { "▼" } else { "▲" };
+        let mark = if c["direction"] == "drop" {
+            "▼"
+        } else {
+            "▲"
+        };
         out.push_str(&format!("{mark} {entity} {line} on {sc}\n"));
         for (key, label) in [
             ("newlyFailing", "now failing"),
@@ -548,7 +555,10 @@ fn automations_text(v: &Value) -> String {
             };
             vec![
                 a["identifier"].as_str().unwrap_or_default().to_owned(),
-                a["trigger"]["event"].as_str().unwrap_or_default().to_owned(),
+                a["trigger"]["event"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
                 effect,
                 if a["enabled"] == false { "no" } else { "yes" }.to_owned(),
             ]
@@ -611,7 +621,10 @@ mod tests {
             "▼ service/checkout drops Gold → Silver on prod\n    now failing: on-call (Has on-call, Gold)\n\
              ▲ service/new enters at Bronze on prod\n1 drop, 1 rise\n"
         );
-        assert_eq!(check_text(&json!({"changes": [], "drops": 0, "rises": 0})), "0 drops, 0 rises\n");
+        assert_eq!(
+            check_text(&json!({"changes": [], "drops": 0, "rises": 0})),
+            "0 drops, 0 rises\n"
+        );
     }
 
     #[test]
