@@ -503,13 +503,12 @@ impl ScorecardService {
         for card in &cards {
             let p_before = card.prepare(before);
             let p_after = card.prepare(after);
-            let mut mine: Vec<&Key> = keys
-                .iter()
-                .filter(|k| k.0 == card.scorecard().blueprint)
-                .collect();
+            // Whatever reaches a changed entity, before or after the change.
+            let mut mine: Vec<Key> = reach(before, card, keys);
+            mine.extend(reach(after, card, keys));
             mine.sort();
             mine.dedup();
-            for key in mine {
+            for key in &mine {
                 let b = before
                     .entity_view(&key.0, &key.1)
                     .and_then(|e| p_before.evaluate(e, before));

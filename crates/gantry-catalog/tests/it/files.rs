@@ -208,12 +208,12 @@ just a string
     insta::assert_snapshot!(check("kinds.yaml", src), @r"
     6 entity/a/e at kinds.yaml:16:3
     kinds.yaml:1:7: unknown kind `blueprint`; kinds are capitalized: `Blueprint`
-    kinds.yaml:4:7: unknown kind `Blueprnt`; the kinds are `kind: Blueprint`, `kind: Entity`, `kind: Action`, `kind: Scorecard` or `kind: Initiative`; did you mean `Blueprint`?
-    kinds.yaml:7:7: unknown kind `Dashboard`; the kinds are `kind: Blueprint`, `kind: Entity`, `kind: Action`, `kind: Scorecard` or `kind: Initiative`
-    kinds.yaml:10:1: missing field `kind`; say which kind this is: `kind: Blueprint`, `kind: Entity`, `kind: Action`, `kind: Scorecard` or `kind: Initiative`
-    kinds.yaml:12:7: `kind` is `kind: Blueprint`, `kind: Entity`, `kind: Action`, `kind: Scorecard` or `kind: Initiative`, not a list
-    kinds.yaml:14:1: a definition is a mapping with `kind: Blueprint`, `kind: Entity`, `kind: Action`, `kind: Scorecard` or `kind: Initiative`, not a string
-    kinds.yaml:19:3: a definition is a mapping with `kind: Blueprint`, `kind: Entity`, `kind: Action`, `kind: Scorecard` or `kind: Initiative`, not a number
+    kinds.yaml:4:7: unknown kind `Blueprnt`; the kinds are `kind: Blueprint`, `kind: Entity`, `kind: Action`, `kind: Scorecard`, `kind: Initiative` or `kind: Automation`; did you mean `Blueprint`?
+    kinds.yaml:7:7: unknown kind `Dashboard`; the kinds are `kind: Blueprint`, `kind: Entity`, `kind: Action`, `kind: Scorecard`, `kind: Initiative` or `kind: Automation`
+    kinds.yaml:10:1: missing field `kind`; say which kind this is: `kind: Blueprint`, `kind: Entity`, `kind: Action`, `kind: Scorecard`, `kind: Initiative` or `kind: Automation`
+    kinds.yaml:12:7: `kind` is `kind: Blueprint`, `kind: Entity`, `kind: Action`, `kind: Scorecard`, `kind: Initiative` or `kind: Automation`, not a list
+    kinds.yaml:14:1: a definition is a mapping with `kind: Blueprint`, `kind: Entity`, `kind: Action`, `kind: Scorecard`, `kind: Initiative` or `kind: Automation`, not a string
+    kinds.yaml:19:3: a definition is a mapping with `kind: Blueprint`, `kind: Entity`, `kind: Action`, `kind: Scorecard`, `kind: Initiative` or `kind: Automation`, not a number
     ");
 }
 

@@ -715,6 +715,85 @@ async fn every_mutating_route_writes_exactly_one_audit_event() {
         .await;
     assert_eq!(e["action"], "action.delete");
 
+    // Scorecards, initiatives and automations: each change of a definition is one event; a
+    // scorecard's evaluation is bookkeeping, and a check posts a body and changes nothing.
+    for (op, method, path, body, status, action, resource) in [
+        (
+            "putScorecard",
+            "PUT",
+            "/api/v1/scorecards/walk",
+            r#"{"blueprint": "svc", "levels": ["Basic", "Good"],
+                "rules": [{"identifier": "titled", "title": "Titled", "level": "Good", "where": "title isNotEmpty"}]}"#,
+            StatusCode::OK,
+            "scorecard.create",
+            "scorecard/walk",
+        ),
+        (
+            "putInitiative",
+            "PUT",
+            "/api/v1/initiatives/walk",
+            r#"{"title": "All good", "scorecard": "walk", "targetLevel": "Good"}"#,
+            StatusCode::OK,
+            "initiative.create",
+            "initiative/walk",
+        ),
+        (
+            "putAutomation",
+            "PUT",
+            "/api/v1/automations/walk",
+            r#"{"trigger": {"event": "entity.created", "blueprint": "svc"}, "enabled": false,
+                "effect": {"workflow": {"name": "nothing"}}}"#,
+            StatusCode::OK,
+            "automation.create",
+            "automation/walk",
+        ),
+        (
+            "deleteAutomation",
+            "DELETE",
+            "/api/v1/automations/walk",
+            "",
+            StatusCode::NO_CONTENT,
+            "automation.delete",
+            "automation/walk",
+        ),
+        (
+            "deleteInitiative",
+            "DELETE",
+            "/api/v1/initiatives/walk",
+            "",
+            StatusCode::NO_CONTENT,
+            "initiative.delete",
+            "initiative/walk",
+        ),
+        (
+            "deleteScorecard",
+            "DELETE",
+            "/api/v1/scorecards/walk",
+            "",
+            StatusCode::NO_CONTENT,
+            "scorecard.delete",
+            "scorecard/walk",
+        ),
+    ] {
+        let (_, e) = w.call(op, method, path, body, status).await;
+        assert_eq!(
+            (&e["action"], &e["resource"]),
+            (&json!(action), &json!(resource)),
+            "{op}"
+        );
+    }
+    let (status, _) = api
+        .as_admin_with(
+            "POST",
+            "/api/v1/scorecards/check",
+            r#"{"documents": [{"kind": "Entity", "blueprint": "svc", "identifier": "z"}]}"#,
+            &[("content-type", "application/json")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(w.fresh().await.is_empty(), "a check changes nothing");
+    w.done.insert("checkScorecards".to_string());
+
     // The agent API reports work on jobs (kept on the jobs and their runs), not changes: it is
     // not audited. Only agent tokens may call it; a refused call writes nothing.
     for (op, path) in [

@@ -17,6 +17,7 @@ mod login;
 mod oidc;
 mod openapi;
 mod relay_sdk;
+mod scorecards;
 mod spec;
 mod triggers;
 
