@@ -368,34 +368,64 @@ impl PreparedScorecard<'_> {
     /// or does not match its filter. `lookup` must be the catalog the scorecard was prepared
     /// with.
     pub fn evaluate(&self, e: &Indexed, lookup: &dyn Lookup) -> Option<Evaluation> {
+        let mut ev = self.passes(e, lookup)?;
+        for (r, o) in self.rules.iter().zip(ev.rules.iter_mut()) {
+            o.value = rule_value(&r.fields, o.passed, e, lookup);
+        }
+        Some(ev)
+    }
+
+    /// What [`PreparedScorecard::evaluate`] gives without the values seen (every `value` is
+    /// `null`): what keeping levels current needs, at a fraction of the cost. The values are
+    /// [`CompiledScorecard::values`] of the entity as it is.
+    pub fn passes(&self, e: &Indexed, lookup: &dyn Lookup) -> Option<Evaluation> {
         if e.record.entity.blueprint != self.compiled.scorecard.blueprint
             || !self.filter.matches(e, lookup)
         {
             return None;
         }
-        let rules: Vec<RuleOutcome> = self
+        let passed: Vec<bool> = self
             .rules
             .iter()
-            .map(|r| {
-                let passed = r.query.matches(e, lookup);
-                let value = match r.fields.as_slice() {
-                    [] => Value::Bool(passed),
-                    [one] => field_value(e, one, lookup),
-                    many => Value::Object(
-                        many.iter()
-                            .map(|f| (f.to_string(), field_value(e, f, lookup)))
-                            .collect(),
-                    ),
-                };
-                RuleOutcome { passed, value }
-            })
+            .map(|r| r.query.matches(e, lookup))
             .collect();
-        let passed: Vec<bool> = rules.iter().map(|o| o.passed).collect();
         Some(Evaluation {
             level: self.compiled.level_of(&passed),
             score: self.compiled.score_of(&passed),
-            rules,
+            rules: passed
+                .into_iter()
+                .map(|passed| RuleOutcome {
+                    passed,
+                    value: Value::Null,
+                })
+                .collect(),
         })
+    }
+}
+
+/// The value a rule shows: the one field it tests, an object of the fields it tests, or its
+/// outcome for a rule of `relatedTo` only.
+fn rule_value(fields: &[&str], passed: bool, e: &Indexed, lookup: &dyn Lookup) -> Value {
+    match fields {
+        [] => Value::Bool(passed),
+        [one] => field_value(e, one, lookup),
+        many => Value::Object(
+            many.iter()
+                .map(|f| (f.to_string(), field_value(e, f, lookup)))
+                .collect(),
+        ),
+    }
+}
+
+impl CompiledScorecard {
+    /// The value each rule sees in `e` as it is, in rule order, given the outcomes of an
+    /// evaluation of it (`passes`).
+    pub fn values(&self, ev: &Evaluation, e: &Indexed, lookup: &dyn Lookup) -> Vec<Value> {
+        self.rules
+            .iter()
+            .zip(&ev.rules)
+            .map(|(r, o)| rule_value(&r.query.fields(), o.passed, e, lookup))
+            .collect()
     }
 }
 

@@ -23,6 +23,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 mod support;
+use support::{audit, env_usize};
 
 use gantry_engine::runtime::{BoxFuture, LogLine, Program, StepJob, StepOutcome, StepRuntime};
 use gantry_server::agents::AgentHub;
@@ -35,17 +36,6 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 const RUNS: usize = 100;
-
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn audit() -> gantry_store::Audit {
-    gantry_store::Audit::system("benchmark", chrono::Utc::now())
-}
 
 /// Ends every step at once; tells `started` when each began.
 struct NoOp {

@@ -16,17 +16,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 mod support;
+use support::{audit, env_usize};
 
 use gantry_server::api::{router, unguarded_router_for_benchmarks, ApiState};
 use gantry_server::server::issue_api_key;
 use gantry_store::{SqliteStore, Store, User};
-
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 const HELLO: &str = "steps:\n- name: greet\n  image: alpine\n  input: [echo hi]\n";
 
@@ -175,8 +169,4 @@ async fn main() {
         median(p99_with),
         median(p99_without)
     );
-}
-
-fn audit() -> gantry_store::Audit {
-    gantry_store::Audit::system("benchmark", chrono::Utc::now())
 }

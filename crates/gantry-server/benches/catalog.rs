@@ -20,50 +20,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 mod support;
+use support::{audit, each_backend, env_usize, open, pct, Backend};
 
 use gantry_server::api::router;
 use gantry_server::server::issue_api_key;
-use gantry_store::{PostgresOptions, PostgresStore, SqliteStore, Store};
 use serde_json::{json, Value};
 use sqlx::Connection;
 
 const BATCH: usize = 5_000;
 const CLIENTS: usize = 16;
-
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn audit() -> gantry_store::Audit {
-    gantry_store::Audit::system("benchmark", chrono::Utc::now())
-}
-
-enum Backend {
-    Sqlite(std::path::PathBuf),
-    Postgres { url: String, schema: String },
-}
-
-async fn open(backend: &Backend) -> Arc<dyn Store> {
-    match backend {
-        Backend::Sqlite(dir) => Arc::new(
-            SqliteStore::open(dir.join("gantry.db"))
-                .await
-                .expect("sqlite"),
-        ),
-        Backend::Postgres { url, schema } => {
-            let mut options = PostgresOptions::new(url.clone());
-            options.schema = Some(schema.clone());
-            Arc::new(
-                PostgresStore::connect_with(&options)
-                    .await
-                    .expect("postgres"),
-            )
-        }
-    }
-}
 
 // The catalog both catalog benchmarks load.
 #[path = "../../gantry-catalog/benches/data/catalog.rs"]
@@ -203,14 +168,6 @@ async fn load(
     }
     all.sort();
     all
-}
-
-fn pct(sorted: &[Duration], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let i = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
-    sorted[i].as_secs_f64() * 1000.0
 }
 
 async fn bench(name: &str, backend: Backend, dir: &std::path::Path, n: usize) {
@@ -360,28 +317,5 @@ async fn bench(name: &str, backend: Backend, dir: &std::path::Path, n: usize) {
 
 fn main() {
     let n = env_usize("GANTRY_BENCH_ENTITIES", 100_000);
-    let backends =
-        std::env::var("GANTRY_BENCH_BACKENDS").unwrap_or_else(|_| "sqlite,postgres".to_string());
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    for name in backends.split(',') {
-        let dir = tempfile::tempdir().expect("dir");
-        let backend = match name {
-            "sqlite" => Backend::Sqlite(dir.path().to_path_buf()),
-            "postgres" => match std::env::var("GANTRY_TEST_POSTGRES_URL") {
-                Ok(url) => Backend::Postgres {
-                    url,
-                    schema: format!("bench_{}", gantry_store::new_id().expect("id")),
-                },
-                Err(_) => {
-                    println!("postgres: skipped (GANTRY_TEST_POSTGRES_URL is not set)");
-                    continue;
-                }
-            },
-            other => panic!("unknown backend {other}"),
-        };
-        rt.block_on(bench(name, backend, dir.path(), n));
-    }
+    each_backend(|name, backend, dir| async move { bench(&name, backend, &dir, n).await });
 }

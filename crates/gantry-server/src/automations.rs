@@ -45,17 +45,12 @@ use gantry_store::{
 use serde_json::{json, Map, Value};
 use tokio::sync::{mpsc, Semaphore};
 
-use crate::catalog::{CatalogObserver, CatalogService, Plan, WriteError, Written};
+use crate::catalog::{CatalogObserver, CatalogService, Group, Plan, WriteError, CHAIN};
 use crate::runs::RunService;
 use crate::scorecards::{LevelChanged, LevelListener, PutError};
 
-tokio::task_local! {
-    /// The automations whose effects led to the work running on this task.
-    pub static CHAIN: Arc<Vec<String>>;
-}
-
 fn current_chain() -> Vec<String> {
-    CHAIN.try_with(|c| c.as_ref().clone()).unwrap_or_default()
+    crate::catalog::current_chain().as_ref().clone()
 }
 
 /// Effects carried out at once, beyond which they wait.
@@ -619,12 +614,12 @@ fn redact_run_doc(doc: &Value) -> Value {
 }
 
 impl CatalogObserver for AutomationService {
-    fn applied(&self, catalog: &Catalog, _: &Applied, written: Option<&Written<'_>>) {
-        let Some(written) = written else {
-            return;
-        };
+    fn applied(&self, catalog: &Catalog, _: &Applied, group: &Group<'_>) {
         let chain = current_chain();
-        for change in written.changes {
+        for (written, change) in group
+            .iter()
+            .flat_map(|w| w.changes.iter().map(move |c| (w, c)))
+        {
             let (kind, bp, id, before, record) = match change {
                 CatalogChange::PutEntity {
                     record,

@@ -2,17 +2,34 @@
 //! store, and the one path every catalog write takes.
 //!
 //! Reads ask the store for its catalog clock (one cheap query) and apply what other servers
-//! sharing the database committed since; then they are answered from memory. Writes are
-//! serialised per server: under the writer lock the index catches up, the caller plans the
-//! write against it (every rule lives in `gantry-catalog`), the store commits the planned
-//! records with their audit events in one transaction that checks each record's expected
-//! version, and the committed records are applied back. A conflict (another server wrote the
-//! same entity first) catches up and plans again.
+//! sharing the database committed since; then they are answered from memory.
+//!
+//! Writes commit in groups. Each caller catches the index up and plans its write against it
+//! (every rule lives in `gantry-catalog`), then hands the planned records to the commit:
+//!
+//! ```text
+//!  write ─► sync ─► plan (read lock) ─► submit ─┬─► overlaps a record of a write not yet
+//!                                                │   applied: wait for it, plan again
+//!                                                └─► queue ─► the writer lock's holder takes
+//!   every queued write with the same cause (below) ─► one transaction (one seq, each change
+//!   audited as its own write's, each record's expected version checked) ─► apply back ─►
+//!   observers ─► every writer of the group answered
+//! ```
+//!
+//! Writes in one group touch different records, and a blueprint change goes alone, so a
+//! group commits what the same writes one after another would (each planned against the
+//! index without the others: they were concurrent, so either order was possible). One fsync
+//! serves the group. A conflict (another server wrote the same record first) fails the group:
+//! each of its writers catches up and plans again.
+//!
+//! The cause of a write is the chain of automations whose effect it is ([`CHAIN`], a task
+//! local the automations set); the observers of a group see it as theirs.
 //!
 //! Concurrency: the index sits behind a `std::sync::RwLock`, never held across an await.
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
-use std::sync::{Arc, RwLock, RwLockReadGuard};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 
 use gantry_catalog::index::{Applied, Catalog, Delta, Outcome, PlannedBlueprint, PlannedEntity};
 use gantry_catalog::{BlueprintRecord, EntityRecord};
@@ -21,6 +38,62 @@ use serde_json::Value;
 
 /// How many times a write is planned again after losing a race to another server.
 const ATTEMPTS: usize = 4;
+
+tokio::task_local! {
+    /// The automations whose effects led to the work running on this task, first to last.
+    pub static CHAIN: Arc<Vec<String>>;
+}
+
+/// The chain of automations behind the current task's work (empty: a person or a program).
+pub fn current_chain() -> Arc<Vec<String>> {
+    CHAIN.try_with(Arc::clone).unwrap_or_default()
+}
+
+/// A record a write changes: `(true, blueprint, "")` for a blueprint, `(false, blueprint, id)`
+/// for an entity.
+type RecordKey = (bool, String, String);
+
+fn record_keys(changes: &[CatalogChange]) -> HashSet<RecordKey> {
+    changes
+        .iter()
+        .map(|c| match c {
+            CatalogChange::PutBlueprint { record, .. } => {
+                (true, record.blueprint.identifier.clone(), String::new())
+            }
+            CatalogChange::DeleteBlueprint { identifier, .. } => {
+                (true, identifier.clone(), String::new())
+            }
+            CatalogChange::PutEntity { record, .. } => (
+                false,
+                record.entity.blueprint.clone(),
+                record.entity.identifier.clone(),
+            ),
+            CatalogChange::DeleteEntity {
+                blueprint,
+                identifier,
+                ..
+            } => (false, blueprint.clone(), identifier.clone()),
+        })
+        .collect()
+}
+
+/// A planned write waiting for its group.
+struct Submitted {
+    write: CatalogWrite,
+    delta: Delta,
+    chain: Arc<Vec<String>>,
+    reply: tokio::sync::oneshot::Sender<Result<(), StoreError>>,
+}
+
+/// The writes submitted and not yet applied: those queued, and the group in the store.
+#[derive(Default)]
+struct Pending {
+    queue: Vec<Submitted>,
+    /// The records of every write queued or being committed.
+    keys: HashSet<RecordKey>,
+    /// A write holding a blueprint change is queued or being committed: it goes alone.
+    exclusive: bool,
+}
 
 /// What a planned write stores, and what the caller answers with.
 pub struct Plan<T> {
@@ -108,10 +181,11 @@ pub fn json<T: serde::Serialize>(record: &T) -> Value {
 /// Something that follows the catalog: scorecards (levels) and automations (entity events).
 pub trait CatalogObserver: Send + Sync {
     /// Called after every delta is applied to the index, with the index as it is now (read
-    /// locked: keep it short, never block). `written` holds this server's own write (each
-    /// change with its record before and after) and its audit; `None` for what other servers
-    /// wrote, caught up from the store.
-    fn applied(&self, catalog: &Catalog, applied: &Applied, written: Option<&Written<'_>>);
+    /// locked: keep it short, never block). `written` holds this server's own writes of the
+    /// group (each change with its record before and after, and its audit), all with the
+    /// same cause ([`current_chain`] gives it); empty for what other servers wrote, caught up
+    /// from the store.
+    fn applied(&self, catalog: &Catalog, applied: &Applied, written: &Group<'_>);
 }
 
 /// A write this server made, as observers see it.
@@ -120,9 +194,19 @@ pub struct Written<'a> {
     pub audit: &'a Audit,
 }
 
+/// Observers are told of a group of writes at once: `written` is empty for what other servers
+/// wrote, caught up from the store.
+pub type Group<'a> = [Written<'a>];
+
 pub struct CatalogService {
     store: Arc<dyn Store>,
     observers: RwLock<Vec<Arc<dyn CatalogObserver>>>,
+    pending: Mutex<Pending>,
+    /// Itself, for the task that commits groups (a caller that goes away never takes a
+    /// group with it).
+    me: std::sync::Weak<CatalogService>,
+    /// Signalled after each group is applied (writers that overlapped one wait for it).
+    applied: tokio::sync::Notify,
     index: RwLock<Catalog>,
     /// One write at a time through this server.
     writer: tokio::sync::Mutex<()>,
@@ -136,16 +220,19 @@ pub struct CatalogService {
 
 impl CatalogService {
     /// An empty index; the first read or write loads the catalog.
-    pub fn new(store: Arc<dyn Store>) -> Self {
-        CatalogService {
+    pub fn new(store: Arc<dyn Store>) -> Arc<Self> {
+        Arc::new_cyclic(|me| CatalogService {
+            me: me.clone(),
             store,
             observers: RwLock::new(Vec::new()),
+            pending: Mutex::new(Pending::default()),
+            applied: tokio::sync::Notify::new(),
             index: RwLock::new(Catalog::default()),
             writer: tokio::sync::Mutex::new(()),
             syncing: tokio::sync::Mutex::new(()),
             checks_started: AtomicU64::new(0),
             checks_done: AtomicU64::new(0),
-        }
+        })
     }
 
     /// The index as it is now (call [`CatalogService::sync`] first to see other servers'
@@ -162,7 +249,7 @@ impl CatalogService {
             .push(observer);
     }
 
-    fn apply(&self, delta: Delta, written: Option<&Written<'_>>) {
+    fn apply(&self, delta: Delta, written: &Group<'_>) {
         let applied = self
             .index
             .write()
@@ -214,21 +301,23 @@ impl CatalogService {
             deleted_entities: changes.deleted_entities,
         };
         // A large catch-up (the first load) recomputes much: off the async threads.
-        heavy(delta.entities.len() > 1000, || self.apply(delta, None));
+        heavy(delta.entities.len() > 1000, || self.apply(delta, &[]));
         Ok(())
     }
 
-    /// Plans a write against the current index and commits it; plans again when another
-    /// server changed the same records first. `plan` returns the caller's error to refuse.
+    /// Plans a write against the current index and commits it with the writes submitted at the
+    /// same time; plans again when a write not yet applied holds one of its records, or when
+    /// another server changed one first. `plan` returns the caller's error to refuse.
     pub async fn write<T, E>(
         &self,
         audit: &Audit,
         plan: impl Fn(&Catalog) -> Result<Plan<T>, E>,
     ) -> Result<T, WriteError<E>> {
-        let _one = self.writer.lock().await;
-        let mut attempt = 0;
+        let chain = current_chain();
+        let mut conflicts = 0;
         loop {
-            attempt += 1;
+            // Registered before looking, so a group applied meanwhile is not missed.
+            let applied = self.applied.notified();
             self.sync().await.map_err(WriteError::Store)?;
             let planned = {
                 let index = self.read();
@@ -239,38 +328,123 @@ impl CatalogService {
             if planned.changes.is_empty() {
                 return Ok(planned.result);
             }
-            let write = CatalogWrite {
-                changes: planned.changes,
-                audit: audit.clone(),
-            };
-            match self.store.write_catalog(&write).await {
-                Ok(seq) => {
-                    let known = self.read().seq();
-                    let written = Written {
-                        changes: &write.changes,
-                        audit,
-                    };
-                    if seq == known + 1 {
-                        let mut delta = planned.delta;
-                        delta.seq = seq;
-                        heavy(delta.entities.len() > 1000, || {
-                            self.apply(delta, Some(&written));
-                        });
-                    } else {
-                        // Another server wrote in between: catch up through the store, then
-                        // tell the observers of this write with the index past it.
-                        self.sync().await.map_err(WriteError::Store)?;
-                        let delta = Delta {
-                            seq,
-                            ..planned.delta
-                        };
-                        self.apply(delta, Some(&written));
-                    }
-                    return Ok(planned.result);
+            let keys = record_keys(&planned.changes);
+            let blueprints = keys.iter().any(|k| k.0);
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            let overlaps = {
+                let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+                let busy = !p.keys.is_empty() || !p.queue.is_empty();
+                let overlaps =
+                    p.exclusive || (blueprints && busy) || keys.iter().any(|k| p.keys.contains(k));
+                if !overlaps {
+                    p.exclusive |= blueprints;
+                    p.keys.extend(keys);
+                    p.queue.push(Submitted {
+                        write: CatalogWrite {
+                            changes: planned.changes,
+                            audit: audit.clone(),
+                        },
+                        delta: planned.delta,
+                        chain: chain.clone(),
+                        reply: tx,
+                    });
                 }
-                Err(StoreError::Conflict(_)) if attempt < ATTEMPTS => continue,
-                Err(e) => return Err(WriteError::Store(e)),
+                overlaps
+            };
+            if overlaps {
+                applied.await;
+                continue;
             }
+            // The group is committed by a task of its own: a caller that goes away (its
+            // request cancelled) never leaves a group half done.
+            if let Some(me) = self.me.upgrade() {
+                tokio::spawn(async move { me.commit_queued().await });
+            }
+            match rx.await {
+                Ok(Ok(())) => return Ok(planned.result),
+                Ok(Err(StoreError::Conflict(_))) if conflicts + 1 < ATTEMPTS => conflicts += 1,
+                Ok(Err(e)) => return Err(WriteError::Store(e)),
+                Err(_) => {
+                    return Err(WriteError::Store(StoreError::Database(
+                        "the catalog write was dropped".into(),
+                    )))
+                }
+            }
+        }
+    }
+
+    /// Under the writer lock: commits the queued writes (if another holder has not already),
+    /// a group of one cause at a time.
+    async fn commit_queued(&self) {
+        let _one = self.writer.lock().await;
+        loop {
+            let group: Vec<Submitted> = {
+                let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+                let Some(first) = p.queue.first() else {
+                    return;
+                };
+                let cause = first.chain.clone();
+                let (group, rest) = std::mem::take(&mut p.queue)
+                    .into_iter()
+                    .partition(|s| s.chain == cause);
+                p.queue = rest;
+                group
+            };
+            let mut writes = Vec::with_capacity(group.len());
+            let mut deltas = Vec::with_capacity(group.len());
+            let mut replies = Vec::with_capacity(group.len());
+            let cause = group.first().map(|s| s.chain.clone()).unwrap_or_default();
+            for s in group {
+                writes.push(s.write);
+                deltas.push(s.delta);
+                replies.push(s.reply);
+            }
+            let result = self.store.write_catalogs(&writes).await;
+            if let Ok(seq) = &result {
+                let mut delta = Delta {
+                    seq: *seq,
+                    ..Delta::default()
+                };
+                for d in deltas {
+                    delta.blueprints.extend(d.blueprints);
+                    delta.entities.extend(d.entities);
+                    delta.deleted_blueprints.extend(d.deleted_blueprints);
+                    delta.deleted_entities.extend(d.deleted_entities);
+                }
+                if *seq != self.read().seq() + 1 {
+                    // Another server wrote in between: catch up through the store first.
+                    if let Err(e) = self.catch_up().await {
+                        tracing::warn!(error = %e, "could not catch the catalog up");
+                    }
+                }
+                let written: Vec<Written<'_>> = writes
+                    .iter()
+                    .map(|w| Written {
+                        changes: &w.changes,
+                        audit: &w.audit,
+                    })
+                    .collect();
+                CHAIN.sync_scope(cause, || {
+                    heavy(delta.entities.len() > 1000, || self.apply(delta, &written));
+                });
+            }
+            {
+                let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+                for w in &writes {
+                    for k in record_keys(&w.changes) {
+                        p.exclusive &= !k.0;
+                        p.keys.remove(&k);
+                    }
+                }
+            }
+            for reply in replies {
+                let _ = reply.send(match &result {
+                    Ok(_) => Ok(()),
+                    Err(StoreError::Conflict(m)) => Err(StoreError::Conflict(m.clone())),
+                    Err(e) => Err(StoreError::Database(e.to_string())),
+                });
+            }
+            self.applied.notify_waiters();
         }
     }
 }

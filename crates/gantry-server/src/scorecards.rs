@@ -37,7 +37,7 @@ use gantry_store::{
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
-use crate::catalog::{CatalogObserver, CatalogService, Written};
+use crate::catalog::{CatalogObserver, CatalogService, Group};
 
 /// How far `relatedTo` rules look (the query language's largest depth).
 const RELATED_TO_DEPTH: usize = 10;
@@ -561,9 +561,9 @@ impl ScorecardService {
 }
 
 impl CatalogObserver for ScorecardService {
-    fn applied(&self, catalog: &Catalog, applied: &Applied, written: Option<&Written<'_>>) {
-        let own = written.is_some();
-        let at = written.map_or_else(Utc::now, |w| w.audit.at);
+    fn applied(&self, catalog: &Catalog, applied: &Applied, written: &Group<'_>) {
+        let own = !written.is_empty();
+        let at = written.first().map_or_else(Utc::now, |w| w.audit.at);
         let mut write = ScorecardStateWrite::default();
         let mut changes = Vec::new();
         {
@@ -678,7 +678,7 @@ fn evaluate(
             continue;
         }
         let entity = catalog.entity_view(&key.0, &key.1);
-        let new = entity.and_then(|e| prepared.evaluate(e, catalog));
+        let new = entity.and_then(|e| prepared.passes(e, catalog));
         let old = card.standings.get(key);
         let name = |l: usize| level_of(&card.compiled, l);
         match (old, new) {
@@ -758,7 +758,8 @@ fn evaluate(
     (write, changes)
 }
 
-/// Whether two evaluations show the same thing.
+/// Whether two evaluations have the same outcomes. Values seen are not kept: they are the
+/// entity's as it is, read when shown.
 fn same(a: &Evaluation, b: &Evaluation) -> bool {
     a.level == b.level
         && a.score == b.score
@@ -766,7 +767,7 @@ fn same(a: &Evaluation, b: &Evaluation) -> bool {
         && a.rules
             .iter()
             .zip(&b.rules)
-            .all(|(x, y)| x.passed == y.passed && x.value == y.value)
+            .all(|(x, y)| x.passed == y.passed)
 }
 
 fn row(card: &Card, id: &str, key: &Key, s: &Standing) -> ScorecardEntityRow {
@@ -789,9 +790,9 @@ fn rules_json(card: &Card, s: &Standing) -> Value {
             .iter()
             .zip(&s.eval.rules)
             .zip(&s.rule_since)
-            .map(|((r, o), since)| {
-                json!({"rule": r.identifier, "passed": o.passed, "value": o.value, "since": since})
-            })
+            .map(
+                |((r, o), since)| json!({"rule": r.identifier, "passed": o.passed, "since": since}),
+            )
             .collect(),
     )
 }
@@ -827,10 +828,7 @@ fn standings_from_rows(
                     .and_then(|s| s.get("passed"))
                     .and_then(Value::as_bool)
                     .unwrap_or(false),
-                value: s
-                    .and_then(|s| s.get("value"))
-                    .cloned()
-                    .unwrap_or(Value::Null),
+                value: Value::Null,
             });
             since.push(
                 s.and_then(|s| s.get("since"))
@@ -917,19 +915,25 @@ fn team_lists(catalog: &Catalog, card: &Card) -> HashMap<Key, Vec<String>> {
 
 fn standing_json(card: &Card, key: &Key, s: &Standing, catalog: &Catalog) -> Value {
     let sc = card.compiled.scorecard();
+    let entity = catalog.entity_view(&key.0, &key.1);
+    let values = entity.map_or_else(
+        || vec![Value::Null; sc.rules.len()],
+        |e| card.compiled.values(&s.eval, e, catalog),
+    );
     let rules: Vec<Value> = sc
         .rules
         .iter()
         .zip(&s.eval.rules)
         .zip(&s.rule_since)
-        .map(|((r, o), since)| {
+        .zip(values)
+        .map(|(((r, o), since), value)| {
             json!({
                 "identifier": r.identifier,
                 "title": r.title,
                 "level": r.level,
                 "weight": r.weight.unwrap_or(1.0),
                 "passed": o.passed,
-                "value": o.value,
+                "value": value,
                 "since": since,
             })
         })
@@ -949,7 +953,7 @@ fn standing_json(card: &Card, key: &Key, s: &Standing, catalog: &Catalog) -> Val
         "scorecard": sc.identifier,
         "title": sc.title,
         "entity": format!("{}/{}", key.0, key.1),
-        "team": catalog.entity_view(&key.0, &key.1).map(|e| e.record.entity.team.clone()),
+        "team": entity.map(|e| e.record.entity.team.clone()),
         "level": level_of(&card.compiled, s.eval.level),
         "levelIndex": s.eval.level,
         "score": s.eval.score,

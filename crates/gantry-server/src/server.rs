@@ -346,7 +346,7 @@ impl Server {
             .trim_end_matches('/')
             .to_owned();
         // The catalog is loaded before the first request, so none waits for it.
-        let catalog = Arc::new(crate::catalog::CatalogService::new(store.clone()));
+        let catalog = crate::catalog::CatalogService::new(store.clone());
         catalog.sync().await.map_err(store_error)?;
         let public_url: Arc<str> = public_url.into();
         let actions = crate::actions::ActionService::new(

@@ -378,6 +378,10 @@ pub trait Store: Send + Sync {
     /// On PostgreSQL the clock's row lock serialises catalog writers until they commit, so seq
     /// order is commit order across every server sharing the database.
     fn write_catalog<'a>(&'a self, write: &'a CatalogWrite) -> StoreFuture<'a, i64>;
+    /// Applies several writes in one transaction, as one catalog change (one seq): every
+    /// change audited as its own write's. The writes must touch different records (each
+    /// change's expected version is checked against the stored one, not the batch's).
+    fn write_catalogs<'a>(&'a self, writes: &'a [CatalogWrite]) -> StoreFuture<'a, i64>;
     /// The catalog clock: the seq of the last committed catalog write (0 before the first).
     fn catalog_seq(&self) -> StoreFuture<'_, i64>;
     /// Everything written after `since` (0: the whole catalog), read from one snapshot: the

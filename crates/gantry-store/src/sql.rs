@@ -3031,25 +3031,36 @@ macro_rules! sql_store {
             }
 
             fn write_catalog<'a>(&'a self, write: &'a CatalogWrite) -> StoreFuture<'a, i64> {
+                self.write_catalogs(std::slice::from_ref(write))
+            }
+
+            fn write_catalogs<'a>(&'a self, writes: &'a [CatalogWrite]) -> StoreFuture<'a, i64> {
                 Box::pin(async move {
-                    if write.changes.is_empty() {
+                    let joined: Vec<CatalogChange>;
+                    let changes: &[CatalogChange] = match writes {
+                        [one] => &one.changes,
+                        many => {
+                            joined = many.iter().flat_map(|w| w.changes.iter().cloned()).collect();
+                            &joined
+                        }
+                    };
+                    if changes.is_empty() {
                         return self.catalog_seq().await;
                     }
                     // What needs no stored row is prepared before the clock is taken, so other
                     // catalog writers wait for SQL only.
-                    let touched = crate::catalog::touched(&write.changes);
-                    let rows = write
-                        .changes
+                    let touched = crate::catalog::touched(changes);
+                    let rows = changes
                         .iter()
                         .map(crate::catalog::row_text)
                         .collect::<Result<Vec<_>, StoreError>>()?;
-                    let audits = write
-                        .changes
+                    let audits = writes
                         .iter()
-                        .map(|change| {
+                        .flat_map(|w| w.changes.iter().map(move |c| (&w.audit, c)))
+                        .map(|(audit, change)| {
                             let a = crate::catalog::audit_text(change)?;
                             Ok(AuditRow {
-                                audit: &write.audit,
+                                audit,
                                 action: a.action,
                                 resource: a.resource,
                                 before: a.before,
@@ -3058,8 +3069,7 @@ macro_rules! sql_store {
                         })
                         .collect::<Result<Vec<_>, StoreError>>()?;
                     let mut tx = self.writer.begin().await?;
-                    let seq =
-                        write_catalog_tx(&mut tx, &write.changes, &touched, &rows, &audits).await?;
+                    let seq = write_catalog_tx(&mut tx, changes, &touched, &rows, &audits).await?;
                     tx.commit().await?;
                     Ok(seq)
                 })

@@ -53,7 +53,7 @@ pub(crate) async fn api_with(public_url: &str, sso: Option<gantry_server::api::l
         runs.clone(),
         gantry_server::triggers::push::PushKeys::from_secret(&[1; 32]),
     ));
-    let catalog = Arc::new(gantry_server::catalog::CatalogService::new(store.clone()));
+    let catalog = gantry_server::catalog::CatalogService::new(store.clone());
     let actions = gantry_server::actions::ActionService::new(
         store.clone(),
         vault.clone(),

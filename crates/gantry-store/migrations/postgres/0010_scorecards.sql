@@ -36,7 +36,8 @@ CREATE TABLE automations (
 );
 
 -- One row per scorecard and evaluated entity: its level, weighted score, since when it holds
--- that level, and each rule's result (JSON: [{rule, passed, value, since}], in rule order).
+-- that level, and each rule's result (JSON: [{rule, passed, since}], in rule order; the value a
+-- rule sees is the entity's own, read when shown).
 CREATE TABLE scorecard_entities (
     scorecard  TEXT NOT NULL,
     blueprint  TEXT NOT NULL,
