@@ -327,10 +327,17 @@ pub(crate) fn check_text(v: &Value) -> String {
             "▲"
         };
         out.push_str(&format!("{mark} {entity} {line} on {sc}\n"));
-        for (key, label) in [
-            ("newlyFailing", "now failing"),
-            ("newlyPassing", "now passing"),
-        ] {
+        // An entity entering the scorecard lists every rule it fails or passes: none of them
+        // changed, so "now" would be wrong.
+        let labels = if c["from"].is_null() {
+            [("newlyFailing", "failing"), ("newlyPassing", "passing")]
+        } else {
+            [
+                ("newlyFailing", "now failing"),
+                ("newlyPassing", "now passing"),
+            ]
+        };
+        for (key, label) in labels {
             for r in items(c, key) {
                 out.push_str(&format!(
                     "    {label}: {} ({}, {})\n",
@@ -408,7 +415,9 @@ fn scorecard_text(v: &Value) -> String {
         })
         .collect();
     out.push_str(&table(&["RULE", "PASSED"], &rows));
-    if let Some(teams) = s["byTeam"].as_object() {
+    if let Some(teams) = s["byTeam"].as_object().filter(|t| !t.is_empty()) {
+        // A heading, so the teams do not read as more rows of the rules' table.
+        out.push_str("by team:\n");
         for (team, per) in teams {
             let cells: Vec<String> = per
                 .as_object()
@@ -452,12 +461,18 @@ fn entity_text(v: &Value) -> String {
             s["score"].as_f64().unwrap_or(0.0)
         ));
         for r in items(s, "rules") {
+            // A missing value and a relation path that reached nothing read the same to a
+            // person: "nothing", not `null` or `[]`.
+            let seen = match &r["value"] {
+                Value::Null => "nothing".to_owned(),
+                Value::Array(a) if a.is_empty() => "nothing".to_owned(),
+                v => v.to_string(),
+            };
             out.push_str(&format!(
-                "  {} {} [{}]: saw {}\n",
+                "  {} {} [{}]: saw {seen}\n",
                 if r["passed"] == true { "✓" } else { "✗" },
                 r["identifier"].as_str().unwrap_or_default(),
                 r["level"].as_str().unwrap_or_default(),
-                r["value"]
             ));
         }
         let next: Vec<&str> = items(s, "toFixNext")
@@ -612,14 +627,17 @@ mod tests {
                  "newlyFailing": [{"identifier": "on-call", "title": "Has on-call", "level": "Gold"}],
                  "newlyPassing": []},
                 {"scorecard": "prod", "entity": "service/new", "from": null, "to": "Bronze",
-                 "direction": "rise", "newlyFailing": [], "newlyPassing": []},
+                 "direction": "rise",
+                 "newlyFailing": [{"identifier": "on-call", "title": "Has on-call", "level": "Gold"}],
+                 "newlyPassing": []},
             ],
             "drops": 1, "rises": 1,
         });
         assert_eq!(
             check_text(&v),
             "▼ service/checkout drops Gold → Silver on prod\n    now failing: on-call (Has on-call, Gold)\n\
-             ▲ service/new enters at Bronze on prod\n1 drop, 1 rise\n"
+             ▲ service/new enters at Bronze on prod\n    failing: on-call (Has on-call, Gold)\n\
+             1 drop, 1 rise\n"
         );
         assert_eq!(
             check_text(&json!({"changes": [], "drops": 0, "rises": 0})),

@@ -6,6 +6,7 @@ mod agent;
 mod catalog;
 mod cli;
 mod run;
+mod scorecards;
 mod server;
 mod sweep;
 mod triggers;
