@@ -813,5 +813,26 @@ pub async fn start_services(
             a.action_run_finished(row);
         }
     }));
+    // Definitions changed through other servers sharing the database.
+    let (s, a) = (Arc::downgrade(&scorecards), Arc::downgrade(&automations));
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(REFRESH);
+        every.tick().await;
+        loop {
+            every.tick().await;
+            let (Some(s), Some(a)) = (s.upgrade(), a.upgrade()) else {
+                return;
+            };
+            if let Err(e) = s.refresh().await {
+                tracing::warn!(error = %e, "could not read the scorecards");
+            }
+            if let Err(e) = a.reload().await {
+                tracing::warn!(error = %e, "could not read the automations");
+            }
+        }
+    });
     Ok((scorecards, automations))
 }
+
+/// How often definitions changed through other servers are read.
+const REFRESH: std::time::Duration = std::time::Duration::from_secs(5);

@@ -72,6 +72,28 @@ pub struct LevelChanged {
     pub at: DateTime<Utc>,
 }
 
+/// What an evaluation does beyond memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Effects {
+    /// Nothing (another server's change: it stores and tells).
+    None,
+    /// Stores what changed (at start).
+    Store,
+    /// Stores what changed and tells automations of level changes (this server's change).
+    StoreAndTell,
+}
+
+/// A stored scorecard, compiled; `None` (logged) when it no longer reads.
+fn compile_stored(record: &StoredAction) -> Option<CompiledScorecard> {
+    let compiled = serde_json::from_value::<Scorecard>(record.definition.clone())
+        .ok()
+        .and_then(|sc| CompiledScorecard::compile(sc).ok());
+    if compiled.is_none() {
+        tracing::warn!(scorecard = %record.identifier, "stored scorecard no longer compiles; skipped");
+    }
+    compiled
+}
+
 /// Who hears of level changes (the automations).
 pub trait LevelListener: Send + Sync {
     fn level_changed(&self, changes: Vec<LevelChanged>);
@@ -120,45 +142,19 @@ impl ScorecardService {
             listener: OnceLock::new(),
         });
         tokio::spawn(persist_loop(store.clone(), rx));
+        // Following the catalog before evaluating: no change falls in between.
+        catalog.observe(service.clone());
         catalog.sync().await?;
         for record in store.list_definitions(DefinitionKind::Scorecard).await? {
-            let Ok(sc) = serde_json::from_value::<Scorecard>(record.definition.clone()) else {
-                tracing::warn!(scorecard = %record.identifier, "stored scorecard no longer reads; skipped");
-                continue;
-            };
-            let Ok(compiled) = CompiledScorecard::compile(sc) else {
-                tracing::warn!(scorecard = %record.identifier, "stored scorecard no longer compiles; skipped");
+            let Some(compiled) = compile_stored(&record) else {
                 continue;
             };
             let rows = store.load_scorecard_state(&record.identifier).await?;
-            let standings = standings_from_rows(&compiled, rows);
-            let id = record.identifier.clone();
-            let mut state = service.lock();
-            state.cards.insert(
-                id.clone(),
-                Card {
-                    record,
-                    compiled,
-                    standings,
-                },
-            );
-            let index = catalog.read();
-            let card = state.cards.get_mut(&id).expect("just inserted");
-            let keys = all_keys(&index, card.compiled.scorecard());
-            let (write, _) = evaluate(&index, card, &keys, &id, Utc::now(), false);
-            drop(index);
-            drop(state);
-            service.send(write);
+            let stored = standings_from_rows(&compiled, rows);
+            // What changed while no server watched is stored, not fired.
+            service.install(record, compiled, Some(stored), Utc::now(), Effects::Store);
         }
-        for record in store.list_definitions(DefinitionKind::Initiative).await? {
-            if let Ok(i) = serde_json::from_value::<Initiative>(record.definition.clone()) {
-                service
-                    .lock()
-                    .initiatives
-                    .insert(record.identifier.clone(), (record, i));
-            }
-        }
-        catalog.observe(service.clone());
+        service.refresh().await?;
         Ok(service)
     }
 
@@ -227,40 +223,96 @@ impl ScorecardService {
                 audit,
             )
             .await?;
+        self.install(record, compiled, None, audit.at, Effects::StoreAndTell);
+        Ok(true)
+    }
+
+    /// Puts a new or changed scorecard in place and evaluates its blueprint with it.
+    /// `stored`: the standings stored before (at start); otherwise the scorecard's current
+    /// ones carry over to the rules it keeps.
+    fn install(
+        &self,
+        record: StoredAction,
+        compiled: CompiledScorecard,
+        stored: Option<HashMap<Key, Standing>>,
+        at: DateTime<Utc>,
+        effects: Effects,
+    ) {
+        let id = record.identifier.clone();
         let mut state = self.lock();
-        let old = state.cards.remove(&id);
-        let mut card = Card {
-            standings: old
+        let standings = match stored {
+            Some(s) => s,
+            None => state
+                .cards
+                .remove(&id)
                 .map(|old| carry_standings(&old, &compiled))
                 .unwrap_or_default(),
+        };
+        let mut card = Card {
+            standings,
             record,
             compiled,
         };
-        let index = self.catalog.read();
-        let keys = all_keys(&index, card.compiled.scorecard());
-        let mut write = ScorecardStateWrite::default();
-        // Entities of another blueprint (the scorecard moved) leave it.
-        let gone: Vec<Key> = card
-            .standings
-            .keys()
-            .filter(|(bp, _)| *bp != card.compiled.scorecard().blueprint)
-            .cloned()
-            .collect();
-        let (w, changes) = evaluate(
-            &index,
-            &mut card,
-            &keys.into_iter().chain(gone).collect::<Vec<_>>(),
-            &id,
-            audit.at,
-            true,
-        );
-        write.merge(w);
-        drop(index);
+        let (write, changes) = crate::catalog::heavy(true, || {
+            let index = self.catalog.read();
+            let blueprint = card.compiled.scorecard().blueprint.clone();
+            let mut keys = all_keys(&index, card.compiled.scorecard());
+            // Entities of another blueprint (the scorecard moved) leave it.
+            keys.extend(card.standings.keys().filter(|k| k.0 != blueprint).cloned());
+            evaluate(
+                &index,
+                &mut card,
+                &keys,
+                &id,
+                at,
+                effects == Effects::StoreAndTell,
+            )
+        });
         state.cards.insert(id, card);
         drop(state);
-        self.send(write);
+        if effects != Effects::None {
+            self.send(write);
+        }
         self.notify(changes);
-        Ok(true)
+    }
+
+    /// Takes in what other servers changed: scorecards and initiatives added, changed or
+    /// deleted through them. (Their evaluations are theirs to store.)
+    pub async fn refresh(&self) -> Result<(), StoreError> {
+        self.catalog.sync().await?;
+        let records = self
+            .store
+            .list_definitions(DefinitionKind::Scorecard)
+            .await?;
+        let known: HashMap<String, i64> = self
+            .lock()
+            .cards
+            .iter()
+            .map(|(id, c)| (id.clone(), c.record.version))
+            .collect();
+        for record in &records {
+            if known.get(&record.identifier) == Some(&record.version) {
+                continue;
+            }
+            if let Some(compiled) = compile_stored(record) {
+                self.install(record.clone(), compiled, None, Utc::now(), Effects::None);
+            }
+        }
+        self.lock()
+            .cards
+            .retain(|id, _| records.iter().any(|r| &r.identifier == id));
+        let initiatives = self
+            .store
+            .list_definitions(DefinitionKind::Initiative)
+            .await?;
+        self.lock().initiatives = initiatives
+            .into_iter()
+            .filter_map(|r| {
+                let i = serde_json::from_value::<Initiative>(r.definition.clone()).ok()?;
+                Some((r.identifier.clone(), (r, i)))
+            })
+            .collect();
+        Ok(())
     }
 
     pub async fn delete(&self, id: &str, audit: &Audit) -> Result<(), StoreError> {
@@ -532,7 +584,12 @@ impl ScorecardService {
                     "entity": format!("{}/{}", key.0, key.1),
                     "from": name(change.from),
                     "to": name(change.to),
-                    "direction": if change.is_drop() { "drop" } else { "rise" },
+                    "direction": match (change.from, change.to) {
+                        (None, _) => "enter",
+                        (_, None) => "leave",
+                        _ if change.is_drop() => "drop",
+                        _ => "rise",
+                    },
                     "newlyFailing": rules(&change.rules_newly_failing),
                     "newlyPassing": rules(&change.rules_newly_passing),
                 }));
@@ -1026,26 +1083,41 @@ pub(crate) fn definition_record(
     }
 }
 
-/// Writes scorecard state in the background, many changes per transaction; a failed write is
-/// tried again (the state in memory is the truth until it lands).
+/// Rows written per transaction at most, so a whole scorecard's first evaluation never holds
+/// the database's writer long enough to delay the catalog's writes much.
+const ROWS_PER_TRANSACTION: usize = 4_096;
+
+/// Writes scorecard state in the background, many changes per transaction (at most
+/// [`ROWS_PER_TRANSACTION`] rows each); a failed write is tried again (the state in memory is
+/// the truth until it lands).
 async fn persist_loop(store: Arc<dyn Store>, mut rx: mpsc::UnboundedReceiver<ScorecardStateWrite>) {
     while let Some(first) = rx.recv().await {
         let mut write = first;
-        while let Ok(more) = rx.try_recv() {
-            write.merge(more);
-            if write.put.len() > 20_000 {
-                break;
+        while write.put.len() < ROWS_PER_TRANSACTION {
+            match rx.try_recv() {
+                Ok(more) => write.merge(more),
+                Err(_) => break,
             }
         }
-        let mut delay = std::time::Duration::from_millis(50);
-        loop {
-            match store.write_scorecard_state(&write).await {
-                Ok(()) => break,
-                Err(e) => {
-                    tracing::warn!(error = %e, "storing scorecard results failed; trying again");
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(std::time::Duration::from_secs(5));
-                }
+        // Removals and history go first, with the first rows; the rest follow in order.
+        let rest = if write.put.len() > ROWS_PER_TRANSACTION {
+            write.put.split_off(ROWS_PER_TRANSACTION)
+        } else {
+            Vec::new()
+        };
+        let mut parts = vec![write];
+        for chunk in rest.chunks(ROWS_PER_TRANSACTION) {
+            parts.push(ScorecardStateWrite {
+                put: chunk.to_vec(),
+                ..ScorecardStateWrite::default()
+            });
+        }
+        for part in parts {
+            let mut delay = std::time::Duration::from_millis(50);
+            while let Err(e) = store.write_scorecard_state(&part).await {
+                tracing::warn!(error = %e, "storing scorecard results failed; trying again");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(std::time::Duration::from_secs(5));
             }
         }
     }

@@ -105,7 +105,7 @@ crate::sql::sql_store!(
 );
 
 crate::agents::agents_sql!(PostgresStore);
-crate::scorecards::scorecards_sql!(PostgresStore);
+crate::scorecards::scorecards_sql!(PostgresStore, sqlx::Postgres);
 
 /// Bulk writes as one `INSERT … SELECT FROM UNNEST` of a few arrays: one statement however many
 /// rows, about twice as fast as multi-row `VALUES`, whose thousands of parameters PostgreSQL

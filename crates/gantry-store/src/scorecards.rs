@@ -172,56 +172,37 @@ pub(crate) const ENTITY_ROW_COLS: usize = 7;
 pub(crate) const HISTORY_COLS: usize = 7;
 pub(crate) const FIRING_COLS: usize = 6;
 
-/// `INSERT … VALUES (…), (…) ON CONFLICT … DO UPDATE` for `rows` scorecard rows.
-pub(crate) fn upsert_entities_sql(rows: usize) -> String {
+/// `INSERT … VALUES (…), (…) ON CONFLICT … DO UPDATE` for `rows` scorecard rows, with the
+/// backend's placeholders (`?` on SQLite: binding `$n` there costs n² steps).
+pub(crate) fn upsert_entities_sql<D: crate::sql::Dialect>(rows: usize) -> String {
     format!(
         "INSERT INTO scorecard_entities (scorecard, blueprint, identifier, level, score, since, \
          rules) VALUES {} ON CONFLICT (scorecard, blueprint, identifier) DO UPDATE SET \
          level = excluded.level, score = excluded.score, since = excluded.since, \
          rules = excluded.rules",
-        values(rows, ENTITY_ROW_COLS)
+        crate::sql::tuples::<D>(1, rows, ENTITY_ROW_COLS)
     )
 }
 
-pub(crate) fn insert_history_sql(rows: usize) -> String {
+pub(crate) fn insert_history_sql<D: crate::sql::Dialect>(rows: usize) -> String {
     format!(
         "INSERT INTO scorecard_history (scorecard, blueprint, identifier, from_level, to_level, \
          score, at) VALUES {}",
-        values(rows, HISTORY_COLS)
+        crate::sql::tuples::<D>(1, rows, HISTORY_COLS)
     )
 }
 
-pub(crate) fn insert_firings_sql(rows: usize) -> String {
+pub(crate) fn insert_firings_sql<D: crate::sql::Dialect>(rows: usize) -> String {
     format!(
         "INSERT INTO automation_firings (id, automation, event_type, status, at, doc) VALUES {}",
-        values(rows, FIRING_COLS)
+        crate::sql::tuples::<D>(1, rows, FIRING_COLS)
     )
-}
-
-/// `($1, …, $cols), ($cols+1, …) …`: numbered placeholders, which both backends read.
-fn values(rows: usize, cols: usize) -> String {
-    let mut out = String::with_capacity(rows * cols * 5);
-    for r in 0..rows {
-        if r > 0 {
-            out.push_str(", ");
-        }
-        out.push('(');
-        for c in 1..=cols {
-            if c > 1 {
-                out.push_str(", ");
-            }
-            out.push('$');
-            out.push_str(&(r * cols + c).to_string());
-        }
-        out.push(')');
-    }
-    out
 }
 
 /// Expands the SQL of the scorecards section for a backend type with `writer` and `reader`
 /// pools, in the module where `sql_store!` was expanded (it uses its `Tx` and `audit_rows_tx`).
 macro_rules! scorecards_sql {
-    ($store:ty) => {
+    ($store:ty, $db:ty) => {
         impl $store {
             pub(crate) async fn write_scorecard_state_sql(
                 &self,
@@ -263,7 +244,7 @@ macro_rules! scorecards_sql {
                     .map(|(_, r)| r)
                     .collect();
                 for chunk in put.chunks(bulk_rows(ENTITY_ROW_COLS)) {
-                    let sql = upsert_entities_sql(chunk.len());
+                    let sql = upsert_entities_sql::<$db>(chunk.len());
                     let mut q = sqlx::query(&sql);
                     for r in chunk {
                         q = q
@@ -278,7 +259,7 @@ macro_rules! scorecards_sql {
                     q.execute(&mut *tx).await?;
                 }
                 for chunk in w.history.chunks(bulk_rows(HISTORY_COLS)) {
-                    let sql = insert_history_sql(chunk.len());
+                    let sql = insert_history_sql::<$db>(chunk.len());
                     let mut q = sqlx::query(&sql);
                     for h in chunk {
                         q = q
@@ -372,7 +353,7 @@ macro_rules! scorecards_sql {
                 }
                 let mut tx = self.writer.begin().await?;
                 for chunk in firings.chunks(bulk_rows(FIRING_COLS)) {
-                    let sql = insert_firings_sql(chunk.len());
+                    let sql = insert_firings_sql::<$db>(chunk.len());
                     let mut q = sqlx::query(&sql);
                     for f in chunk {
                         q = q
@@ -490,8 +471,9 @@ mod tests {
     }
 
     #[test]
-    fn placeholders_number_row_after_row() {
-        assert_eq!(values(2, 3), "($1, $2, $3), ($4, $5, $6)");
-        assert!(upsert_entities_sql(1).contains("VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT"));
+    fn each_backend_gets_its_placeholders() {
+        assert!(upsert_entities_sql::<sqlx::Postgres>(2)
+            .contains("VALUES ($1, $2, $3, $4, $5, $6, $7), ($8, $9, $10, $11, $12, $13, $14) ON"));
+        assert!(insert_history_sql::<sqlx::Sqlite>(1).ends_with("VALUES (?, ?, ?, ?, ?, ?, ?)"));
     }
 }

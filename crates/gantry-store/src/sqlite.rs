@@ -86,7 +86,7 @@ crate::sql::sql_store!(
 );
 
 crate::agents::agents_sql!(SqliteStore);
-crate::scorecards::scorecards_sql!(SqliteStore);
+crate::scorecards::scorecards_sql!(SqliteStore, sqlx::Sqlite);
 
 /// Bulk writes as multi-row `VALUES` with `?` placeholders (see `sql::Dialect`).
 mod bulk {

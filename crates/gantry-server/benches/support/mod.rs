@@ -132,6 +132,11 @@ where
     F: Fn(String, Backend, std::path::PathBuf) -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
+    // The server's warnings and errors, on standard error.
+    let _ = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::WARN)
+        .with_writer(std::io::stderr)
+        .try_init();
     let backends =
         std::env::var("GANTRY_BENCH_BACKENDS").unwrap_or_else(|_| "sqlite,postgres".to_string());
     let rt = tokio::runtime::Builder::new_multi_thread()

@@ -339,7 +339,8 @@ pub(crate) struct CheckRequest {
 
 /// Evaluates definition documents as they would be after a change, against the server's
 /// scorecards (or the scorecards among the documents), and lists every entity whose level
-/// would rise or drop with the rules behind it. Writes nothing.
+/// would rise or drop (or that would enter or leave a scorecard) with the rules behind it.
+/// Writes nothing.
 #[utoipa::path(
     post,
     path = "/scorecards/check",
@@ -471,12 +472,13 @@ pub(crate) async fn check(
             .scorecards
             .compare(&before, &after, &keys, &scorecards)
     });
-    let drops = changes.iter().filter(|c| c["direction"] == "drop").count();
-    let rises = changes.len() - drops;
+    let count = |d: &str| changes.iter().filter(|c| c["direction"] == d).count();
     Ok(Json(json!({
+        "drops": count("drop"),
+        "rises": count("rise"),
+        "enters": count("enter"),
+        "leaves": count("leave"),
         "changes": changes,
-        "drops": drops,
-        "rises": rises,
     })))
 }
 

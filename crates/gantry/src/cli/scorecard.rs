@@ -321,10 +321,11 @@ pub(crate) fn check_text(v: &Value) -> String {
             (Some(f), None) => format!("leaves (was {f})"),
             (None, None) => continue,
         };
-        let mark = if c["direction"] == "drop" {
-            "▼"
-        } else {
-            "▲"
+        let mark = match c["direction"].as_str() {
+            Some("drop") => "▼",
+            Some("rise") => "▲",
+            Some("enter") => "+",
+            _ => "-",
         };
         out.push_str(&format!("{mark} {entity} {line} on {sc}\n"));
         // An entity entering the scorecard lists every rule it fails or passes: none of them
@@ -356,11 +357,17 @@ pub(crate) fn check_text(v: &Value) -> String {
             format!("{n} {many}")
         }
     };
-    out.push_str(&format!(
-        "{}, {}\n",
+    let mut summary = vec![
         plural(n("drops"), "drop", "drops"),
-        plural(n("rises"), "rise", "rises")
-    ));
+        plural(n("rises"), "rise", "rises"),
+    ];
+    for (key, what) in [("enters", "entering"), ("leaves", "leaving")] {
+        if n(key) > 0 {
+            summary.push(format!("{} {what}", n(key)));
+        }
+    }
+    out.push_str(&summary.join(", "));
+    out.push('\n');
     out
 }
 
@@ -627,17 +634,20 @@ mod tests {
                  "newlyFailing": [{"identifier": "on-call", "title": "Has on-call", "level": "Gold"}],
                  "newlyPassing": []},
                 {"scorecard": "prod", "entity": "service/new", "from": null, "to": "Bronze",
-                 "direction": "rise",
+                 "direction": "enter",
                  "newlyFailing": [{"identifier": "on-call", "title": "Has on-call", "level": "Gold"}],
                  "newlyPassing": []},
+                {"scorecard": "prod", "entity": "service/old", "from": "Gold", "to": null,
+                 "direction": "leave", "newlyFailing": [], "newlyPassing": []},
             ],
-            "drops": 1, "rises": 1,
+            "drops": 1, "rises": 0, "enters": 1, "leaves": 1,
         });
         assert_eq!(
             check_text(&v),
             "▼ service/checkout drops Gold → Silver on prod\n    now failing: on-call (Has on-call, Gold)\n\
-             ▲ service/new enters at Bronze on prod\n    failing: on-call (Has on-call, Gold)\n\
-             1 drop, 1 rise\n"
+             + service/new enters at Bronze on prod\n    failing: on-call (Has on-call, Gold)\n\
+             - service/old leaves (was Gold) on prod\n\
+             1 drop, 0 rises, 1 entering, 1 leaving\n"
         );
         assert_eq!(
             check_text(&json!({"changes": [], "drops": 0, "rises": 0})),

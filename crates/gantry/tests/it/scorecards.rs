@@ -352,12 +352,12 @@ fn scorecard_check_gates_level_drops_and_applies_nothing() {
     ▲ service/finder rises Bronze → Gold on production-readiness
         now passing: on-call (Its team is on call, Silver)
         now passing: paged (Pages through PagerDuty, Gold)
-    ▲ service/fresh enters at Basic on production-readiness
+    + service/fresh enters at Basic on production-readiness
         failing: has-owner (Has an owning team, Bronze)
         failing: on-call (Its team is on call, Silver)
         failing: paged (Pages through PagerDuty, Gold)
         failing: docs (Has docs, Gold)
-    0 drops, 2 rises
+    0 drops, 1 rise, 1 entering
     "#);
 
     // A file that does not parse: where, on stderr; nothing sent.
