@@ -8,7 +8,8 @@
 //! 1. Full evaluation: `PUT /scorecards/{id}` answers once all 100,000 services are evaluated.
 //!    Baseline, in the same run: the same 10 rules asked as 10 catalog searches through
 //!    `POST /entities/search` (what counting the passes without scorecards costs).
-//!    Target: under 2 s.
+//!    Target: under 2 s. Then the time until every row is stored, which the next part waits
+//!    for.
 //! 2. Freshness: 1,000 updates from 8 clients, each `PATCH` flipping a Gold rule and then
 //!    reading the entity's level through `GET …/scorecards`; the latency is from the `PATCH`
 //!    sent to the new level read. Baseline, in the same run before the scorecard exists: the
@@ -309,7 +310,7 @@ async fn bench(name: &str, backend: Backend, dir: &std::path::Path, n: usize, up
     let plain = freshness(&client, &base, &key, &candidates, 0, false).await;
 
     // 1. Full evaluation.
-    let evaluated = Instant::now();
+    let since_put = Instant::now();
     let b = send(
         &client,
         reqwest::Method::PUT,
@@ -318,7 +319,7 @@ async fn bench(name: &str, backend: Backend, dir: &std::path::Path, n: usize, up
         Some(&sc),
     )
     .await;
-    let evaluated = evaluated.elapsed();
+    let evaluated = since_put.elapsed();
     assert_eq!(b["summary"]["total"], n, "{}", b["summary"]);
     let passed: Vec<u64> = b["summary"]["rules"]
         .as_array()
@@ -332,6 +333,22 @@ async fn bench(name: &str, backend: Backend, dir: &std::path::Path, n: usize, up
         passes[..7],
         "the scorecard agrees with the searches"
     );
+
+    // Stored behind: every row in the database (measured, and waited for, so the next part
+    // measures a settled server).
+    let mut stored = evaluated;
+    loop {
+        let rows = store
+            .load_scorecard_state("readiness")
+            .await
+            .expect("rows")
+            .len();
+        stored = stored.max(since_put.elapsed());
+        if rows == n {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 
     // 2. Freshness of levels.
     let fresh = freshness(&client, &base, &key, &candidates, 1, true).await;
@@ -404,9 +421,11 @@ async fn bench(name: &str, backend: Backend, dir: &std::path::Path, n: usize, up
     );
     println!(
         "{name}: full evaluation of {n} services × 10 rules through PUT {:.2} s (the 10 rules \
-         as 10 searches: {:.2} s, ratio {ratio:.2}); target < 2 s",
+         as 10 searches: {:.2} s, ratio {ratio:.2}); target < 2 s; every row stored {:.1} s \
+         after the PUT",
         evaluated.as_secs_f64(),
-        searched.as_secs_f64()
+        searched.as_secs_f64(),
+        stored.as_secs_f64()
     );
     println!(
         "{name}: update → new level read, c={CLIENTS}, 1000 updates: p50 {:.2} ms p99 {:.2} ms \
@@ -430,7 +449,7 @@ async fn bench(name: &str, backend: Backend, dir: &std::path::Path, n: usize, up
         json!({
             "bench": "scorecards", "backend": name, "services": n,
             "full_eval_s": evaluated.as_secs_f64(), "searches_s": searched.as_secs_f64(),
-            "eval_vs_searches": ratio,
+            "eval_vs_searches": ratio, "stored_s": stored.as_secs_f64(),
             "fresh_p50_ms": pct(&fresh, 0.5), "fresh_p99_ms": pct(&fresh, 0.99),
             "plain_p50_ms": pct(&plain, 0.5), "plain_p99_ms": pct(&plain, 0.99),
             "updates": updates, "with_automations_per_s": rate(busy),

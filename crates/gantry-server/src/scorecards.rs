@@ -55,7 +55,68 @@ pub struct Standing {
 struct Card {
     record: StoredAction,
     compiled: CompiledScorecard,
+    info: Arc<CardInfo>,
     standings: HashMap<Key, Standing>,
+}
+
+/// What the writer needs of a scorecard to store its rows.
+struct CardInfo {
+    id: String,
+    levels: Vec<String>,
+    rules: Vec<String>,
+}
+
+impl CardInfo {
+    fn of(compiled: &CompiledScorecard) -> Arc<CardInfo> {
+        Arc::new(CardInfo {
+            id: compiled.scorecard().identifier.clone(),
+            levels: compiled.levels().iter().map(|l| (*l).to_owned()).collect(),
+            rules: compiled
+                .scorecard()
+                .rules
+                .iter()
+                .map(|r| r.identifier.clone())
+                .collect(),
+        })
+    }
+}
+
+/// An evaluation's changes on their way to the store: removals and history as stored, rows
+/// as standings (made into stored rows by the writer, off the evaluating thread).
+#[derive(Default)]
+struct Changes {
+    write: ScorecardStateWrite,
+    rows: Vec<(Arc<CardInfo>, Key, Standing)>,
+}
+
+impl Changes {
+    fn is_empty(&self) -> bool {
+        self.write.is_empty() && self.rows.is_empty()
+    }
+
+    /// The store's write: rows after removals, as the evaluation made them.
+    fn into_write(self) -> ScorecardStateWrite {
+        let mut write = self.write;
+        write.put.extend(self.rows.into_iter().map(|(info, key, s)| {
+            ScorecardEntityRow {
+                scorecard: info.id.clone(),
+                level: info.levels.get(s.eval.level).cloned().unwrap_or_default(),
+                score: s.eval.score,
+                since: s.since,
+                rules: Value::Array(
+                    info.rules
+                        .iter()
+                        .zip(&s.eval.rules)
+                        .zip(&s.rule_since)
+                        .map(|((r, o), since)| json!({"rule": r, "passed": o.passed, "since": since}))
+                        .collect(),
+                ),
+                blueprint: key.0,
+                identifier: key.1,
+            }
+        }));
+        write
+    }
 }
 
 /// A level change, for automations.
@@ -109,7 +170,7 @@ pub struct ScorecardService {
     store: Arc<dyn Store>,
     catalog: Arc<CatalogService>,
     state: Mutex<State>,
-    persist: mpsc::UnboundedSender<ScorecardStateWrite>,
+    persist: mpsc::UnboundedSender<Changes>,
     listener: OnceLock<Arc<dyn LevelListener>>,
 }
 
@@ -167,10 +228,10 @@ impl ScorecardService {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn send(&self, write: ScorecardStateWrite) {
-        if !write.is_empty() {
+    fn send(&self, changes: Changes) {
+        if !changes.is_empty() {
             // The loop ends only with the runtime.
-            let _ = self.persist.send(write);
+            let _ = self.persist.send(changes);
         }
     }
 
@@ -239,37 +300,39 @@ impl ScorecardService {
         effects: Effects,
     ) {
         let id = record.identifier.clone();
-        let mut state = self.lock();
-        let standings = match stored {
-            Some(s) => s,
-            None => state
-                .cards
-                .remove(&id)
-                .map(|old| carry_standings(&old, &compiled))
-                .unwrap_or_default(),
-        };
-        let mut card = Card {
-            standings,
-            record,
-            compiled,
-        };
         let (write, changes) = crate::catalog::heavy(true, || {
+            // The catalog first, then the scorecards: the order every path takes them in.
             let index = self.catalog.read();
+            let mut state = self.lock();
+            let standings = match stored {
+                Some(s) => s,
+                None => state
+                    .cards
+                    .remove(&id)
+                    .map(|old| carry_standings(&old, &compiled))
+                    .unwrap_or_default(),
+            };
+            let mut card = Card {
+                standings,
+                record,
+                info: CardInfo::of(&compiled),
+                compiled,
+            };
             let blueprint = card.compiled.scorecard().blueprint.clone();
             let mut keys = all_keys(&index, card.compiled.scorecard());
             // Entities of another blueprint (the scorecard moved) leave it.
             keys.extend(card.standings.keys().filter(|k| k.0 != blueprint).cloned());
-            evaluate(
+            let out = evaluate(
                 &index,
                 &mut card,
                 &keys,
                 &id,
                 at,
                 effects == Effects::StoreAndTell,
-            )
+            );
+            state.cards.insert(id, card);
+            out
         });
-        state.cards.insert(id, card);
-        drop(state);
         if effects != Effects::None {
             self.send(write);
         }
@@ -337,7 +400,10 @@ impl ScorecardService {
                     at: audit.at,
                 });
             }
-            self.send(write);
+            self.send(Changes {
+                write,
+                rows: Vec::new(),
+            });
         }
         Ok(())
     }
@@ -425,16 +491,10 @@ impl ScorecardService {
 
     /// A scorecard's definition with its summary (per level, per team, per rule).
     pub fn scorecard_json(&self, id: &str) -> Option<Value> {
+        let index = self.catalog.read();
         let state = self.lock();
         let card = state.cards.get(id)?;
-        let index = self.catalog.read();
-        let teams = team_lists(&index, card);
-        let summary = scorecard::summarize(
-            &card.compiled,
-            card.standings
-                .iter()
-                .map(|(k, s)| (&s.eval, teams.get(k).map_or(&[][..], Vec::as_slice))),
-        );
+        let summary = scorecard::summarize(&card.compiled, with_teams(&index, card));
         Some(json!({
             "scorecard": card.record.definition,
             "version": card.record.version,
@@ -454,9 +514,9 @@ impl ScorecardService {
         limit: usize,
         after: Option<&str>,
     ) -> Option<Value> {
+        let index = self.catalog.read();
         let state = self.lock();
         let card = state.cards.get(id)?;
-        let index = self.catalog.read();
         let mut keys: Vec<&Key> = card
             .standings
             .iter()
@@ -486,8 +546,8 @@ impl ScorecardService {
 
     /// Where one entity stands on every scorecard that evaluates it.
     pub fn entity_json(&self, blueprint: &str, identifier: &str) -> Vec<Value> {
-        let state = self.lock();
         let index = self.catalog.read();
+        let state = self.lock();
         let key = (blueprint.to_owned(), identifier.to_owned());
         state
             .cards
@@ -498,6 +558,7 @@ impl ScorecardService {
 
     /// An initiative with its progress, per team.
     pub fn initiative_json(&self, id: &str) -> Option<Value> {
+        let index = self.catalog.read();
         let state = self.lock();
         let (record, i) = state.initiatives.get(id)?;
         let progress = state.cards.get(&i.scorecard).and_then(|card| {
@@ -506,15 +567,7 @@ impl ScorecardService {
                 .levels()
                 .iter()
                 .position(|l| *l == i.target_level)?;
-            let index = self.catalog.read();
-            let teams = team_lists(&index, card);
-            let p = scorecard::progress(
-                &card.compiled,
-                target,
-                card.standings
-                    .iter()
-                    .map(|(k, s)| (&s.eval, teams.get(k).map_or(&[][..], Vec::as_slice))),
-            );
+            let p = scorecard::progress(&card.compiled, target, with_teams(&index, card));
             Some(progress_json(&p))
         });
         Some(json!({
@@ -621,7 +674,7 @@ impl CatalogObserver for ScorecardService {
     fn applied(&self, catalog: &Catalog, applied: &Applied, written: &Group<'_>) {
         let own = !written.is_empty();
         let at = written.first().map_or_else(Utc::now, |w| w.audit.at);
-        let mut write = ScorecardStateWrite::default();
+        let mut writes = Vec::new();
         let mut changes = Vec::new();
         {
             let mut state = self.lock();
@@ -638,12 +691,14 @@ impl CatalogObserver for ScorecardService {
                 }
                 let (w, c) = evaluate(catalog, card, &keys, id, at, own);
                 if own {
-                    write.merge(w);
+                    writes.push(w);
                     changes.extend(c);
                 }
             }
         }
-        self.send(write);
+        for w in writes {
+            self.send(w);
+        }
         self.notify(changes);
     }
 }
@@ -725,8 +780,9 @@ fn evaluate(
     id: &str,
     at: DateTime<Utc>,
     own: bool,
-) -> (ScorecardStateWrite, Vec<LevelChanged>) {
-    let mut write = ScorecardStateWrite::default();
+) -> (Changes, Vec<LevelChanged>) {
+    let mut out = Changes::default();
+    let write = &mut out.write;
     let mut changes = Vec::new();
     let prepared = card.compiled.prepare(catalog);
     let mut done: HashSet<&Key> = HashSet::new();
@@ -807,12 +863,13 @@ fn evaluate(
                     since,
                     rule_since,
                 };
-                write.put.push(row(card, id, key, &standing));
+                out.rows
+                    .push((card.info.clone(), key.clone(), standing.clone()));
                 card.standings.insert(key.clone(), standing);
             }
         }
     }
-    (write, changes)
+    (out, changes)
 }
 
 /// Whether two evaluations have the same outcomes. Values seen are not kept: they are the
@@ -825,33 +882,6 @@ fn same(a: &Evaluation, b: &Evaluation) -> bool {
             .iter()
             .zip(&b.rules)
             .all(|(x, y)| x.passed == y.passed)
-}
-
-fn row(card: &Card, id: &str, key: &Key, s: &Standing) -> ScorecardEntityRow {
-    ScorecardEntityRow {
-        scorecard: id.to_owned(),
-        blueprint: key.0.clone(),
-        identifier: key.1.clone(),
-        level: level_of(&card.compiled, s.eval.level),
-        score: s.eval.score,
-        since: s.since,
-        rules: rules_json(card, s),
-    }
-}
-
-fn rules_json(card: &Card, s: &Standing) -> Value {
-    Value::Array(
-        card.compiled
-            .scorecard()
-            .rules
-            .iter()
-            .zip(&s.eval.rules)
-            .zip(&s.rule_since)
-            .map(
-                |((r, o), since)| json!({"rule": r.identifier, "passed": o.passed, "since": since}),
-            )
-            .collect(),
-    )
 }
 
 /// Standings as stored, for the `since` of each level and rule to survive a restart (the
@@ -957,17 +987,17 @@ fn carry_standings(old: &Card, new: &CompiledScorecard) -> HashMap<Key, Standing
     out
 }
 
-fn team_lists(catalog: &Catalog, card: &Card) -> HashMap<Key, Vec<String>> {
-    card.standings
-        .keys()
-        .map(|k| {
-            let teams = catalog
-                .entity_view(&k.0, &k.1)
-                .map(|e| e.record.entity.team.clone())
-                .unwrap_or_default();
-            (k.clone(), teams)
-        })
-        .collect()
+/// Each standing with its entity's teams, borrowed from the catalog.
+fn with_teams<'a>(
+    catalog: &'a Catalog,
+    card: &'a Card,
+) -> impl Iterator<Item = (&'a Evaluation, &'a [String])> + 'a {
+    card.standings.iter().map(|(k, s)| {
+        let teams = catalog
+            .entity_view(&k.0, &k.1)
+            .map_or(&[][..], |e| e.record.entity.team.as_slice());
+        (&s.eval, teams)
+    })
 }
 
 fn standing_json(card: &Card, key: &Key, s: &Standing, catalog: &Catalog) -> Value {
@@ -1085,17 +1115,17 @@ pub(crate) fn definition_record(
 
 /// Rows written per transaction at most, so a whole scorecard's first evaluation never holds
 /// the database's writer long enough to delay the catalog's writes much.
-const ROWS_PER_TRANSACTION: usize = 4_096;
+const ROWS_PER_TRANSACTION: usize = 1_024;
 
 /// Writes scorecard state in the background, many changes per transaction (at most
 /// [`ROWS_PER_TRANSACTION`] rows each); a failed write is tried again (the state in memory is
 /// the truth until it lands).
-async fn persist_loop(store: Arc<dyn Store>, mut rx: mpsc::UnboundedReceiver<ScorecardStateWrite>) {
+async fn persist_loop(store: Arc<dyn Store>, mut rx: mpsc::UnboundedReceiver<Changes>) {
     while let Some(first) = rx.recv().await {
-        let mut write = first;
+        let mut write = first.into_write();
         while write.put.len() < ROWS_PER_TRANSACTION {
             match rx.try_recv() {
-                Ok(more) => write.merge(more),
+                Ok(more) => write.merge(more.into_write()),
                 Err(_) => break,
             }
         }
