@@ -313,6 +313,26 @@ impl CatalogService {
         audit: &Audit,
         plan: impl Fn(&Catalog) -> Result<Plan<T>, E>,
     ) -> Result<T, WriteError<E>> {
+        self.write_sized(audit, false, plan).await
+    }
+
+    /// [`CatalogService::write`] for writes that may plan many records (bulk upserts, applies,
+    /// blueprint changes): on a large catalog their planning runs off the async scheduler's
+    /// view, so other requests keep being served.
+    pub async fn write_heavy<T, E>(
+        &self,
+        audit: &Audit,
+        plan: impl Fn(&Catalog) -> Result<Plan<T>, E>,
+    ) -> Result<T, WriteError<E>> {
+        self.write_sized(audit, true, plan).await
+    }
+
+    async fn write_sized<T, E>(
+        &self,
+        audit: &Audit,
+        big: bool,
+        plan: impl Fn(&Catalog) -> Result<Plan<T>, E>,
+    ) -> Result<T, WriteError<E>> {
         let chain = current_chain();
         let mut conflicts = 0;
         loop {
@@ -322,7 +342,7 @@ impl CatalogService {
             let planned = {
                 let index = self.read();
                 let index: &Catalog = &index;
-                heavy(index.entity_count() > 20_000, || plan(index))
+                heavy(big && index.entity_count() > 20_000, || plan(index))
             }
             .map_err(WriteError::Refused)?;
             if planned.changes.is_empty() {

@@ -1117,11 +1117,17 @@ pub(crate) fn definition_record(
 /// the database's writer long enough to delay the catalog's writes much.
 const ROWS_PER_TRANSACTION: usize = 1_024;
 
+/// How long the writer waits for more changes before it writes.
+const LINGER: std::time::Duration = std::time::Duration::from_millis(20);
+
 /// Writes scorecard state in the background, many changes per transaction (at most
 /// [`ROWS_PER_TRANSACTION`] rows each); a failed write is tried again (the state in memory is
 /// the truth until it lands).
 async fn persist_loop(store: Arc<dyn Store>, mut rx: mpsc::UnboundedReceiver<Changes>) {
     while let Some(first) = rx.recv().await {
+        // What follows shortly joins it: one transaction (one fsync) for many changes, so the
+        // catalog's own commits rarely wait behind these.
+        tokio::time::sleep(LINGER).await;
         let mut write = first.into_write();
         while write.put.len() < ROWS_PER_TRANSACTION {
             match rx.try_recv() {

@@ -232,7 +232,7 @@ async fn put_blueprint_with(
     let ctx = ctx(caller, source);
     state
         .catalog
-        .write(caller.audit(), |cat| {
+        .write_heavy(caller.audit(), |cat| {
             // The index answers whether it exists; a create of one that does is a conflict.
             if expect == Expect::New && cat.blueprint_record(&bp.identifier).is_some() {
                 return Err(ApiError::new(
@@ -338,7 +338,7 @@ pub(crate) async fn delete_blueprint(
 ) -> Result<StatusCode, ApiError> {
     state
         .catalog
-        .write(caller.audit(), |cat| {
+        .write_heavy(caller.audit(), |cat| {
             if cat.blueprint_record(&blueprint).is_none() {
                 return Err(ApiError::not_found(format!("no blueprint `{blueprint}`")));
             }
@@ -545,7 +545,7 @@ pub(crate) async fn revert_blueprint(
     let ctx = ctx(&caller, &source);
     let saved = state
         .catalog
-        .write(caller.audit(), |cat| {
+        .write_heavy(caller.audit(), |cat| {
             let p = cat
                 .plan_blueprints(vec![(bp.clone(), Expect::Any)], &ctx)
                 .remove(0)
@@ -1170,7 +1170,7 @@ pub(crate) async fn bulk(
     let ctx = ctx(&caller, &source);
     let results = state
         .catalog
-        .write(caller.audit(), |cat| {
+        .write_heavy(caller.audit(), |cat| {
             let inputs: Vec<(Entity, Expect)> = decoded
                 .iter()
                 .filter_map(|d| d.as_ref().ok())
@@ -1460,7 +1460,7 @@ pub(crate) async fn apply(
     defs.apply(&apply, true).await?;
     let mut changes = state
         .catalog
-        .write(caller.audit(), run)
+        .write_heavy(caller.audit(), run)
         .await
         .map_err(from_write)?;
     changes.extend(defs.apply(&apply, a.dry_run).await?);
