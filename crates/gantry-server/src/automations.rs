@@ -220,38 +220,19 @@ impl AutomationService {
     ) -> Result<bool, PutError> {
         self.catalog.sync().await?;
         self.check(&a).map_err(PutError::Invalid)?;
-        let id = a.identifier.clone();
         let definition = serde_json::to_value(&a).unwrap_or(Value::Null);
-        let before = match self
-            .store
-            .get_definition(DefinitionKind::Automation, &id)
-            .await
-        {
-            Ok(b) => Some(b),
-            Err(StoreError::NotFound(_)) => None,
-            Err(e) => return Err(e.into()),
-        };
-        if before
-            .as_ref()
-            .is_some_and(|b| b.definition == definition && b.managed_by == managed_by)
-        {
-            return Ok(false);
-        }
-        let record = crate::scorecards::definition_record(
-            &id,
+        let stored = crate::scorecards::store_definition(
+            self.store.as_ref(),
+            DefinitionKind::Automation,
+            &a.identifier,
             definition,
-            before.as_ref(),
             managed_by,
             audit,
-        );
-        self.store
-            .put_definition(
-                DefinitionKind::Automation,
-                &record,
-                before.as_ref().map(|b| b.version),
-                audit,
-            )
-            .await?;
+        )
+        .await?;
+        if stored.is_none() {
+            return Ok(false);
+        }
         self.reload().await?;
         Ok(true)
     }

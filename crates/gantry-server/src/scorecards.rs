@@ -260,30 +260,18 @@ impl ScorecardService {
         let compiled = self.check(&sc).map_err(PutError::Invalid)?;
         let id = sc.identifier.clone();
         let definition = serde_json::to_value(&sc).unwrap_or(Value::Null);
-        let before = match self
-            .store
-            .get_definition(DefinitionKind::Scorecard, &id)
-            .await
-        {
-            Ok(b) => Some(b),
-            Err(StoreError::NotFound(_)) => None,
-            Err(e) => return Err(e.into()),
-        };
-        if before
-            .as_ref()
-            .is_some_and(|b| b.definition == definition && b.managed_by == managed_by)
-        {
+        let Some(record) = store_definition(
+            self.store.as_ref(),
+            DefinitionKind::Scorecard,
+            &id,
+            definition,
+            managed_by,
+            audit,
+        )
+        .await?
+        else {
             return Ok(false);
-        }
-        let record = definition_record(&id, definition, before.as_ref(), managed_by, audit);
-        self.store
-            .put_definition(
-                DefinitionKind::Scorecard,
-                &record,
-                before.as_ref().map(|b| b.version),
-                audit,
-            )
-            .await?;
+        };
         self.install(record, compiled, None, audit.at, Effects::StoreAndTell);
         Ok(true)
     }
@@ -434,30 +422,18 @@ impl ScorecardService {
         }
         let id = i.identifier.clone();
         let definition = serde_json::to_value(&i).unwrap_or(Value::Null);
-        let before = match self
-            .store
-            .get_definition(DefinitionKind::Initiative, &id)
-            .await
-        {
-            Ok(b) => Some(b),
-            Err(StoreError::NotFound(_)) => None,
-            Err(e) => return Err(e.into()),
-        };
-        if before
-            .as_ref()
-            .is_some_and(|b| b.definition == definition && b.managed_by == managed_by)
-        {
+        let Some(record) = store_definition(
+            self.store.as_ref(),
+            DefinitionKind::Initiative,
+            &id,
+            definition,
+            managed_by,
+            audit,
+        )
+        .await?
+        else {
             return Ok(false);
-        }
-        let record = definition_record(&id, definition, before.as_ref(), managed_by, audit);
-        self.store
-            .put_definition(
-                DefinitionKind::Initiative,
-                &record,
-                before.as_ref().map(|b| b.version),
-                audit,
-            )
-            .await?;
+        };
         self.lock().initiatives.insert(id, (record, i));
         Ok(true)
     }
@@ -1093,8 +1069,35 @@ fn progress_json(p: &scorecard::Progress) -> Value {
     json!({"total": p.total, "atTarget": p.at_target, "share": p.share, "byTeam": by_team})
 }
 
+/// Stores a definition of `kind` unless it is stored so already (`None`); returns its record.
+pub(crate) async fn store_definition(
+    store: &dyn Store,
+    kind: DefinitionKind,
+    id: &str,
+    definition: Value,
+    managed_by: Option<String>,
+    audit: &Audit,
+) -> Result<Option<StoredAction>, StoreError> {
+    let before = match store.get_definition(kind, id).await {
+        Ok(b) => Some(b),
+        Err(StoreError::NotFound(_)) => None,
+        Err(e) => return Err(e),
+    };
+    if before
+        .as_ref()
+        .is_some_and(|b| b.definition == definition && b.managed_by == managed_by)
+    {
+        return Ok(None);
+    }
+    let record = definition_record(id, definition, before.as_ref(), managed_by, audit);
+    store
+        .put_definition(kind, &record, before.as_ref().map(|b| b.version), audit)
+        .await?;
+    Ok(Some(record))
+}
+
 /// A definition's stored record after a change by `audit`'s actor.
-pub(crate) fn definition_record(
+fn definition_record(
     id: &str,
     definition: Value,
     before: Option<&StoredAction>,
@@ -1128,26 +1131,44 @@ async fn persist_loop(store: Arc<dyn Store>, mut rx: mpsc::UnboundedReceiver<Cha
         // What follows shortly joins it: one transaction (one fsync) for many changes, so the
         // catalog's own commits rarely wait behind these.
         tokio::time::sleep(LINGER).await;
-        let mut write = first.into_write();
-        while write.put.len() < ROWS_PER_TRANSACTION {
+        let mut batch = vec![first];
+        let mut rows = batch[0].rows.len();
+        while rows < ROWS_PER_TRANSACTION {
             match rx.try_recv() {
-                Ok(more) => write.merge(more.into_write()),
+                Ok(more) => {
+                    rows += more.rows.len();
+                    batch.push(more);
+                }
                 Err(_) => break,
             }
         }
-        // Removals and history go first, with the first rows; the rest follow in order.
-        let rest = if write.put.len() > ROWS_PER_TRANSACTION {
-            write.put.split_off(ROWS_PER_TRANSACTION)
-        } else {
-            Vec::new()
+        // Making rows into JSON is CPU work (a whole scorecard's is seconds): off the async
+        // threads, so requests keep being answered meanwhile.
+        let parts = tokio::task::spawn_blocking(move || {
+            let mut write = ScorecardStateWrite::default();
+            for changes in batch {
+                write.merge(changes.into_write());
+            }
+            // Removals and history go first, with the first rows; the rest follow in order.
+            let rest = if write.put.len() > ROWS_PER_TRANSACTION {
+                write.put.split_off(ROWS_PER_TRANSACTION)
+            } else {
+                Vec::new()
+            };
+            let mut parts = vec![write];
+            for chunk in rest.chunks(ROWS_PER_TRANSACTION) {
+                parts.push(ScorecardStateWrite {
+                    put: chunk.to_vec(),
+                    ..ScorecardStateWrite::default()
+                });
+            }
+            parts
+        })
+        .await;
+        let Ok(parts) = parts else {
+            tracing::error!("preparing scorecard rows failed; they are stored when their entities next change");
+            continue;
         };
-        let mut parts = vec![write];
-        for chunk in rest.chunks(ROWS_PER_TRANSACTION) {
-            parts.push(ScorecardStateWrite {
-                put: chunk.to_vec(),
-                ..ScorecardStateWrite::default()
-            });
-        }
         for part in parts {
             let mut delay = std::time::Duration::from_millis(50);
             while let Err(e) = store.write_scorecard_state(&part).await {
