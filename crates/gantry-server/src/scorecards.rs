@@ -1166,7 +1166,9 @@ async fn persist_loop(store: Arc<dyn Store>, mut rx: mpsc::UnboundedReceiver<Cha
         })
         .await;
         let Ok(parts) = parts else {
-            tracing::error!("preparing scorecard rows failed; they are stored when their entities next change");
+            tracing::error!(
+                "preparing scorecard rows failed; they are stored when their entities next change"
+            );
             continue;
         };
         for part in parts {
