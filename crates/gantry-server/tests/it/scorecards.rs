@@ -630,3 +630,77 @@ async fn a_condition_that_never_ends_is_stopped_and_reported() {
         "{message}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_that_ends_and_an_entity_deleted_are_events_too() {
+    let api = api().await;
+    model(&api).await;
+    ok(
+        &api,
+        "POST",
+        "/api/v1/blueprints",
+        json!({"identifier": "note", "schema": {"properties": {
+            "status": {"type": "string"}, "workflow": {"type": "string"}}}}),
+    )
+    .await;
+    let (s, b) = api.as_admin("PUT", "/api/v1/workflows/page", PAGE).await;
+    assert!(s.is_success(), "{b}");
+    // Every ended run of `page` is noted in the catalog; every deleted service too.
+    ok(
+        &api,
+        "PUT",
+        "/api/v1/automations/note-runs",
+        json!({
+            "trigger": {"event": "run.finished", "workflow": "page"},
+            "effect": {"entity": {"mode": "upsert", "blueprint": "note",
+                "identifier": "run-{{ .event.run }}",
+                "properties": {"status": "{{ .event.status }}", "workflow": "{{ .after.workflow }}"}}}
+        }),
+    )
+    .await;
+    ok(
+        &api,
+        "PUT",
+        "/api/v1/automations/note-deletions",
+        json!({
+            "trigger": {"event": "entity.deleted", "blueprint": "service"},
+            "condition": ".after == null and .before.identifier == \"legacy\"",
+            "effect": {"entity": {"mode": "create", "blueprint": "note",
+                "identifier": "gone-{{ .event.identifier }}", "properties": {"status": "deleted"}}}
+        }),
+    )
+    .await;
+    let run = ok(
+        &api,
+        "POST",
+        "/api/v1/workflows/page/runs",
+        json!({"parameters": {"service": "s", "from": "a", "to": "b"}}),
+    )
+    .await;
+    let id = run["id"].as_str().unwrap();
+    assert_eq!(finished(&api, id).await["status"], "succeeded");
+    let note = eventually(
+        &api,
+        &format!("/api/v1/blueprints/note/entities?q=identifier%20%3D%20run-{id}"),
+        |b| b["total"] == 1,
+    )
+    .await;
+    assert_eq!(
+        note["items"][0]["properties"]["status"], "succeeded",
+        "{note}"
+    );
+    assert_eq!(note["items"][0]["properties"]["workflow"], "page", "{note}");
+    ok(
+        &api,
+        "DELETE",
+        "/api/v1/blueprints/service/entities/legacy",
+        Value::Null,
+    )
+    .await;
+    eventually(
+        &api,
+        "/api/v1/blueprints/note/entities?q=identifier%20%3D%20gone-legacy",
+        |b| b["total"] == 1,
+    )
+    .await;
+}

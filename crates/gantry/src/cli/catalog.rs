@@ -91,7 +91,7 @@ pub(crate) enum ImportCommand {
 }
 
 /// Every file under the paths with one of the extensions, in a stable order.
-pub(crate) fn collect(paths: &[PathBuf], extensions: &[&str]) -> anyhow::Result<Vec<PathBuf>> {
+fn collect(paths: &[PathBuf], extensions: &[&str]) -> anyhow::Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     for p in paths {
         let meta = std::fs::metadata(p).with_context(|| format!("cannot read {}", p.display()))?;
@@ -255,29 +255,41 @@ async fn send_apply(
     Ok(ExitCode::SUCCESS)
 }
 
-pub(crate) fn apply(c: &Connection, args: ApplyArgs) -> anyhow::Result<ExitCode> {
-    let files = collect(&args.paths, &["yaml", "yml", "json"])?;
+/// The definition documents of the files under `paths`; `Ok(None)` once every problem of
+/// every file has been printed (`file:line:col: message`) with `what_not` ("nothing was
+/// sent").
+pub(crate) fn read_documents(
+    paths: &[PathBuf],
+    what_not: &str,
+) -> anyhow::Result<Option<Vec<Document>>> {
     let mut documents = Vec::new();
     let mut errors = Vec::new();
-    for f in &files {
+    for f in collect(paths, &["yaml", "yml", "json"])? {
         let src =
-            std::fs::read_to_string(f).with_context(|| format!("cannot read {}", f.display()))?;
+            std::fs::read_to_string(&f).with_context(|| format!("cannot read {}", f.display()))?;
         let (docs, errs) = files::parse_file(&f.display().to_string(), &src);
         documents.extend(docs);
         errors.extend(errs);
     }
     errors.extend(files::check_duplicates(&documents));
-    if !errors.is_empty() {
-        for e in &errors {
-            eprintln!("{e}");
-        }
-        eprintln!(
-            "error: {} problem{} in the files; nothing was sent",
-            errors.len(),
-            if errors.len() == 1 { "" } else { "s" }
-        );
-        return Ok(ExitCode::from(1));
+    if errors.is_empty() {
+        return Ok(Some(documents));
     }
+    for e in &errors {
+        eprintln!("{e}");
+    }
+    eprintln!(
+        "error: {} problem{} in the files; {what_not}",
+        errors.len(),
+        if errors.len() == 1 { "" } else { "s" }
+    );
+    Ok(None)
+}
+
+pub(crate) fn apply(c: &Connection, args: ApplyArgs) -> anyhow::Result<ExitCode> {
+    let Some(documents) = read_documents(&args.paths, "nothing was sent")? else {
+        return Ok(ExitCode::from(1));
+    };
     let source = match args.source {
         Some(s) => s,
         None => default_source(&args.paths[0]),

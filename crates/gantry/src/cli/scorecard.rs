@@ -9,12 +9,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use gantry_catalog::files;
 use reqwest::Method;
 use serde_json::{json, Value};
 
 use super::action::{refusal, shown};
-use super::catalog::{collect, document_json};
+use super::catalog::{document_json, read_documents};
 use super::client::{block_on, segment, Client, Connection};
 use super::remote::items;
 use super::render::table;
@@ -192,10 +191,7 @@ pub(crate) fn scorecard(c: &Connection, command: ScorecardCommand) -> anyhow::Re
         }
         ScorecardCommand::Check(_) => unreachable!("handled above"),
     };
-    block_on(async move {
-        let answer = client.send(Method::GET, &path, None).await?;
-        Ok(shown(&answer, format, text))
-    })
+    shown_get(&client, &path, format, text)
 }
 
 pub(crate) fn initiative(c: &Connection, command: InitiativeCommand) -> anyhow::Result<ExitCode> {
@@ -208,10 +204,7 @@ pub(crate) fn initiative(c: &Connection, command: InitiativeCommand) -> anyhow::
             initiative_text,
         ),
     };
-    block_on(async move {
-        let answer = client.send(Method::GET, &path, None).await?;
-        Ok(shown(&answer, format, text))
-    })
+    shown_get(&client, &path, format, text)
 }
 
 pub(crate) fn automation(c: &Connection, command: AutomationCommand) -> anyhow::Result<ExitCode> {
@@ -239,35 +232,26 @@ pub(crate) fn automation(c: &Connection, command: AutomationCommand) -> anyhow::
             (path, format, firings_text)
         }
     };
+    shown_get(&client, &path, format, text)
+}
+
+/// GETs `path` and prints the answer with `text` (or as JSON).
+fn shown_get(
+    client: &Client,
+    path: &str,
+    format: Format,
+    text: fn(&Value) -> String,
+) -> anyhow::Result<ExitCode> {
     block_on(async move {
-        let answer = client.send(Method::GET, &path, None).await?;
+        let answer = client.send(Method::GET, path, None).await?;
         Ok(shown(&answer, format, text))
     })
 }
 
 fn check(c: &Connection, args: &CheckArgs) -> anyhow::Result<ExitCode> {
-    let found = collect(&args.paths, &["yaml", "yml", "json"])?;
-    let mut documents = Vec::new();
-    let mut errors = Vec::new();
-    for f in &found {
-        let src =
-            std::fs::read_to_string(f).with_context(|| format!("cannot read {}", f.display()))?;
-        let (docs, errs) = files::parse_file(&f.display().to_string(), &src);
-        documents.extend(docs);
-        errors.extend(errs);
-    }
-    errors.extend(files::check_duplicates(&documents));
-    if !errors.is_empty() {
-        for e in &errors {
-            eprintln!("{e}");
-        }
-        eprintln!(
-            "error: {} problem{} in the files; nothing was checked",
-            errors.len(),
-            if errors.len() == 1 { "" } else { "s" }
-        );
+    let Some(documents) = read_documents(&args.paths, "nothing was checked")? else {
         return Ok(ExitCode::from(2));
-    }
+    };
     let body = json!({ "documents": documents.iter().map(document_json).collect::<Vec<_>>() });
     let client = Client::new(c)?;
     block_on(async move {
