@@ -85,6 +85,31 @@ struct Submitted {
     reply: tokio::sync::oneshot::Sender<Result<(), StoreError>>,
 }
 
+/// Gives a group's records back (to writers waiting for them) when dropped: after the group
+/// is applied, or when applying it panicked, so no record stays held and no writer waits
+/// forever (the group's writers then get an error: their answer is dropped).
+struct Release<'a> {
+    service: &'a CatalogService,
+    keys: Vec<RecordKey>,
+}
+
+impl Drop for Release<'_> {
+    fn drop(&mut self) {
+        {
+            let mut p = self
+                .service
+                .pending
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            for k in &self.keys {
+                p.exclusive &= !k.0;
+                p.keys.remove(k);
+            }
+        }
+        self.service.applied.notify_waiters();
+    }
+}
+
 /// The writes submitted and not yet applied: those queued, and the group in the store.
 #[derive(Default)]
 struct Pending {
@@ -414,7 +439,12 @@ impl CatalogService {
             let mut deltas = Vec::with_capacity(group.len());
             let mut replies = Vec::with_capacity(group.len());
             let cause = group.first().map(|s| s.chain.clone()).unwrap_or_default();
+            let mut release = Release {
+                service: self,
+                keys: Vec::new(),
+            };
             for s in group {
+                release.keys.extend(record_keys(&s.write.changes));
                 writes.push(s.write);
                 deltas.push(s.delta);
                 replies.push(s.reply);
@@ -448,15 +478,7 @@ impl CatalogService {
                     heavy(delta.entities.len() > 1000, || self.apply(delta, &written));
                 });
             }
-            {
-                let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-                for w in &writes {
-                    for k in record_keys(&w.changes) {
-                        p.exclusive &= !k.0;
-                        p.keys.remove(&k);
-                    }
-                }
-            }
+            drop(release);
             for reply in replies {
                 let _ = reply.send(match &result {
                     Ok(_) => Ok(()),
@@ -464,7 +486,6 @@ impl CatalogService {
                     Err(e) => Err(StoreError::Database(e.to_string())),
                 });
             }
-            self.applied.notify_waiters();
         }
     }
 }
