@@ -21,6 +21,7 @@ use serde_json::{json, Map, Value};
 use super::audit::Caller;
 use super::error::ApiError;
 use super::openapi as doc;
+use super::scorecards::{decode_definition, definition_json};
 use super::ApiState;
 use crate::actions::{
     action_secret_binding, action_secret_scope, run_json, Report, Requester, RunRequest, STATUSES,
@@ -59,35 +60,6 @@ pub(crate) async fn requester(
     })
 }
 
-fn action_json(a: &gantry_store::StoredAction) -> Value {
-    let mut v = a.definition.clone();
-    if let Some(o) = v.as_object_mut() {
-        o.insert("version".into(), json!(a.version));
-        o.insert("createdAt".into(), json!(a.created_at));
-        o.insert("updatedAt".into(), json!(a.updated_at));
-        o.insert("createdBy".into(), json!(a.created_by));
-        o.insert("updatedBy".into(), json!(a.updated_by));
-        if let Some(m) = &a.managed_by {
-            o.insert("managedBy".into(), json!(m));
-        }
-    }
-    v
-}
-
-/// Reads an action definition, every problem with its path.
-pub(crate) fn decode_action(v: Value) -> Result<Action, ApiError> {
-    serde_path_to_error::deserialize::<_, Action>(v).map_err(|e| {
-        let path = e.path().to_string();
-        crate::actions::problems_error(
-            "action",
-            &[gantry_catalog::schema::Problem {
-                path: if path == "." { String::new() } else { path },
-                message: format!("not a valid action: {}", e.inner()),
-            }],
-        )
-    })
-}
-
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(crate) struct ActionQuery {
@@ -118,7 +90,7 @@ pub(crate) async fn list_actions(
                 .as_deref()
                 .is_none_or(|b| a.definition["blueprint"].as_str() == Some(b))
         })
-        .map(action_json)
+        .map(definition_json)
         .collect();
     Ok(Json(json!({ "items": items })))
 }
@@ -140,7 +112,7 @@ pub(crate) async fn get_action(
     Path(identifier): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let a = state.store.get_action(&identifier).await?;
-    Ok(Json(action_json(&a)))
+    Ok(Json(definition_json(&a)))
 }
 
 /// Creates or replaces an action.
@@ -162,25 +134,9 @@ pub(crate) async fn put_action(
     Path(identifier): Path<String>,
     bytes: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let mut body: Value = super::json_body(&bytes)?;
-    if let Some(o) = body.as_object_mut() {
-        o.remove("kind");
-        match o.get("identifier") {
-            None => {
-                o.insert("identifier".into(), json!(identifier));
-            }
-            Some(v) if v != &json!(identifier) => {
-                return Err(ApiError::invalid(
-                    "identifier",
-                    "the identifier differs from the one in the path",
-                ))
-            }
-            Some(_) => {}
-        }
-    }
-    let action = decode_action(body)?;
+    let action: Action = decode_definition("invalid_action", "action", &identifier, &bytes)?;
     let (stored, _) = state.actions.put(action, None, caller.audit()).await?;
-    Ok(Json(action_json(&stored)))
+    Ok(Json(definition_json(&stored)))
 }
 
 /// Deletes an action; its runs stay.

@@ -82,7 +82,7 @@ pub(crate) async fn put_automation(
     Path(identifier): Path<String>,
     bytes: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let a: Automation = decode_definition("automation", &identifier, &bytes)?;
+    let a: Automation = decode_definition("invalid_definition", "automation", &identifier, &bytes)?;
     state
         .automations
         .put(a, None, caller.audit())

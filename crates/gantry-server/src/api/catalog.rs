@@ -95,7 +95,11 @@ fn from_write(e: WriteError<ApiError>) -> ApiError {
 }
 
 /// A JSON document read into a catalog type, with the path of what is wrong.
-fn decode<T: serde::de::DeserializeOwned>(what: &str, v: Value) -> Result<T, Vec<Problem>> {
+/// Reads a definition from JSON; the problem names the refused field's path.
+pub(crate) fn decode<T: serde::de::DeserializeOwned>(
+    what: &str,
+    v: Value,
+) -> Result<T, Vec<Problem>> {
     serde_path_to_error::deserialize::<_, T>(v).map_err(|e| {
         let path = e.path().to_string();
         vec![Problem {

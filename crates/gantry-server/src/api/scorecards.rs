@@ -19,6 +19,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::audit::Caller;
+use super::catalog::decode;
 use super::error::{problems, ApiError};
 use super::openapi as doc;
 use super::ApiState;
@@ -42,8 +43,9 @@ pub(crate) fn definition_json(a: &StoredAction) -> Value {
 }
 
 /// Reads a definition of kind `what` from a request body whose path names `identifier`;
-/// every problem with its path.
+/// every problem with its path, refused with `code`.
 pub(crate) fn decode_definition<T: DeserializeOwned>(
+    code: &'static str,
     what: &str,
     identifier: &str,
     bytes: &Bytes,
@@ -64,18 +66,7 @@ pub(crate) fn decode_definition<T: DeserializeOwned>(
             Some(_) => {}
         }
     }
-    decode_value(what, body).map_err(|ps| problems("invalid_definition", what, &ps))
-}
-
-/// Reads a definition from JSON; the problem names the refused field's path.
-pub(crate) fn decode_value<T: DeserializeOwned>(what: &str, v: Value) -> Result<T, Vec<Problem>> {
-    serde_path_to_error::deserialize::<_, T>(v).map_err(|e| {
-        let path = e.path().to_string();
-        vec![Problem {
-            path: if path == "." { String::new() } else { path },
-            message: format!("not a valid {what}: {}", e.inner()),
-        }]
-    })
+    decode(what, body).map_err(|ps| problems(code, what, &ps))
 }
 
 pub(crate) fn put_error(what: &str, e: PutError) -> ApiError {
@@ -149,7 +140,7 @@ pub(crate) async fn put_scorecard(
     Path(identifier): Path<String>,
     bytes: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let sc: Scorecard = decode_definition("scorecard", &identifier, &bytes)?;
+    let sc: Scorecard = decode_definition("invalid_definition", "scorecard", &identifier, &bytes)?;
     state
         .scorecards
         .put(sc, None, caller.audit())
@@ -373,15 +364,15 @@ pub(crate) async fn check(
             }
         };
         match kind.as_deref() {
-            Some("Blueprint") => match decode_value::<Blueprint>("blueprint", doc) {
+            Some("Blueprint") => match decode::<Blueprint>("blueprint", doc) {
                 Ok(b) => blueprints.push((i, b)),
                 Err(ps) => push(ps),
             },
-            Some("Entity") => match decode_value::<Entity>("entity", doc) {
+            Some("Entity") => match decode::<Entity>("entity", doc) {
                 Ok(e) => entities.push((i, e)),
                 Err(ps) => push(ps),
             },
-            Some("Scorecard") => match decode_value::<Scorecard>("scorecard", doc) {
+            Some("Scorecard") => match decode::<Scorecard>("scorecard", doc) {
                 Ok(s) => match state.scorecards.check(&s) {
                     Ok(_) => scorecards.push(s),
                     Err(ps) => push(ps),
@@ -547,7 +538,7 @@ pub(crate) async fn put_initiative(
     Path(identifier): Path<String>,
     bytes: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let i: Initiative = decode_definition("initiative", &identifier, &bytes)?;
+    let i: Initiative = decode_definition("invalid_definition", "initiative", &identifier, &bytes)?;
     state
         .scorecards
         .put_initiative(i, None, caller.audit())
