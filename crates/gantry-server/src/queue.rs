@@ -121,6 +121,9 @@ struct Remote {
     driver: Option<Driven>,
     /// An end that came before the driver re-attached.
     ended: Option<StepOutcome>,
+    /// The agent's end is being taken (its outputs written): a second end is refused, and a
+    /// driver re-attaching meanwhile still finds the step and gets the end.
+    ending: bool,
     /// The step's metadata API token in this process: the agent's metadata requests are
     /// answered as the step it names.
     token: Option<String>,
@@ -611,6 +614,7 @@ impl QueuedRuntime {
                                 next: Arc::default(),
                                 driver: Some(Driven { cancel, outcome }),
                                 ended: None,
+                                ending: false,
                                 token: step.metadata.as_ref().map(|m| m.token.clone()),
                             }),
                         );
@@ -782,20 +786,20 @@ impl QueuedRuntime {
         outcome: StepOutcome,
         outputs: BTreeMap<String, String>,
     ) -> Result<(), AgentRefusal> {
-        let mut remote = {
+        // The waiter stays in place while the outputs are written, so a driver re-attaching
+        // after a restart meanwhile finds it (and gets the end below).
+        let step_dir = {
             let mut waiters = self.queue.waiters();
-            match waiters.get(id) {
-                Some(Waiter::Remote(r)) if r.worker == worker && r.ended.is_none() => {
-                    match waiters.remove(id) {
-                        Some(Waiter::Remote(r)) => r,
-                        _ => return Err(AgentRefusal::Unknown),
-                    }
+            match waiters.get_mut(id) {
+                Some(Waiter::Remote(r)) if r.worker == worker && r.ended.is_none() && !r.ending => {
+                    r.ending = true;
+                    r.step_dir.clone()
                 }
                 Some(Waiter::Remote(_)) => return Err(AgentRefusal::NotYours),
                 _ => return Err(AgentRefusal::Unknown),
             }
         };
-        let dir = remote.step_dir.join("outputs");
+        let dir = step_dir.join("outputs");
         for (name, value) in &outputs {
             // A name is one path segment: nothing outside `outputs/`.
             if name.is_empty() || name.contains(['/', '\\']) || name.starts_with('.') {
@@ -807,17 +811,20 @@ impl QueuedRuntime {
             }
         }
         let recorded = outcome_json(&outcome);
-        match remote.driver.take() {
-            Some(driver) => {
-                let _ = driver.outcome.send(outcome);
-            }
-            // Adopted at a restart, and its run's driver has not re-attached yet: it finds the
-            // end waiting.
-            None => {
-                remote.ended = Some(outcome);
-                self.queue
-                    .waiters()
-                    .insert(id.to_owned(), Waiter::Remote(remote));
+        {
+            let mut waiters = self.queue.waiters();
+            if let Some(Waiter::Remote(mut remote)) = waiters.remove(id) {
+                match remote.driver.take() {
+                    Some(driver) => {
+                        let _ = driver.outcome.send(outcome);
+                    }
+                    // Adopted at a restart, and its run's driver has not re-attached yet: it
+                    // finds the end waiting.
+                    None => {
+                        remote.ended = Some(outcome);
+                        waiters.insert(id.to_owned(), Waiter::Remote(remote));
+                    }
+                }
             }
         }
         self.queue
@@ -894,6 +901,7 @@ impl QueuedRuntime {
                 next: Arc::new(tokio::sync::Mutex::new(next)),
                 driver: None,
                 ended: None,
+                ending: false,
                 // The token of the process that stopped; the driver brings this one's.
                 token: None,
             }),
