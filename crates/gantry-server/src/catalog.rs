@@ -232,6 +232,10 @@ pub struct CatalogService {
     me: std::sync::Weak<CatalogService>,
     /// Signalled after each group is applied (writers that overlapped one wait for it).
     applied: tokio::sync::Notify,
+    /// Held to write while a group is committed and applied, and to read while the index
+    /// catches up from the store: a catch-up never reads back a group of this server's
+    /// that is committed and not yet applied.
+    gate: tokio::sync::RwLock<()>,
     index: RwLock<Catalog>,
     /// One write at a time through this server.
     writer: tokio::sync::Mutex<()>,
@@ -252,6 +256,7 @@ impl CatalogService {
             observers: RwLock::new(Vec::new()),
             pending: Mutex::new(Pending::default()),
             applied: tokio::sync::Notify::new(),
+            gate: tokio::sync::RwLock::new(()),
             index: RwLock::new(Catalog::default()),
             writer: tokio::sync::Mutex::new(()),
             syncing: tokio::sync::Mutex::new(()),
@@ -311,23 +316,37 @@ impl CatalogService {
         Ok(())
     }
 
+    /// Brings the index up to the store's clock as read now.
+    ///
+    /// A group of this server's own, committed and not yet applied, is waited for rather than
+    /// read back: read back, it would reach the observers as another server's write (no
+    /// level change stored, no automation fired), and its own apply as no change.
     async fn catch_up(&self) -> Result<(), StoreError> {
         let seq = self.store.catalog_seq().await?;
-        let since = self.read().seq();
-        if seq <= since {
+        if self.read().seq() >= seq {
             return Ok(());
         }
+        let _gate = self.gate.read().await;
+        let since = self.read().seq();
+        if since >= seq {
+            // It was this server's own group, applied meanwhile.
+            return Ok(());
+        }
+        let delta = self.changes_since(since).await?;
+        // A large catch-up (the first load) recomputes much: off the async threads.
+        heavy(delta.entities.len() > 1000, || self.apply(delta, &[]));
+        Ok(())
+    }
+
+    async fn changes_since(&self, since: i64) -> Result<Delta, StoreError> {
         let changes = self.store.catalog_changes(since).await?;
-        let delta = Delta {
+        Ok(Delta {
             seq: changes.seq,
             blueprints: changes.blueprints,
             entities: changes.entities,
             deleted_blueprints: changes.deleted_blueprints,
             deleted_entities: changes.deleted_entities,
-        };
-        // A large catch-up (the first load) recomputes much: off the async threads.
-        heavy(delta.entities.len() > 1000, || self.apply(delta, &[]));
-        Ok(())
+        })
     }
 
     /// Plans a write against the current index and commits it with the writes submitted at the
@@ -400,6 +419,7 @@ impl CatalogService {
                 applied.await;
                 continue;
             }
+
             // The group is committed by a task of its own: a caller that goes away (its
             // request cancelled) never leaves a group half done.
             if let Some(me) = self.me.upgrade() {
@@ -439,6 +459,7 @@ impl CatalogService {
             let mut deltas = Vec::with_capacity(group.len());
             let mut replies = Vec::with_capacity(group.len());
             let cause = group.first().map(|s| s.chain.clone()).unwrap_or_default();
+            let gate = self.gate.write().await;
             let mut release = Release {
                 service: self,
                 keys: Vec::new(),
@@ -461,10 +482,21 @@ impl CatalogService {
                     delta.deleted_blueprints.extend(d.deleted_blueprints);
                     delta.deleted_entities.extend(d.deleted_entities);
                 }
-                if *seq != self.read().seq() + 1 {
-                    // Another server wrote in between: catch up through the store first.
-                    if let Err(e) = self.catch_up().await {
-                        tracing::warn!(error = %e, "could not catch the catalog up");
+                let since = self.read().seq();
+                if *seq != since + 1 {
+                    // Another server wrote in between: what it wrote first, read back from
+                    // the store without this group's own records (which reach the observers
+                    // as this server's below).
+                    match self.changes_since(since).await {
+                        Ok(mut theirs) => {
+                            theirs_only(&mut theirs, &mut delta);
+                            heavy(theirs.entities.len() > 1000, || self.apply(theirs, &[]));
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "could not catch the catalog up");
+                            // The clock stays behind the gap, so the next read fills it.
+                            delta.seq = since;
+                        }
                     }
                 }
                 let written: Vec<Written<'_>> = writes
@@ -478,6 +510,7 @@ impl CatalogService {
                     heavy(delta.entities.len() > 1000, || self.apply(delta, &written));
                 });
             }
+            drop(gate);
             drop(release);
             for reply in replies {
                 let _ = reply.send(match &result {
@@ -488,6 +521,95 @@ impl CatalogService {
             }
         }
     }
+}
+
+/// Splits what another server's catch-up read back from this server's own group: a record
+/// both hold at the group's version (or deleted by both) stays only in `ours`; one that
+/// another server changed again after the group stays only in `theirs`, being newer.
+fn theirs_only(theirs: &mut Delta, ours: &mut Delta) {
+    use std::collections::HashMap;
+    let own_entities: HashMap<(&str, &str), i64> = ours
+        .entities
+        .iter()
+        .map(|r| {
+            (
+                (r.entity.blueprint.as_str(), r.entity.identifier.as_str()),
+                r.version,
+            )
+        })
+        .collect();
+    let own_deleted: HashSet<(&str, &str)> = ours
+        .deleted_entities
+        .iter()
+        .map(|(b, i)| (b.as_str(), i.as_str()))
+        .collect();
+    let own_blueprints: HashMap<&str, i64> = ours
+        .blueprints
+        .iter()
+        .map(|r| (r.blueprint.identifier.as_str(), r.version))
+        .collect();
+    let own_deleted_blueprints: HashSet<&str> =
+        ours.deleted_blueprints.iter().map(String::as_str).collect();
+
+    // Keys of ours that another server has changed since: theirs wins.
+    let mut newer: HashSet<(String, String)> = HashSet::new();
+    let mut newer_blueprints: HashSet<String> = HashSet::new();
+    theirs.entities.retain(|r| {
+        let key = (r.entity.blueprint.as_str(), r.entity.identifier.as_str());
+        match own_entities.get(&key) {
+            Some(v) if *v == r.version => false,
+            Some(_) => {
+                newer.insert((key.0.to_owned(), key.1.to_owned()));
+                true
+            }
+            None if own_deleted.contains(&key) => {
+                newer.insert((key.0.to_owned(), key.1.to_owned()));
+                true
+            }
+            None => true,
+        }
+    });
+    theirs.deleted_entities.retain(|(b, i)| {
+        let key = (b.as_str(), i.as_str());
+        if own_deleted.contains(&key) {
+            return false;
+        }
+        if own_entities.contains_key(&key) {
+            newer.insert((b.clone(), i.clone()));
+        }
+        true
+    });
+    theirs.blueprints.retain(|r| {
+        let id = r.blueprint.identifier.as_str();
+        match own_blueprints.get(id) {
+            Some(v) if *v == r.version => false,
+            Some(_) => {
+                newer_blueprints.insert(id.to_owned());
+                true
+            }
+            None if own_deleted_blueprints.contains(id) => {
+                newer_blueprints.insert(id.to_owned());
+                true
+            }
+            None => true,
+        }
+    });
+    theirs.deleted_blueprints.retain(|b| {
+        if own_deleted_blueprints.contains(b.as_str()) {
+            return false;
+        }
+        if own_blueprints.contains_key(b.as_str()) {
+            newer_blueprints.insert(b.clone());
+        }
+        true
+    });
+    ours.entities
+        .retain(|r| !newer.contains(&(r.entity.blueprint.clone(), r.entity.identifier.clone())));
+    ours.deleted_entities.retain(|k| !newer.contains(k));
+    ours.blueprints
+        .retain(|r| !newer_blueprints.contains(&r.blueprint.identifier));
+    ours.deleted_blueprints
+        .retain(|b| !newer_blueprints.contains(b));
 }
 
 /// Runs CPU-heavy work: when `big`, outside the async scheduler's view (on a multi-threaded
@@ -508,4 +630,75 @@ pub enum WriteError<E> {
     /// The plan refused it.
     Refused(E),
     Store(StoreError),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::theirs_only;
+    use gantry_catalog::index::Delta;
+    use gantry_catalog::EntityRecord;
+    use serde_json::json;
+
+    fn record(id: &str, version: i64) -> EntityRecord {
+        serde_json::from_value(json!({
+            "blueprint": "box", "identifier": id, "version": version,
+            "createdAt": "2026-01-01T00:00:00Z", "updatedAt": "2026-01-01T00:00:00Z",
+            "createdBy": "a", "updatedBy": "a"
+        }))
+        .expect("record")
+    }
+
+    fn ids(records: &[EntityRecord]) -> Vec<(String, i64)> {
+        records
+            .iter()
+            .map(|r| (r.entity.identifier.clone(), r.version))
+            .collect()
+    }
+
+    fn key(id: &str) -> (String, String) {
+        ("box".to_owned(), id.to_owned())
+    }
+
+    /// What another server's catch-up read back: this group's own records stay its own;
+    /// what another server changed after the group wins; the rest is theirs.
+    #[test]
+    fn a_catch_up_keeps_theirs_and_leaves_ours_to_the_group() {
+        let mut ours = Delta {
+            seq: 7,
+            entities: vec![
+                record("same", 3),
+                record("overwritten", 2),
+                record("deleted-after", 5),
+            ],
+            deleted_entities: vec![key("gone"), key("recreated")],
+            ..Delta::default()
+        };
+        let mut theirs = Delta {
+            seq: 9,
+            entities: vec![
+                record("same", 3),
+                record("overwritten", 3),
+                record("recreated", 1),
+                record("other", 4),
+            ],
+            deleted_entities: vec![key("gone"), key("deleted-after"), key("elsewhere")],
+            ..Delta::default()
+        };
+        theirs_only(&mut theirs, &mut ours);
+        assert_eq!(
+            ids(&theirs.entities),
+            [
+                ("overwritten".into(), 3),
+                ("recreated".into(), 1),
+                ("other".into(), 4)
+            ]
+        );
+        assert_eq!(
+            theirs.deleted_entities,
+            [key("deleted-after"), key("elsewhere")]
+        );
+        assert_eq!(ids(&ours.entities), [("same".into(), 3)]);
+        assert_eq!(ours.deleted_entities, [key("gone")]);
+        assert_eq!((ours.seq, theirs.seq), (7, 9));
+    }
 }

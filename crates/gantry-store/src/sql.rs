@@ -3096,28 +3096,38 @@ macro_rules! sql_store {
                         sqlx::query_scalar("SELECT seq FROM catalog_clock WHERE id = 1")
                             .fetch_one(&mut *tx)
                             .await?;
-                    let sql = format!(
-                        "SELECT {BLUEPRINT_COLS} FROM blueprints WHERE seq > $1 \
-                         ORDER BY identifier"
-                    );
-                    let blueprints = sqlx::query(&sql)
+                    // Sorted here, not by `ORDER BY`: asked to sort, SQLite walks the whole
+                    // table in key order instead of the few rows the `seq` index finds (tens
+                    // of milliseconds at 100,000 entities, for a catch-up of one write).
+                    let sql = format!("SELECT {BLUEPRINT_COLS} FROM blueprints WHERE seq > $1");
+                    let mut blueprints = sqlx::query(&sql)
                         .bind(since)
                         .fetch_all(&mut *tx)
                         .await?
                         .iter()
                         .map(blueprint_record_from)
                         .collect::<Result<Vec<_>, _>>()?;
-                    let sql = format!(
-                        "SELECT {ENTITY_COLS} FROM entities WHERE seq > $1 \
-                         ORDER BY blueprint, identifier"
-                    );
-                    let entities = sqlx::query(&sql)
+                    blueprints.sort_unstable_by(|a, b| {
+                        a.blueprint.identifier.cmp(&b.blueprint.identifier)
+                    });
+                    // Everything (the first load): one walk of the table beats 100,000 index
+                    // lookups (every row's seq is above 0).
+                    let sql = if since > 0 {
+                        format!("SELECT {ENTITY_COLS} FROM entities WHERE seq > $1")
+                    } else {
+                        format!("SELECT {ENTITY_COLS} FROM entities WHERE $1 = 0")
+                    };
+                    let mut entities = sqlx::query(&sql)
                         .bind(since)
                         .fetch_all(&mut *tx)
                         .await?
                         .iter()
                         .map(entity_record_from)
                         .collect::<Result<Vec<_>, _>>()?;
+                    entities.sort_unstable_by(|a, b| {
+                        (&a.entity.blueprint, &a.entity.identifier)
+                            .cmp(&(&b.entity.blueprint, &b.entity.identifier))
+                    });
                     // A key deleted and re-created since is a row above, not a deletion.
                     let deleted_blueprints: Vec<String> = sqlx::query_scalar(
                         "SELECT DISTINCT t.blueprint FROM catalog_tombstones t \

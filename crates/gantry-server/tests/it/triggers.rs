@@ -4,6 +4,7 @@
 //! their container for real: in Docker (the local `gantry-test/busybox` image) and as a local
 //! process, each a busybox `httpd` whose CGI script emits events through the metadata API.
 
+use crate::PgDatabase;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -1121,64 +1122,6 @@ async fn a_trigger_container_that_cannot_serve_gets_a_clear_error_and_no_interna
 }
 
 // ------------------------------------------------------------------ PostgreSQL
-
-/// A database of its own on the test server (`GANTRY_TEST_POSTGRES_URL`), dropped when this
-/// goes out of scope, also when the test panicked.
-struct PgDatabase {
-    base: String,
-    name: String,
-    url: String,
-}
-
-impl PgDatabase {
-    async fn create(base: &str) -> PgDatabase {
-        use sqlx::Connection;
-        let mut admin = sqlx::PgConnection::connect(base)
-            .await
-            .expect("connect to the test PostgreSQL");
-        let name = format!(
-            "gantry_e2e_{}",
-            gantry_store::new_id().expect("id").to_lowercase()
-        );
-        sqlx::query(&format!("CREATE DATABASE \"{name}\""))
-            .execute(&mut admin)
-            .await
-            .expect("create a database");
-        let _ = admin.close().await;
-        let (head, _) = base.rsplit_once('/').expect("a database in the URL");
-        let url = format!("{head}/{name}");
-        PgDatabase {
-            base: base.to_owned(),
-            name,
-            url,
-        }
-    }
-}
-
-impl Drop for PgDatabase {
-    /// On a thread and runtime of its own: a destructor cannot await.
-    fn drop(&mut self) {
-        let (base, name) = (self.base.clone(), self.name.clone());
-        let dropped = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
-            runtime.block_on(async {
-                use sqlx::Connection;
-                let mut admin = sqlx::PgConnection::connect(&base).await?;
-                sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-                    .execute(&mut admin)
-                    .await?;
-                admin.close().await?;
-                Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
-            })
-        })
-        .join();
-        if !matches!(dropped, Ok(Ok(()))) {
-            eprintln!("could not drop the test database {}", self.name);
-        }
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_postgresql_a_webhook_starts_a_run_and_it_survives_a_restart() {
