@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use gantry_catalog::index::{Applied, Catalog, Expect, WriteContext};
 use gantry_catalog::{Blueprint, Entity, Source};
 use gantry_server::catalog::{CatalogObserver, CatalogService, Group, Plan, WriteError};
-use gantry_store::{SqliteStore, Store, StoreError};
+use gantry_store::{Audit, SqliteStore, Store, StoreError};
 use serde_json::json;
 
 type Key = (String, String);
@@ -52,6 +52,15 @@ fn server(store: &Arc<dyn Store>) -> (Arc<CatalogService>, Arc<Recorder>) {
     (service, recorder)
 }
 
+fn ctx(audit: &Audit) -> WriteContext<'static> {
+    WriteContext {
+        source: &Source::Api,
+        actor: "test",
+        now: audit.at,
+        managed_by: None,
+    }
+}
+
 async fn create_blueprint(service: &CatalogService) {
     let bp: Blueprint = serde_json::from_value(json!({
         "identifier": "box",
@@ -61,14 +70,8 @@ async fn create_blueprint(service: &CatalogService) {
     let audit = crate::audit();
     service
         .write(&audit, |cat| {
-            let ctx = WriteContext {
-                source: &Source::Api,
-                actor: "test",
-                now: audit.at,
-                managed_by: None,
-            };
             let p = cat
-                .plan_blueprints(vec![(bp.clone(), Expect::Any)], &ctx)
+                .plan_blueprints(vec![(bp.clone(), Expect::Any)], &ctx(&audit))
                 .remove(0)
                 .map_err(|problems| format!("{problems:?}"))?;
             let mut plan = Plan::new(());
@@ -100,14 +103,8 @@ async fn increment(service: &CatalogService, id: &str) {
                     "blueprint": "box", "identifier": id, "properties": {"n": n + 1}
                 }))
                 .unwrap();
-                let ctx = WriteContext {
-                    source: &Source::Api,
-                    actor: "test",
-                    now: audit.at,
-                    managed_by: None,
-                };
                 let p = cat
-                    .plan_entities(vec![(entity, Expect::Any)], &[], &ctx)
+                    .plan_entities(vec![(entity, Expect::Any)], &[], &ctx(&audit))
                     .remove(0)
                     .map_err(|problems| format!("{problems:?}"))?;
                 let mut plan = Plan::new(());
